@@ -1,0 +1,125 @@
+"""Start-up checks of a composed config: a bad value stops the run before any work, with one line naming
+the key, the value and what is accepted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from physworld.data.scenes import SCENES
+from physworld.errors import ConfigError
+from physworld.phases import PHASES
+
+
+def _get(cfg: DictConfig, key: str):
+    return OmegaConf.select(cfg, key, throw_on_missing=True)
+
+
+def require(cfg: DictConfig, key: str, ok, accepted: str) -> None:
+    value = _get(cfg, key)
+    try:
+        good = ok(value)
+    except (TypeError, ValueError):
+        good = False
+    if not good:
+        raise ConfigError(f"{key}={value!r} is not accepted: {accepted}")
+
+
+def positive_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def non_negative_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def positive_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+
+
+def non_negative_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+
+
+def dataset_members(dataset: DictConfig) -> list[DictConfig]:
+    """The datasets a `dataset=` choice stands for: its members for a mixture (dataset=all), else itself."""
+    members = dataset.get("members")
+    return list(members.values()) if members else [dataset]
+
+
+def datasets_for(cfg: DictConfig) -> list[dict]:
+    """Plain dicts of the datasets to load, with the `data.max_sequences` / `data.max_frames` caps applied
+    (debug=tiny uses them so that every dataset, dataset=all included, shrinks to a few short sequences)."""
+    data = cfg.get("data") or {}
+    max_sequences, max_frames = data.get("max_sequences"), data.get("max_frames")
+    out = []
+    for member in dataset_members(cfg.dataset):
+        d = OmegaConf.to_container(member, resolve=True)
+        d.pop("members", None)
+        if max_sequences is not None:
+            d["sizes"] = {split: min(n, max_sequences) for split, n in d["sizes"].items()}
+        if max_frames is not None:
+            d["num_frames"] = min(d["num_frames"], max_frames)
+        out.append(d)
+    return out
+
+
+def check_dataset(dataset: DictConfig) -> None:
+    require(dataset, "name", lambda v: v in SCENES, f"one of {sorted(SCENES)}")
+    require(dataset, "num_frames", positive_int, "a positive integer")
+    for split in ("train", "val", "test"):
+        require(dataset, f"sizes.{split}", positive_int, "a positive integer (sequences in the split)")
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise ConfigError for the first bad value. Called by train() before anything is built."""
+    require(cfg, "phase.name", lambda v: v in PHASES, f"one of {sorted(PHASES)}")
+    require(cfg, "seed", non_negative_int, "a non-negative integer")
+    for key in ("phase.batch_size", "phase.seq_len", "phase.max_epochs"):
+        require(cfg, key, positive_int, "a positive integer")
+    require(cfg, "phase.lr", positive_number, "a positive number")
+    require(
+        cfg, "phase.monitor", lambda v: isinstance(v, str) and v.startswith("val/"), "a val/... metric name"
+    )
+    require(cfg, "phase.weight_decay", non_negative_number, "a non-negative number")
+    require(cfg, "data.stride", positive_int, "a positive integer")
+    require(cfg, "data.num_workers", non_negative_int, "a non-negative integer")
+    for key in ("model.vq.num_codes", "model.vq.code_dim", "model.vq.restart_every"):
+        require(cfg, key, positive_int, "a positive integer")
+    require(cfg, "model.vq.commitment_cost", non_negative_number, "a non-negative number")
+    require(
+        cfg,
+        "model.encoder.hidden_channels",
+        lambda v: len(v) >= 1 and all(positive_int(c) for c in v),
+        "a non-empty list of positive integers",
+    )
+    weights = cfg.dataset.get("weights")
+    if weights is not None:
+        names = [d.name for d in dataset_members(cfg.dataset)]
+        require(
+            cfg,
+            "dataset.weights",
+            lambda w: (
+                set(w) <= set(names)
+                and all(non_negative_number(v) for v in w.values())
+                and sum(w.values()) > 0
+            ),
+            f"a mapping from members {names} to non-negative numbers, not all zero",
+        )
+    for key in ("data.max_sequences", "data.max_frames"):
+        require(cfg, key, lambda v: v is None or positive_int(v), "null or a positive integer")
+    for dataset in dataset_members(cfg.dataset):
+        try:
+            check_dataset(dataset)
+        except ConfigError as err:
+            raise ConfigError(f"dataset: {err}") from None
+    for dataset in datasets_for(cfg):
+        if cfg.phase.seq_len > dataset["num_frames"]:
+            raise ConfigError(
+                f"phase.seq_len={cfg.phase.seq_len} is longer than the stored sequences of "
+                f"{dataset['name']} ({dataset['num_frames']} frames): accepted 1..{dataset['num_frames']}"
+            )
+    ckpt = cfg.get("ckpt_path")
+    if ckpt is not None and ckpt != "last" and not Path(ckpt).is_file():
+        raise ConfigError(f"ckpt_path={ckpt!r}: no such checkpoint file")

@@ -1,0 +1,246 @@
+"""Generate datasets once and keep them on disk, memory-mappable, verified, and never half-written.
+
+Layout: `<data_dir>/<name>/<split>/` holds
+  frames.npy   uint8   (N, T, 64, 64, 3)
+  states.npy   float32 (N, T, S)      the physical state per frame (see the scene's STATE_NAMES)
+  actions.npy  float32 (N, T, A)      zeros for passive scenes
+  rewards.npy  float32 (N, T)         only for interactive scenes
+  params.npz   per-sequence parameters drawn by the generator (leading axis N)
+  manifest.json  the spec it was made from (scene, generator version, config, seed, split), shapes, sha256
+
+A split is generated into a hidden temporary folder, in chunks written to memory-mapped files (peak memory
+does not grow with N), hashed, and only then renamed into place: a killed generation leaves nothing that
+loads. A split whose manifest no longer matches the requested spec is regenerated. A lock file serialises
+concurrent generators (DDP ranks, multirun jobs) of the same dataset.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from physworld.data.scenes import SCENES
+from physworld.errors import DataError
+
+FORMAT = 1  # version of this on-disk layout
+SPLITS = ("train", "val", "test")
+CHUNK = 256  # sequences generated per call to the scene; fixed, so output bytes never depend on it
+ACTION_DIM = 2  # every dataset stores 2-D actions (the agent environment's force); zeros when passive
+ARRAYS = ("frames", "states", "actions", "rewards")
+
+
+def spec_for(dataset: dict, split: str, seed: int) -> dict:
+    """Everything that determines a split's bytes. A stored split is reused only if this matches."""
+    scene = SCENES[dataset["name"]]
+    return {
+        "format": FORMAT,
+        "scene": dataset["name"],
+        "version": int(scene.VERSION),
+        "num_frames": int(dataset["num_frames"]),
+        "num_sequences": int(dataset["sizes"][split]),
+        "scene_params": dict(dataset.get("scene") or {}),
+        "seed": int(seed),
+        "split": split,
+    }
+
+
+def split_dir(data_dir: str | Path, name: str, split: str) -> Path:
+    return Path(data_dir) / name / split
+
+
+def regenerate_hint(name: str) -> str:
+    return f"regenerate it with: python scripts/generate_data.py dataset={name} force=true"
+
+
+def ensure_split(data_dir, dataset: dict, split: str, seed: int, force: bool = False, progress=True) -> Path:
+    """Return the folder of a valid split matching the spec, generating it first if needed."""
+    spec = spec_for(dataset, split, seed)
+    path = split_dir(data_dir, dataset["name"], split)
+    if not force and read_manifest(path).get("spec") == spec:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _lock(path.parent / f".{split}.lock"):
+        # Another process may have generated it while we waited for the lock.
+        if not force and read_manifest(path).get("spec") == spec:
+            return path
+        _generate(path, spec, progress=progress)
+    return path
+
+
+def read_manifest(path: Path) -> dict:
+    """The manifest of a split folder, or {} when there is none (or it is unreadable: then it is stale)."""
+    try:
+        return json.loads((Path(path) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def load_split(path: str | Path, verify: bool = True) -> dict[str, np.ndarray]:
+    """Memory-map a split's arrays after checking them against the manifest.
+
+    Shapes and dtypes are always checked (a truncated file fails here, not deep in a worker); with
+    `verify`, the sha256 of each file is checked once and remembered in `verified.json` until the file
+    changes, so repeated loads stay cheap.
+    """
+    path = Path(path)
+    manifest = read_manifest(path)
+    name = manifest.get("spec", {}).get("scene", path.parent.name)
+    if not manifest:
+        raise DataError(f"{path}: no readable manifest.json; {regenerate_hint(name)}")
+    arrays = {}
+    for key, meta in manifest["files"].items():
+        file = path / f"{key}.npy"
+        try:
+            arr = np.load(file, mmap_mode="r")
+        except (OSError, ValueError) as err:
+            raise DataError(f"{file}: unreadable ({err}); {regenerate_hint(name)}") from None
+        if list(arr.shape) != meta["shape"] or str(arr.dtype) != meta["dtype"]:
+            raise DataError(
+                f"{file}: shape {list(arr.shape)} {arr.dtype}, manifest says {meta['shape']} {meta['dtype']}; "
+                f"{regenerate_hint(name)}"
+            )
+        arrays[key] = arr
+    if verify:
+        _verify_hashes(path, manifest, name)
+    return arrays
+
+
+def load_params(path: str | Path) -> dict[str, np.ndarray]:
+    with np.load(Path(path) / "params.npz") as params:
+        return dict(params)
+
+
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _generate(path: Path, spec: dict, progress: bool) -> None:
+    scene = SCENES[spec["scene"]]
+    n, t = spec["num_sequences"], spec["num_frames"]
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{time.time_ns()}"
+    tmp.mkdir(parents=True)
+    try:
+        started = time.perf_counter()
+        out: dict[str, np.ndarray] = {}
+        params: dict[str, list[np.ndarray]] = {}
+        bar = tqdm(
+            total=n,
+            desc=f"generate {spec['scene']}/{spec['split']}",
+            unit="seq",
+            disable=not progress,
+            leave=False,
+        )
+        for start in range(0, n, CHUNK):
+            count = min(CHUNK, n - start)
+            # One independent stream per (seed, scene, split, chunk): disjoint across splits and scenes.
+            rng = np.random.default_rng(
+                [
+                    spec["seed"],
+                    zlib.crc32(spec["scene"].encode()),
+                    SPLITS.index(spec["split"]),
+                    start // CHUNK,
+                ]
+            )
+            batch = scene.generate(rng, count, t, spec["scene_params"])
+            chunk = {
+                "frames": batch.frames,
+                "states": batch.states,
+                "actions": (
+                    batch.actions
+                    if batch.actions is not None
+                    else np.zeros((count, t, ACTION_DIM), np.float32)
+                ),
+                "rewards": batch.rewards,
+            }
+            for key, value in chunk.items():
+                if value is None:
+                    continue
+                if key not in out:
+                    out[key] = np.lib.format.open_memmap(
+                        tmp / f"{key}.npy", mode="w+", dtype=value.dtype, shape=(n, *value.shape[1:])
+                    )
+                out[key][start : start + count] = value
+            for key, value in batch.params.items():
+                params.setdefault(key, []).append(np.asarray(value))
+            bar.update(count)
+        bar.close()
+        files = {}
+        for key, arr in out.items():
+            arr.flush()
+            files[key] = {"shape": list(arr.shape), "dtype": str(arr.dtype), "sha256": None}
+        del out  # close the memmaps before hashing and renaming
+        for key in files:
+            files[key]["sha256"] = _sha256(tmp / f"{key}.npy")
+        np.savez(tmp / "params.npz", **{k: np.concatenate(v) for k, v in params.items()})
+        manifest = {
+            "spec": spec,
+            "files": files,
+            "state_names": list(scene.STATE_NAMES),
+            "positions": [list(p) for p in scene.POSITIONS],
+            "generated_in_s": round(time.perf_counter() - started, 2),
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        _replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _replace(new: Path, path: Path) -> None:
+    """Move a finished folder into place; an old (stale) folder is moved aside first, then deleted."""
+    old = None
+    if path.exists():
+        old = path.parent / f".{path.name}.old-{os.getpid()}-{time.time_ns()}"
+        path.rename(old)
+    new.rename(path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with open(file, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verify_hashes(path: Path, manifest: dict, name: str) -> None:
+    stamp_file = path / "verified.json"
+    try:
+        stamps = json.loads(stamp_file.read_text())
+    except (OSError, ValueError):
+        stamps = {}
+    changed = False
+    for key, meta in manifest["files"].items():
+        st = (path / f"{key}.npy").stat()
+        stamp = [st.st_size, st.st_mtime_ns, meta["sha256"]]
+        if stamps.get(key) == stamp:
+            continue
+        if _sha256(path / f"{key}.npy") != meta["sha256"]:
+            raise DataError(
+                f"{path / f'{key}.npy'}: sha256 does not match the manifest; {regenerate_hint(name)}"
+            )
+        stamps[key] = stamp
+        changed = True
+    if changed:
+        with contextlib.suppress(OSError):  # a read-only data dir still loads; it just hashes every time
+            stamp_file.write_text(json.dumps(stamps))
+
+
+@contextlib.contextmanager
+def _lock(file: Path):
+    with open(file, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,1 @@
+"""torchmetrics-based metrics shared by the phases and callbacks."""

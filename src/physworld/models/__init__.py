@@ -1,0 +1,1 @@
+"""Networks (plain nn.Modules, no Lightning, no Hydra): built from plain values."""

@@ -1,0 +1,127 @@
+"""Vector quantiser of VQ-VAE (van den Oord et al., 2017, "Neural Discrete Representation Learning").
+
+This is the MPS-safe variant of the seed's Failure 1: the codebook is learned by gradients through the
+codebook and commitment losses only, with no EMA statistics and no scatter ops, so every op here runs on
+CUDA, CPU and Apple's MPS alike.
+
+    L_vq = ||sg[z_e] - z_q||^2 + beta * ||z_e - sg[z_q]||^2
+
+The first term moves the codes towards the encoder outputs, the second (the commitment term, beta = 0.25)
+keeps the encoder close to its codes. Two slips in the seed's listing are corrected here: it swaps the two
+terms (beta weighs the codebook term), it drops ||e_k||^2 from the distance (so argmin favours large codes),
+and it returns z_q without the straight-through estimator (so no reconstruction gradient reaches the encoder).
+
+Two remedies for codebook collapse (few codes used, the rest dead), both MPS-safe (one_hot + sum counts,
+no scatter):
+- data-dependent initialisation: the first training batch's encoder outputs become the codes, so every code
+  starts where the data is (as k-means seeding does);
+- dead-code restart (Dhariwal et al., 2020, "Jukebox"): every `restart_every` training steps, codes used
+  fewer than `restart_threshold` times the uniform share over those steps are moved to random encoder
+  outputs of the current batch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+class VectorQuantizer(nn.Module):
+    def __init__(
+        self,
+        num_codes: int = 512,
+        code_dim: int = 192,
+        commitment_cost: float = 0.25,
+        init_from_data: bool = True,
+        restart_dead_codes: bool = False,
+        restart_threshold: float = 0.01,
+        restart_every: int = 100,
+    ):
+        super().__init__()
+        self.num_codes, self.code_dim, self.commitment_cost = num_codes, code_dim, commitment_cost
+        self.restart_dead_codes, self.restart_threshold = restart_dead_codes, restart_threshold
+        self.restart_every = restart_every
+        self.embedding = nn.Embedding(num_codes, code_dim)
+        nn.init.uniform_(self.embedding.weight, -1.0 / num_codes, 1.0 / num_codes)
+        # Buffers, so they are checkpointed: whether the data init is still to do, and assignments per code
+        # since the last dead-code check.
+        self.register_buffer("needs_init", torch.tensor(bool(init_from_data)))
+        self.register_buffer("window_counts", torch.zeros(num_codes))
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """z (B, C, H, W) -> quantized (B, C, H, W) with straight-through gradients, indices (B, H, W), loss."""
+        b, c, h, w = z.shape
+        flat = z.permute(0, 2, 3, 1).reshape(-1, c)  # (B*H*W, C)
+        if self.training and bool(self.needs_init):
+            self._init_from(flat.detach())
+        indices = self.nearest(flat)  # (B*H*W,)
+        codes = self.embedding(indices)  # (B*H*W, C)
+        loss = F.mse_loss(codes, flat.detach()) + self.commitment_cost * F.mse_loss(flat, codes.detach())
+        quantized = flat + (codes - flat).detach()  # straight-through: forward = codes, backward = identity
+        if self.training and self.restart_dead_codes:
+            self._track_and_restart(flat.detach(), indices)
+        quantized = quantized.view(b, h, w, c).permute(0, 3, 1, 2)  # (B, C, H, W)
+        return quantized, indices.view(b, h, w), loss
+
+    @torch.no_grad()
+    def nearest(self, flat: torch.Tensor) -> torch.Tensor:
+        """Index of the nearest code (squared Euclidean) for each row of flat (N, C) -> (N,)."""
+        weight = self.embedding.weight  # (K, C)
+        distances = (
+            flat.pow(2).sum(1, keepdim=True) - 2 * flat @ weight.t() + weight.pow(2).sum(1)[None, :]
+        )  # (N, K)
+        return distances.argmin(1)
+
+    def lookup(self, indices: torch.Tensor) -> torch.Tensor:
+        """indices (B, H, W) -> codes (B, C, H, W)."""
+        return self.embedding(indices).permute(0, 3, 1, 2)
+
+    @staticmethod
+    def counts(indices: torch.Tensor, num_codes: int) -> torch.Tensor:
+        """How often each code is used: indices (any shape) -> float (K,). one_hot + sum: no scatter (MPS)."""
+        return F.one_hot(indices.reshape(-1), num_codes).sum(0).float()
+
+    @torch.no_grad()
+    def _sample_rows(self, flat: torch.Tensor, n: int) -> torch.Tensor:
+        """n random rows of flat (without replacement when there are enough), identical on every rank."""
+        if flat.shape[0] >= n:
+            pick = torch.randperm(flat.shape[0], device=flat.device)[:n]
+        else:
+            pick = torch.randint(0, flat.shape[0], (n,), device=flat.device)
+        rows = flat[pick].to(self.embedding.weight.dtype)
+        if _distributed():
+            dist.broadcast(rows, src=0)
+        return rows
+
+    @torch.no_grad()
+    def _init_from(self, flat: torch.Tensor) -> None:
+        rows = self._sample_rows(flat, self.num_codes)
+        # A little noise separates duplicates when the batch has fewer distinct vectors than codes.
+        noise = torch.randn_like(rows) * rows.std().clamp_min(1e-6) * 1e-2
+        if _distributed():
+            dist.broadcast(noise, src=0)
+        self.embedding.weight.data.copy_(rows + noise)
+        self.needs_init.fill_(False)
+
+    @torch.no_grad()
+    def _track_and_restart(self, flat: torch.Tensor, indices: torch.Tensor) -> None:
+        counts = self.counts(indices, self.num_codes)
+        if _distributed():
+            dist.all_reduce(counts)  # every rank sees the same usage, so restarts stay identical
+        self.window_counts += counts
+        self.steps += 1
+        if int(self.steps) % self.restart_every:
+            return
+        uniform_share = self.window_counts.sum() / self.num_codes
+        dead = self.window_counts < self.restart_threshold * uniform_share
+        self.window_counts.zero_()
+        num_dead = int(dead.sum())
+        if num_dead:
+            self.embedding.weight.data[dead] = self._sample_rows(flat, num_dead)

@@ -1,0 +1,7 @@
+"""LightningModules, one per `phase=<name>`."""
+
+from physworld.phases.reconstruction import ReconstructionPhase
+
+PHASES = {
+    "reconstruction": ReconstructionPhase,
+}

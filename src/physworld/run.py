@@ -1,0 +1,110 @@
+"""train(cfg): build everything from the composed config in a visible order, fit, test, return metrics."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import hydra
+import lightning as L
+from lightning.pytorch.utilities import rank_zero_info
+from omegaconf import DictConfig, OmegaConf
+
+from physworld.callbacks.metrics_file import scalar_metrics, write_metrics
+from physworld.config import check_config, dataset_members, datasets_for
+from physworld.data.datamodule import VideoDataModule
+from physworld.phases import PHASES
+
+
+def plain(node) -> dict | list:
+    """A config node as plain Python values (what the phases store as hyperparameters)."""
+    return OmegaConf.to_container(node, resolve=True)
+
+
+def build_datamodule(cfg: DictConfig) -> VideoDataModule:
+    members = dataset_members(cfg.dataset)
+    weights = cfg.dataset.get("weights")
+    if weights is not None:  # a mapping name -> weight; members left out get weight 0
+        weights = [float(weights.get(d.name, 0.0)) for d in members]
+    return VideoDataModule(
+        datasets=datasets_for(cfg),
+        data_dir=cfg.paths.data_dir,
+        seed=cfg.seed,
+        seq_len=cfg.phase.seq_len,
+        batch_size=cfg.phase.batch_size,
+        stride=cfg.data.stride,
+        num_workers=cfg.data.num_workers,
+        pin_memory=cfg.data.pin_memory,
+        persistent_workers=cfg.data.persistent_workers,
+        weights=weights,
+    )
+
+
+def build_phase(cfg: DictConfig) -> L.LightningModule:
+    return PHASES[cfg.phase.name](model=plain(cfg.model), phase=plain(cfg.phase))
+
+
+def build_loggers(cfg: DictConfig) -> list:
+    loggers = []
+    for name, node in (cfg.get("logger") or {}).items():
+        if node is None or "_target_" not in node:
+            continue
+        if "wandb" in name:
+            # No account and no network must still work: offline unless the user chose a mode or has a key.
+            if "WANDB_MODE" not in os.environ and "WANDB_API_KEY" not in os.environ:
+                os.environ["WANDB_MODE"] = "offline"
+            Path(node.save_dir).mkdir(parents=True, exist_ok=True)
+            tags = [*cfg.get("tags", []), cfg.phase.name, cfg.dataset.name]
+            loggers.append(hydra.utils.instantiate(node, tags=tags))
+            continue
+        loggers.append(hydra.utils.instantiate(node))
+    return loggers
+
+
+def build_callbacks(cfg: DictConfig) -> list:
+    return [
+        hydra.utils.instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node is not None
+    ]
+
+
+def format_counts(counts: dict[str, int]) -> str:
+    return "parameters: " + ", ".join(f"{name} {n:,}" for name, n in counts.items())
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit and/or test the phase chosen by `phase=`; write `<run dir>/metrics.json`; return its metrics."""
+    check_config(cfg)
+    L.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+
+    datamodule = build_datamodule(cfg)
+    phase = build_phase(cfg)
+    rank_zero_info(format_counts(phase.parameter_counts()))
+    callbacks = build_callbacks(cfg)
+    loggers = build_loggers(cfg)
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    for logger in loggers:
+        logger.log_hyperparams({"config": plain(cfg), "parameters": phase.parameter_counts()})
+
+    metrics: dict[str, float] = {}
+    try:
+        if cfg.train:
+            trainer.fit(phase, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            metrics.update(scalar_metrics(trainer.callback_metrics))
+        if cfg.test:
+            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            ckpt = best or (None if cfg.train else cfg.get("ckpt_path"))
+            trainer.test(phase, datamodule=datamodule, ckpt_path=ckpt)
+            metrics.update(scalar_metrics(trainer.callback_metrics))
+        if trainer.is_global_zero:
+            path = write_metrics(output_dir / "metrics.json", metrics)
+            rank_zero_info(f"metrics: {path}")
+            if trainer.checkpoint_callback and trainer.checkpoint_callback.dirpath:
+                rank_zero_info(f"checkpoints: {trainer.checkpoint_callback.dirpath}")
+    finally:
+        if any(type(lg).__name__ == "WandbLogger" for lg in loggers):
+            import wandb
+
+            wandb.finish()  # each job of a multirun is its own W&B run
+    return metrics

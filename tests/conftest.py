@@ -1,0 +1,45 @@
+"""Shared fixtures: compose the real configs with Hydra's compose API, writing only under tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+
+
+def compose_raw(overrides=(), config_name: str = "train"):
+    """The config `python train.py <overrides>` would see, paths as they are."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(
+            config_name=config_name,
+            overrides=[f"paths.root_dir={ROOT}", *overrides],
+            return_hydra_config=True,
+        )
+    HydraConfig.instance().set_config(cfg)  # so ${hydra:...} interpolations resolve
+    return cfg
+
+
+def compose_config(tmp_path: Path, overrides=(), config_name: str = "train"):
+    """The config `python train.py <overrides>` would see, with data and outputs under tmp_path."""
+    cfg = compose_raw(overrides, config_name)
+    with open_dict(cfg):
+        del cfg["hydra"]  # as in a real run: @hydra.main hands the task config without the hydra node
+        cfg.paths.output_dir = str(tmp_path / "run")
+        cfg.paths.data_dir = str(tmp_path / "data")
+    return cfg
+
+
+@pytest.fixture
+def make_cfg(tmp_path):
+    def make(*overrides, config_name="train"):
+        return compose_config(tmp_path, overrides, config_name)
+
+    return make

@@ -1,0 +1,150 @@
+"""train.py and scripts/generate_data.py as a user runs them: outputs on success, one-line errors on bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from physworld.config import check_config
+from physworld.errors import ConfigError
+from tests.conftest import ROOT
+
+
+def run(args, tmp_path, env=None):
+    env = {**os.environ, "PHYSWORLD_DATA_DIR": str(tmp_path / "data"), **(env or {})}
+    return subprocess.run(
+        [sys.executable, *args, f"paths.log_dir={tmp_path / 'outputs'}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_train_writes_checkpoint_and_metrics(tmp_path):
+    result = run(
+        [
+            "train.py",
+            "phase=reconstruction",
+            "dataset=moving_mnist",
+            "debug=tiny",
+            f"paths.data_dir={tmp_path / 'data'}",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = list((tmp_path / "outputs" / "train" / "runs").iterdir())
+    assert len(runs) == 1 and runs[0].name.endswith("_reconstruction_moving_mnist")
+    assert (runs[0] / "checkpoints" / "last.ckpt").is_file()
+    metrics = json.loads((runs[0] / "metrics.json").read_text())
+    assert metrics["test/recon_psnr"] > 0
+    assert "parameters: encoder" in result.stdout + result.stderr
+
+
+def test_multirun_jobs_get_their_own_folders(tmp_path):
+    result = run(
+        [
+            "train.py",
+            "-m",
+            "debug=tiny",
+            "trainer.fast_dev_run=true",
+            "logger=none",
+            f"paths.data_dir={tmp_path / 'data'}",
+            "model.vq.num_codes=16,32",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    sweeps = list((tmp_path / "outputs" / "train" / "multirun").iterdir())
+    assert len(sweeps) == 1
+    assert sorted(p.name for p in sweeps[0].iterdir() if p.is_dir()) == ["0", "1"]
+    for job in ("0", "1"):
+        assert (sweeps[0] / job / "metrics.json").is_file()
+
+
+def test_wandb_logger_works_offline(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "debug=tiny",
+            "logger=wandb",
+            f"paths.log_dir={tmp_path / 'outputs'}",
+            f"paths.data_dir={tmp_path / 'data'}",
+        ],
+        cwd=ROOT,
+        env={**env, "WANDB_SILENT": "true"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    run_dir = next((tmp_path / "outputs" / "train" / "runs").iterdir())
+    offline = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(offline) == 1 and any(offline[0].rglob("*.wandb"))
+    assert (run_dir / "metrics.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("dataset=nope", "Available options in 'dataset'"),
+        ("phase=nope", "Available options in 'phase'"),
+        ("phase.batch_size=-4", "phase.batch_size=-4 is not accepted: a positive integer"),
+        ("ckpt_path=/no/such.ckpt", "ckpt_path='/no/such.ckpt': no such checkpoint file"),
+    ],
+)
+def test_bad_input_is_one_clear_line(tmp_path, override, expected):
+    result = run(["train.py", "debug=tiny", override], tmp_path)
+    assert result.returncode != 0
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "data").exists()  # stopped before generating anything
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("model.vq.num_codes=0", "model.vq.num_codes"),
+        ("phase.lr=-1", "phase.lr"),
+        ("dataset.sizes.train=-3", "sizes.train"),
+        ("model.encoder.hidden_channels=[8,-1]", "model.encoder.hidden_channels"),
+        ("data.num_workers=-1", "data.num_workers"),
+        ("phase.max_epochs=1.5", "phase.max_epochs"),
+        ("phase.seq_len=50", "phase.seq_len=50 is longer than the stored sequences"),
+    ],
+)
+def test_config_checks_name_the_key(make_cfg, override, key):
+    with pytest.raises(ConfigError, match=re.escape(key)) as err:
+        check_config(make_cfg("debug=tiny", override))
+    assert "\n" not in str(err.value)
+
+
+def test_generate_data_cli(tmp_path):
+    result = run(
+        [
+            "scripts/generate_data.py",
+            "dataset.sizes.train=3",
+            "dataset.sizes.val=2",
+            "dataset.sizes.test=2",
+            "dataset.num_frames=4",
+            "seed=3",
+            f"paths.data_dir={tmp_path / 'd'}",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "moving_mnist/train: 3 sequences x 4 frames" in result.stdout
+    manifest = json.loads((tmp_path / "d" / "moving_mnist" / "train" / "manifest.json").read_text())
+    assert manifest["spec"]["seed"] == 3
+    bad = run(
+        ["scripts/generate_data.py", "dataset.sizes.train=0", f"paths.data_dir={tmp_path / 'd'}"], tmp_path
+    )
+    assert bad.returncode == 2 and "sizes.train=0" in bad.stderr and "Traceback" not in bad.stderr

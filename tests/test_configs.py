@@ -1,0 +1,64 @@
+"""Every option of every config group composes and resolves."""
+
+from __future__ import annotations
+
+import pytest
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
+
+from tests.conftest import CONFIGS, ROOT, compose_raw
+
+GROUPS = ["phase", "dataset", "model", "trainer", "callbacks", "logger", "experiment", "debug"]
+OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONFIGS / g).glob("*.yaml"))]
+
+
+def test_every_group_has_options():
+    found = {g for g, _ in OPTIONS}
+    assert found == set(GROUPS)
+
+
+@pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
+def test_option_composes_and_resolves(make_cfg, group, option):
+    cfg = make_cfg(f"{group}={option}")
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert resolved["phase"]["name"] in {"reconstruction"}
+    assert resolved["trainer"]["max_epochs"] == resolved["phase"]["max_epochs"]
+    if group not in ("debug", "experiment"):
+        assert HydraConfig.get().runtime.choices[group] == option
+
+
+def test_defaults_are_the_seeds(make_cfg):
+    cfg = make_cfg()
+    assert cfg.phase.name == "reconstruction" and cfg.dataset.name == "moving_mnist"
+    assert cfg.phase.lr == 5e-5 and cfg.phase.batch_size == 16 and cfg.phase.max_epochs == 5
+    assert cfg.model.encoder.hidden_channels == [64, 128] and cfg.model.vq.code_dim == 192
+    assert cfg.model.vq.num_codes == 512 and cfg.model.vq.commitment_cost == 0.25
+    assert cfg.model.decoder.skip is False
+    assert cfg.trainer.accelerator == "auto"
+    assert cfg.dataset.num_frames == 20 and cfg.dataset.sizes.train == 10000
+
+
+def test_data_dir_follows_environment(monkeypatch):
+    monkeypatch.delenv("PHYSWORLD_DATA_DIR", raising=False)
+    assert compose_raw().paths.data_dir == f"{ROOT}/data"
+    monkeypatch.setenv("PHYSWORLD_DATA_DIR", "/somewhere/data")
+    assert compose_raw().paths.data_dir == "/somewhere/data"
+
+
+@pytest.mark.parametrize(
+    ("extra", "folder"), [("debug=tiny", "/data/debug"), ("experiment=demo", "/data/demo")]
+)
+def test_debug_and_demo_use_their_own_data_folders(monkeypatch, extra, folder):
+    # Their small datasets must never replace the full-size ones in data/<name>.
+    monkeypatch.delenv("PHYSWORLD_DATA_DIR", raising=False)
+    assert compose_raw([extra]).paths.data_dir == f"{ROOT}{folder}"
+
+
+def test_generate_data_config_matches_train(monkeypatch):
+    # scripts/generate_data.py must write exactly where train.py looks, with the same seed and sizes.
+    monkeypatch.delenv("PHYSWORLD_DATA_DIR", raising=False)
+    for extra in ([], ["debug=tiny"], ["experiment=demo"]):
+        train, gen = compose_raw(extra), compose_raw(extra, config_name="generate_data")
+        assert gen.paths.data_dir == train.paths.data_dir
+        assert gen.seed == train.seed
+        assert gen.dataset == train.dataset

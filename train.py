@@ -1,0 +1,30 @@
+"""Train one phase of the world model: `python train.py phase=reconstruction dataset=moving_mnist`.
+
+The only @hydra.main of the project. See configs/train.yaml for the groups and keys.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+os.environ.setdefault("PHYSWORLD_ROOT", str(Path(__file__).resolve().parent))
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    from physworld.errors import PhysworldError
+    from physworld.run import train
+
+    try:
+        metrics = train(cfg)
+    except PhysworldError as err:
+        print(f"physworld: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    return metrics.get(cfg.optimized_metric)
+
+
+if __name__ == "__main__":
+    main()
