@@ -8,10 +8,10 @@ Layout: `<data_dir>/<name>/<split>/` holds
   params.npz   per-sequence parameters drawn by the generator (leading axis N)
   manifest.json  the spec it was made from (scene, generator version, config, seed, split), shapes, sha256
 
-A split is generated into a hidden temporary folder, in chunks written to memory-mapped files (peak memory
-does not grow with N), hashed, and only then renamed into place: a killed generation leaves nothing that
-loads. A split whose manifest no longer matches the requested spec is regenerated. A lock file serialises
-concurrent generators (DDP ranks, multirun jobs) of the same dataset.
+A split is generated into a hidden temporary folder, in chunks streamed to .npy files and hashed as they
+are written (peak memory is one chunk, whatever N), and only then renamed into place: a killed generation
+leaves nothing that loads. A split whose manifest no longer matches the requested spec is regenerated.
+A lock file serialises concurrent generators (DDP ranks, multirun jobs) of the same dataset.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def _generate(path: Path, spec: dict, progress: bool) -> None:
     tmp.mkdir(parents=True)
     try:
         started = time.perf_counter()
-        out: dict[str, np.ndarray] = {}
+        writers: dict[str, _NpyWriter] = {}
         params: dict[str, list[np.ndarray]] = {}
         bar = tqdm(
             total=n,
@@ -164,22 +164,14 @@ def _generate(path: Path, spec: dict, progress: bool) -> None:
             for key, value in chunk.items():
                 if value is None:
                     continue
-                if key not in out:
-                    out[key] = np.lib.format.open_memmap(
-                        tmp / f"{key}.npy", mode="w+", dtype=value.dtype, shape=(n, *value.shape[1:])
-                    )
-                out[key][start : start + count] = value
+                if key not in writers:
+                    writers[key] = _NpyWriter(tmp / f"{key}.npy", value.dtype, (n, *value.shape[1:]))
+                writers[key].write(value)
             for key, value in batch.params.items():
                 params.setdefault(key, []).append(np.asarray(value))
             bar.update(count)
         bar.close()
-        files = {}
-        for key, arr in out.items():
-            arr.flush()
-            files[key] = {"shape": list(arr.shape), "dtype": str(arr.dtype), "sha256": None}
-        del out  # close the memmaps before hashing and renaming
-        for key in files:
-            files[key]["sha256"] = _sha256(tmp / f"{key}.npy")
+        files = {key: writer.close() for key, writer in writers.items()}
         np.savez(tmp / "params.npz", **{k: np.concatenate(v) for k, v in params.items()})
         manifest = {
             "spec": spec,
@@ -192,6 +184,42 @@ def _generate(path: Path, spec: dict, progress: bool) -> None:
         _replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+class _NpyWriter:
+    """Write a .npy file chunk by chunk along its first axis, hashing the bytes on the way.
+
+    Plain sequential writes, not a writable memmap: a memmap keeps every dirty page of the file resident in the
+    process, so the peak memory of generation would grow with the dataset.
+    """
+
+    def __init__(self, path: Path, dtype: np.dtype, shape: tuple[int, ...]):
+        self.path, self.dtype, self.shape, self.rows = path, np.dtype(dtype), tuple(shape), 0
+        self.file = open(path, "wb")
+        self.digest = hashlib.sha256()
+        header = {
+            "descr": np.lib.format.dtype_to_descr(self.dtype),
+            "fortran_order": False,
+            "shape": self.shape,
+        }
+        np.lib.format.write_array_header_1_0(self, header)  # calls self.write(bytes)
+
+    def write(self, data) -> None:
+        if isinstance(data, np.ndarray):
+            if data.shape[1:] != self.shape[1:] or data.dtype != self.dtype:
+                raise ValueError(
+                    f"{self.path.name}: chunk {data.shape} {data.dtype} does not fit {self.shape}"
+                )
+            self.rows += data.shape[0]
+            data = np.ascontiguousarray(data).tobytes()
+        self.digest.update(data)
+        self.file.write(data)
+
+    def close(self) -> dict:
+        self.file.close()
+        if self.rows != self.shape[0]:
+            raise ValueError(f"{self.path.name}: wrote {self.rows} of {self.shape[0]} rows")
+        return {"shape": list(self.shape), "dtype": str(self.dtype), "sha256": self.digest.hexdigest()}
 
 
 def _replace(new: Path, path: Path) -> None:
