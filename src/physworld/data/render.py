@@ -9,7 +9,10 @@ one coordinate convention:
 - coverage is the analytic "distance to the edge" estimate clip(r + 0.5 - d, 0, 1), which gives
   one-pixel soft edges (anti-aliasing) without supersampling.
 
-All functions are vectorised over the batch N and over the K objects; nothing loops over pixels.
+All functions are vectorised over the batch N and over the K objects; nothing loops over pixels. Shapes are
+drawn in a window around them (`draw_windowed`), which gives the same bytes as evaluating the coverage on the
+full canvas at a fraction of the cost: shifting float32 coordinates in [0, 64] by a whole number of pixels is
+exact, so the window holds bit for bit the values of the full-canvas coverage.
 """
 
 from __future__ import annotations
@@ -55,18 +58,49 @@ def disc_alpha(centres: np.ndarray, radii: np.ndarray, size: int = SIZE) -> np.n
     return np.clip(radii[:, None, None].astype(np.float32) + 0.5 - d, 0.0, 1.0)
 
 
+RGB_ITEM = np.dtype((np.void, 12))  # one float32 RGB pixel as a single item, for fast scatters
+
+
+def draw_windowed(canvas: np.ndarray, lo: np.ndarray, hi: np.ndarray, coverage, color: np.ndarray) -> None:
+    """Composite one shape per canvas, in place, evaluating its coverage only in a square window.
+
+    canvas (N, H, W, 3) C-contiguous; lo, hi (N, 2): the (x, y) bounding box of every pixel the shape may
+    touch, soft edge included; color (N, 3); coverage(offset, size) -> alpha (N, size, size) must call a
+    coverage primitive of this module with the shape's float32 coordinates shifted by -offset (N, 2).
+    """
+    n, size = canvas.shape[:2]
+    if not canvas.flags.c_contiguous:  # the flat view below must write into the canvas itself
+        raise ValueError("draw_windowed needs a C-contiguous canvas")
+    first = np.floor(lo - 0.5).astype(np.int64)  # (N, 2) a pixel is touched only if lo < centre < hi
+    last = np.ceil(hi - 0.5).astype(np.int64)
+    p = int(np.clip((last - first).max() + 1, 1, size))  # one window size for the whole batch
+    corner = np.clip(first, 0, size - p)  # (N, 2) window's top-left pixel (x, y)
+    offs = np.arange(p)
+    rows = np.arange(n)[:, None] * size + corner[:, 1, None] + offs  # (N, P) rows of the (N*H, W) stack
+    pixel = rows[:, :, None] * size + corner[:, 0, None, None] + offs  # (N, P, P) flat pixel indices
+    flat = canvas.reshape(-1, 3)  # a view: (N*H*W, 3); one flat index gathers twice as fast as three
+    region = np.take(flat, pixel, axis=0)  # (N, P, P, 3)
+    composite(region, coverage(corner.astype(np.float32), p), color)
+    # Scatter back with each RGB pixel seen as one 12-byte item: np.put is ~4x faster than flat[pixel] = ...
+    np.put(flat.view(RGB_ITEM), pixel, region.view(RGB_ITEM))
+
+
 def draw_discs(canvas, centres, radii, colors, visible=None) -> None:
-    """Draw K discs per canvas, in order (later discs on top).
+    """Draw K discs per canvas, in order (later discs on top), each in a window around it.
 
     canvas (N, H, W, 3); centres (N, K, 2); radii (N, K); colors (N, K, 3);
     visible (N, K) bool, optional: False skips that disc (for a variable number of objects).
     """
-    size = canvas.shape[1]
     for k in range(centres.shape[1]):
-        alpha = disc_alpha(centres[:, k], radii[:, k], size)
-        if visible is not None:
-            alpha *= visible[:, k, None, None]
-        composite(canvas, alpha, colors[:, k])
+        centre = centres[:, k].astype(np.float32)  # (N, 2)
+        radius = radii[:, k].astype(np.float32)  # (N,)
+        pad = (radius + 0.5)[:, None]  # the soft edge reaches half a pixel past the radius
+
+        def coverage(offset, size, centre=centre, radius=radius, k=k):
+            alpha = disc_alpha(centre - offset, radius, size)
+            return alpha if visible is None else alpha * visible[:, k, None, None]
+
+        draw_windowed(canvas, centre - pad, centre + pad, coverage, colors[:, k])
 
 
 def segment_alpha(p0: np.ndarray, p1: np.ndarray, width, size: int = SIZE) -> np.ndarray:
@@ -82,8 +116,14 @@ def segment_alpha(p0: np.ndarray, p1: np.ndarray, width, size: int = SIZE) -> np
 
 
 def draw_segments(canvas, p0, p1, width, colors) -> None:
-    """Draw one segment per canvas: p0, p1 (N, 2); width scalar or (N,); colors (N, 3)."""
-    composite(canvas, segment_alpha(p0, p1, width, canvas.shape[1]), colors)
+    """Draw one segment per canvas, in a window around it: p0, p1 (N, 2); width scalar or (N,); colors (N, 3)."""
+    p0, p1 = p0.astype(np.float32), p1.astype(np.float32)
+    pad = (np.broadcast_to(np.asarray(width, np.float32), (p0.shape[0],)) / 2 + 0.5)[:, None]
+
+    def coverage(offset, size):
+        return segment_alpha(p0 - offset, p1 - offset, width, size)
+
+    draw_windowed(canvas, np.minimum(p0, p1) - pad, np.maximum(p0, p1) + pad, coverage, colors)
 
 
 def rect_alpha(x0, y0, x1, y1, size: int = SIZE) -> np.ndarray:

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from physworld.data.render import SIZE, blank, random_colors, to_uint8
+from physworld.data.render import SIZE, blank, draw_discs, draw_segments, random_colors, to_uint8
 from physworld.data.scenes.base import Scene, uniform
-from physworld.data.scenes.pendulum import bob_kinematics, draw_disc, draw_segment, rk4_step
+from physworld.data.scenes.pendulum import bob_kinematics, rk4_step
 
 VERSION = 1
 PIVOT = (SIZE / 2, SIZE / 2)  # the pivot sits at the canvas centre: the arms may point any way
@@ -113,11 +113,12 @@ def generate(rng: np.random.Generator, n: int, num_frames: int, params: dict) ->
     for t in range(num_frames):
         canvas = empty.copy()
         c1, c2 = states[:, t, 4:6], states[:, t, 8:10]  # (N, 2) each
-        draw_segment(canvas, pivot32, c1, width, rod_color)
-        draw_segment(canvas, c1, c2, width, rod_color)
-        draw_disc(canvas, pivot32, np.full(n, PIVOT_RADIUS, np.float32), rod_color)
-        draw_disc(canvas, c1, radius[:, 0], colors[:, 0])
-        draw_disc(canvas, c2, radius[:, 1], colors[:, 1])
+        draw_segments(canvas, pivot32, c1, width, rod_color)
+        draw_segments(canvas, c1, c2, width, rod_color)
+        draw_discs(
+            canvas, pivot32[:, None], np.full(n, PIVOT_RADIUS, np.float32)[:, None], rod_color[:, None]
+        )
+        draw_discs(canvas, np.stack([c1, c2], axis=1), radius, colors)  # (N, 2, 2) bobs, upper first
         frames[:, t] = to_uint8(canvas)
 
     return Scene(

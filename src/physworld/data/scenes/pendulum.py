@@ -14,28 +14,18 @@ Each sequence starts with a given swing amplitude A at a random phase: theta0 un
 omega0 of either sign with the speed that the energy of an A swing leaves there,
 omega0^2 = 2 (g / L) (cos theta0 - cos A).
 
-The bob is at pivot + L (sin theta, cos theta) (y points down). The module also hosts two helpers that
-the other pendulum-like scenes share: `rk4_step`, and `draw_local`, which runs a render primitive only
-in a small window around its shape.
+The bob is at pivot + L (sin theta, cos theta) (y points down). The module also hosts `rk4_step`, which
+the other pendulum-like scenes share.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from physworld.data.render import (
-    SIZE,
-    blank,
-    composite,
-    disc_alpha,
-    random_colors,
-    segment_alpha,
-    to_uint8,
-)
+from physworld.data.render import SIZE, blank, draw_discs, draw_segments, random_colors, to_uint8
 from physworld.data.scenes.base import Scene, uniform
 
 VERSION = 1
-RGB_ITEM = np.dtype((np.void, 12))  # one float32 RGB pixel as a single item, for fast scatters
 PIVOT_RADIUS = 1.5  # radius of the pivot's disc, pixels (drawn in the rod's colour)
 
 STATE_NAMES = ("theta", "omega", "bob_x", "bob_y", "bob_vx", "bob_vy")
@@ -70,53 +60,6 @@ def simulate(theta, omega, g_over_l, damping, num_frames: int, substeps: int) ->
                 y = rk4_step(deriv, y, h)
         out[:, t] = y
     return out
-
-
-def draw_local(canvas: np.ndarray, lo: np.ndarray, hi: np.ndarray, coverage, color: np.ndarray) -> None:
-    """Composite one shape per canvas, in place, evaluating its coverage only in a square window.
-
-    canvas (N, H, W, 3); lo, hi (N, 2): the (x, y) bounding box of every pixel the shape may touch, soft
-    edge included; color (N, 3); coverage(offset, size) -> alpha (N, size, size) must call a render
-    primitive with the shape's float32 coordinates shifted by -offset (N, 2). Shifting a float32
-    coordinate in [0, 64] by a smaller non-negative integer is exact, so the window holds bit for bit the
-    values the primitive gives on the full canvas (a test checks this) at a fraction of the cost.
-    """
-    n, size = canvas.shape[:2]
-    if not canvas.flags.c_contiguous:  # the flat view below must write into the canvas itself
-        raise ValueError("draw_local needs a C-contiguous canvas")
-    first = np.floor(lo - 0.5).astype(np.int64)  # (N, 2) a pixel is touched only if lo < centre < hi
-    last = np.ceil(hi - 0.5).astype(np.int64)
-    p = int(np.clip((last - first).max() + 1, 1, size))  # one window size for the whole batch
-    corner = np.clip(first, 0, size - p)  # (N, 2) window's top-left pixel (x, y)
-    offs = np.arange(p)
-    rows = np.arange(n)[:, None] * size + corner[:, 1, None] + offs  # (N, P) rows of the (N*H, W) stack
-    pixel = rows[:, :, None] * size + corner[:, 0, None, None] + offs  # (N, P, P) flat pixel indices
-    flat = canvas.reshape(-1, 3)  # a view: (N*H*W, 3); one flat index gathers twice as fast as three
-    region = np.take(flat, pixel, axis=0)  # (N, P, P, 3)
-    composite(region, coverage(corner.astype(np.float32), p), color)
-    # Scatter back with each RGB pixel seen as one 12-byte item: np.put is ~4x faster than flat[pixel] = ...
-    np.put(flat.view(RGB_ITEM), pixel, region.view(RGB_ITEM))
-
-
-def draw_segment(canvas, p0, p1, width, color) -> None:
-    """render.draw_segments in a window: p0, p1 (N, 2) float32; width float or (N,); color (N, 3)."""
-    pad = np.asarray(width, np.float32).reshape(-1, 1) / 2 + 0.5
-    lo, hi = np.minimum(p0, p1) - pad, np.maximum(p0, p1) + pad
-
-    def coverage(off, size):
-        return segment_alpha(p0 - off, p1 - off, width, size)
-
-    draw_local(canvas, lo, hi, coverage, color)
-
-
-def draw_disc(canvas, centre, radius, color) -> None:
-    """render.draw_discs for one disc per canvas, in a window: centre (N, 2), radius (N,) float32."""
-    pad = radius[:, None] + 0.5
-
-    def coverage(off, size):
-        return disc_alpha(centre - off, radius, size)
-
-    draw_local(canvas, centre - pad, centre + pad, coverage, color)
 
 
 def bob_kinematics(pivot, length, theta, omega) -> np.ndarray:
@@ -158,13 +101,14 @@ def generate(rng: np.random.Generator, n: int, num_frames: int, params: dict) ->
 
     width = float(params["rod_width"])
     empty = blank(n, background)
-    draw_disc(empty, pivot, np.full(n, PIVOT_RADIUS, np.float32), rod_color)  # the pivot never moves
+    pivot_radius = np.full((n, 1), PIVOT_RADIUS, np.float32)
+    draw_discs(empty, pivot[:, None], pivot_radius, rod_color[:, None])  # the pivot never moves
     frames = np.empty((n, num_frames, SIZE, SIZE, 3), np.uint8)
     for t in range(num_frames):
         canvas = empty.copy()
         centre = states[:, t, 2:4]  # (N, 2)
-        draw_segment(canvas, pivot, centre, width, rod_color)
-        draw_disc(canvas, centre, radius, colors[:, 0])
+        draw_segments(canvas, pivot, centre, width, rod_color)
+        draw_discs(canvas, centre[:, None], radius[:, None], colors)
         frames[:, t] = to_uint8(canvas)
 
     return Scene(

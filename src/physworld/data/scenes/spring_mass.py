@@ -20,9 +20,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from physworld.data.render import SIZE, blank, composite, random_colors, rect_alpha, to_uint8
+from physworld.data.render import (
+    SIZE,
+    blank,
+    composite,
+    draw_segments,
+    draw_windowed,
+    random_colors,
+    rect_alpha,
+    to_uint8,
+)
 from physworld.data.scenes.base import Scene, uniform
-from physworld.data.scenes.pendulum import draw_local, draw_segment, rk4_step
+from physworld.data.scenes.pendulum import rk4_step
 
 VERSION = 1
 CEILING_HALF_WIDTH = 8.0  # the ceiling bar spans anchor_x +- this, pixels
@@ -75,7 +84,7 @@ def draw_box(canvas, centre, half, color) -> None:
             lo[:, 0] - off[:, 0], lo[:, 1] - off[:, 1], hi[:, 0] - off[:, 0], hi[:, 1] - off[:, 1], size
         )
 
-    draw_local(canvas, lo - 0.5, hi + 0.5, coverage, color)
+    draw_windowed(canvas, lo - 0.5, hi + 0.5, coverage, color)
 
 
 def generate(rng: np.random.Generator, n: int, num_frames: int, params: dict) -> Scene:
@@ -121,7 +130,7 @@ def generate(rng: np.random.Generator, n: int, num_frames: int, params: dict) ->
         centre = states[:, t, :2]  # (N, 2)
         points = spring_points(anchor, centre[:, 1] - half, coils, spring_width)  # (N, P, 2)
         for j in range(points.shape[1] - 1):
-            draw_segment(canvas, points[:, j], points[:, j + 1], wire, spring_color)
+            draw_segments(canvas, points[:, j], points[:, j + 1], wire, spring_color)
         draw_box(canvas, centre, half, colors[:, 0])
         frames[:, t] = to_uint8(canvas)
 
