@@ -148,3 +148,14 @@ def test_generate_data_cli(tmp_path):
         ["scripts/generate_data.py", "dataset.sizes.train=0", f"paths.data_dir={tmp_path / 'd'}"], tmp_path
     )
     assert bad.returncode == 2 and "sizes.train=0" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_preview_data_writes_png_and_gif(tmp_path):
+    from PIL import Image
+
+    result = run(["scripts/preview_data.py", "dataset=pendulum"], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    folder = tmp_path / "outputs" / "previews"
+    png, gif = Image.open(folder / "pendulum_preview.png"), Image.open(folder / "pendulum_preview.gif")
+    assert png.format == "PNG" and png.size[1] == 6 * 66 * 2  # six sequences, framed 64 px rows, scaled 2x
+    assert gif.format == "GIF" and gif.n_frames == 30
