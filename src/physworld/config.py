@@ -72,6 +72,43 @@ def check_dataset(dataset: DictConfig) -> None:
         require(dataset, f"sizes.{split}", positive_int, "a positive integer (sequences in the split)")
 
 
+DYNAMICS_PHASES = ("prediction", "comprehensive")
+
+
+def check_dynamics(cfg: DictConfig) -> None:
+    """The keys of phases that roll the ConvGRU dynamics forward."""
+    for key in ("model.dynamics.hidden_channels", "model.dynamics.num_layers", "model.dynamics.action_dim"):
+        require(cfg, key, positive_int, "a positive integer")
+    require(
+        cfg, "model.dynamics.kernel_size", lambda v: positive_int(v) and v % 2 == 1, "an odd positive integer"
+    )
+    require(cfg, "phase.context_frames", positive_int, "a positive integer")
+    require(
+        cfg,
+        "phase.loss_weights",
+        lambda w: len(w) >= 1 and all(non_negative_number(v) for v in w) and sum(w) > 0,
+        "a non-empty list of non-negative numbers, not all zero",
+    )
+    for key in ("phase.pred_weight", "phase.recon_weight", "phase.dynamics_l2"):
+        require(cfg, key, non_negative_number, "a non-negative number")
+    frames = cfg.phase.context_frames + len(cfg.phase.loss_weights)
+    require(
+        cfg,
+        "phase.seq_len",
+        lambda v: v == frames,
+        f"phase.context_frames + len(phase.loss_weights) = {frames}",
+    )
+    init = cfg.phase.get("init_from")
+    if init is None and cfg.phase.freeze_vqvae:
+        raise ConfigError(
+            "phase.init_from=None is not accepted while phase.freeze_vqvae=true: pass the checkpoint of a "
+            "reconstruction run (phase.init_from=<run>/checkpoints/best.ckpt), or train the VQ-VAE too with "
+            "phase.freeze_vqvae=false phase.recon_weight=1"
+        )
+    if init is not None and not Path(init).is_file():
+        raise ConfigError(f"phase.init_from={init!r}: no such checkpoint file")
+
+
 def check_config(cfg: DictConfig) -> None:
     """Raise ConfigError for the first bad value. Called by train() before anything is built."""
     require(cfg, "phase.name", lambda v: v in PHASES, f"one of {sorted(PHASES)}")
@@ -120,6 +157,8 @@ def check_config(cfg: DictConfig) -> None:
                 f"phase.seq_len={cfg.phase.seq_len} is longer than the stored sequences of "
                 f"{dataset['name']} ({dataset['num_frames']} frames): accepted 1..{dataset['num_frames']}"
             )
+    if cfg.phase.name in DYNAMICS_PHASES:
+        check_dynamics(cfg)
     ckpt = cfg.get("ckpt_path")
     if ckpt is not None and ckpt != "last" and not Path(ckpt).is_file():
         raise ConfigError(f"ckpt_path={ckpt!r}: no such checkpoint file")

@@ -41,7 +41,8 @@ def build_datamodule(cfg: DictConfig) -> VideoDataModule:
 
 
 def build_phase(cfg: DictConfig) -> L.LightningModule:
-    return PHASES[cfg.phase.name](model=plain(cfg.model), phase=plain(cfg.phase))
+    names = [d.name for d in dataset_members(cfg.dataset)]
+    return PHASES[cfg.phase.name](model=plain(cfg.model), phase=plain(cfg.phase), dataset_names=names)
 
 
 def build_loggers(cfg: DictConfig) -> list:

@@ -31,9 +31,11 @@ class WorldModelPhase(L.LightningModule):
     """Base of the world-model phases. `model` and `phase` are the plain dicts of configs/model and
     configs/phase; they are saved as hyperparameters (plain values only, never modules)."""
 
-    def __init__(self, model: dict, phase: dict):
+    def __init__(self, model: dict, phase: dict, dataset_names: list[str] | None = None):
         super().__init__()
-        self.save_hyperparameters({"model": model, "phase": phase})
+        # dataset_names: one per val/test dataloader (dataset=all has one per member), for per-dataset metrics.
+        self.dataset_names = list(dataset_names or ["data"])
+        self.save_hyperparameters({"model": model, "phase": phase, "dataset_names": self.dataset_names})
         self.vqvae = build_vqvae(model)
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:

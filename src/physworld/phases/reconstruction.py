@@ -23,8 +23,8 @@ STAGES = ("val", "test")
 
 
 class ReconstructionPhase(WorldModelPhase):
-    def __init__(self, model: dict, phase: dict):
-        super().__init__(model, phase)
+    def __init__(self, model: dict, phase: dict, dataset_names: list[str] | None = None):
+        super().__init__(model, phase, dataset_names)
         # One set of metric objects per evaluation stage (never shared between val and test).
         self.frame_metrics = nn.ModuleDict({s: FrameMetrics() for s in STAGES})
         self.codebook_usage = nn.ModuleDict({s: CodebookUsage(model["vq"]["num_codes"]) for s in STAGES})

@@ -1,0 +1,75 @@
+"""Reading checkpoints of one world-model phase into another (`phase.init_from`), with one-line errors.
+
+Every world-model phase keeps its networks under the same attribute names (`vqvae`, `dynamics`), so a
+checkpoint's state dict loads into any phase that has those networks; networks the checkpoint lacks (the
+dynamics of a reconstruction checkpoint) keep their fresh initialisation.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from physworld.errors import CheckpointError
+
+WORLD_MODEL_PHASES = ("reconstruction", "prediction", "comprehensive")
+NETWORKS = ("vqvae", "dynamics")
+
+
+def read_checkpoint(path: str | Path, key: str = "phase.init_from") -> dict:
+    """Load a Lightning checkpoint on the CPU, or raise CheckpointError naming `key` and the path."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{key}={str(path)!r}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+        raise CheckpointError(f"{key}={str(path)!r} is not a readable checkpoint ({err})") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise CheckpointError(f"{key}={str(path)!r} is not a Lightning checkpoint (no state_dict)")
+    return ckpt
+
+
+def checkpoint_phase(ckpt: dict) -> str | None:
+    return ((ckpt.get("hyper_parameters") or {}).get("phase") or {}).get("name")
+
+
+def check_world_model_checkpoint(ckpt: dict, path: str, model: dict, key: str = "phase.init_from") -> None:
+    """The checkpoint must come from a world-model phase with the same VQ-VAE sizes as `model`."""
+    name = checkpoint_phase(ckpt)
+    if name not in WORLD_MODEL_PHASES:
+        raise CheckpointError(
+            f"{key}={path!r} is a checkpoint of phase {name!r}: accepted one of {list(WORLD_MODEL_PHASES)}"
+        )
+    saved = (ckpt.get("hyper_parameters") or {}).get("model") or {}
+    for group in ("encoder", "vq", "dynamics"):
+        for size in ("hidden_channels", "num_codes", "code_dim", "num_layers", "kernel_size"):
+            mine, theirs = (model.get(group) or {}).get(size), (saved.get(group) or {}).get(size)
+            if mine is not None and theirs is not None and list(_aslist(mine)) != list(_aslist(theirs)):
+                raise CheckpointError(
+                    f"{key}={path!r} was trained with model.{group}.{size}={theirs}, "
+                    f"this run has model.{group}.{size}={mine}: use the same model sizes"
+                )
+
+
+def load_networks(module: torch.nn.Module, ckpt: dict) -> list[str]:
+    """Copy the networks the checkpoint has into `module`; return the names of the networks loaded."""
+    state = ckpt["state_dict"]
+    loaded = []
+    for net in NETWORKS:
+        if not hasattr(module, net):
+            continue
+        prefix = f"{net}."
+        part = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        if part:
+            getattr(module, net).load_state_dict(part)
+            loaded.append(net)
+    return loaded
+
+
+def _aslist(value) -> list:
+    return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else [value]
