@@ -22,6 +22,7 @@ SEED_SIZES = {
     "falling_objects": (3000, 30),
     "wave": (2000, 30),
     "orbital": (2000, 30),
+    "goal_reach": (2000, 30),  # the agent environment's dataset (not in the seed's table of passive ones)
 }
 
 

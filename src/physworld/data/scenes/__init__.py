@@ -4,6 +4,7 @@ from physworld.data.scenes import (
     bouncing_balls,
     double_pendulum,
     falling_objects,
+    goal_reach,
     moving_mnist,
     multi_ball,
     orbital,
@@ -24,4 +25,5 @@ SCENES = {
     "falling_objects": falling_objects,
     "wave": wave,
     "orbital": orbital,
+    "goal_reach": goal_reach,  # interactive: stores actions and rewards (not in dataset=all)
 }

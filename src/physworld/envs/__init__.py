@@ -1,0 +1,20 @@
+"""Gymnasium environments. Importing this package registers them:
+
+import gymnasium, physworld.envs
+env = gymnasium.make("physworld/GoalReach-v0")
+"""
+
+import gymnasium
+
+from physworld.envs.goal_reach import GoalReachEnv, oracle_action
+
+__all__ = ["GOAL_REACH_ID", "GoalReachEnv", "oracle_action"]
+
+GOAL_REACH_ID = "physworld/GoalReach-v0"
+
+if GOAL_REACH_ID not in gymnasium.registry:  # a re-import (e.g. importlib.reload) must not register twice
+    gymnasium.register(
+        id=GOAL_REACH_ID,
+        entry_point="physworld.envs.goal_reach:GoalReachEnv",
+        max_episode_steps=100,  # the same as GoalReachEnv's own max_steps
+    )
