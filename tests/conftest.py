@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+
+# The tests run tiny models: one intra-op thread is fastest for them, and it stays fast when other work shares
+# the CPU (two spinning OpenMP threads per process slowed the tiny RL run 3x on a loaded 2-core machine).
+# Set before torch is imported, so subprocesses (train.py in test_cli) inherit it too.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from pathlib import Path  # noqa: E402
 
 import pytest
 from hydra import compose, initialize_config_dir

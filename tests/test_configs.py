@@ -21,7 +21,7 @@ def test_every_group_has_options():
 def test_option_composes_and_resolves(make_cfg, group, option):
     cfg = make_cfg(f"{group}={option}")
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    assert resolved["phase"]["name"] in {"reconstruction", "prediction", "comprehensive"}
+    assert resolved["phase"]["name"] in {"reconstruction", "prediction", "comprehensive", "rl"}
     assert resolved["trainer"]["max_epochs"] == resolved["phase"]["max_epochs"]
     if group not in ("debug", "experiment"):
         assert HydraConfig.get().runtime.choices[group] == option

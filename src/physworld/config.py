@@ -109,6 +109,47 @@ def check_dynamics(cfg: DictConfig) -> None:
         raise ConfigError(f"phase.init_from={init!r}: no such checkpoint file")
 
 
+def check_rl(cfg: DictConfig) -> None:
+    """The agent phase needs rewards and actions (dataset=goal_reach) and a world model with dynamics."""
+    require(
+        cfg, "dataset.name", lambda v: v == "goal_reach", "goal_reach (phase=rl needs actions and rewards)"
+    )
+    for key in (
+        "phase.imagination_horizon",
+        "phase.target_update_every",
+        "phase.eval_episodes",
+        "phase.test_episodes",
+    ):
+        require(cfg, key, positive_int, "a positive integer")
+    for key in (
+        "phase.reward_pretrain_steps",
+        "phase.eval_every_n_steps",
+        "phase.eval_seed",
+        "phase.test_seed",
+    ):
+        require(cfg, key, non_negative_int, "a non-negative integer")
+    require(
+        cfg,
+        "phase.imagination_starts",
+        lambda v: v is None or non_negative_int(v),
+        "null or a non-negative integer",
+    )
+    for key in ("phase.gamma", "phase.td_lambda"):
+        require(cfg, key, lambda v: non_negative_number(v) and v <= 1, "a number in [0, 1]")
+    for key in ("phase.entropy_weight", "phase.action_noise"):
+        require(cfg, key, non_negative_number, "a non-negative number")
+    for key in ("phase.reward_lr", "phase.actor_lr", "phase.critic_lr", "phase.grad_clip"):
+        require(cfg, key, positive_number, "a positive number")
+    init = cfg.phase.get("init_from")
+    if init is None:
+        raise ConfigError(
+            "phase.init_from=None is not accepted: phase=rl needs a world model with dynamics, the checkpoint of a "
+            "prediction run on dataset=goal_reach (phase.init_from=<run>/checkpoints/best.ckpt)"
+        )
+    if not Path(init).is_file():
+        raise ConfigError(f"phase.init_from={init!r}: no such checkpoint file")
+
+
 def check_config(cfg: DictConfig) -> None:
     """Raise ConfigError for the first bad value. Called by train() before anything is built."""
     require(cfg, "phase.name", lambda v: v in PHASES, f"one of {sorted(PHASES)}")
@@ -159,6 +200,8 @@ def check_config(cfg: DictConfig) -> None:
             )
     if cfg.phase.name in DYNAMICS_PHASES:
         check_dynamics(cfg)
+    if cfg.phase.name == "rl":
+        check_rl(cfg)
     ckpt = cfg.get("ckpt_path")
     if ckpt is not None and ckpt != "last" and not Path(ckpt).is_file():
         raise ConfigError(f"ckpt_path={ckpt!r}: no such checkpoint file")

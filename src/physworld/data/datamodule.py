@@ -20,7 +20,8 @@ class WindowDataset(Dataset):
     """Every window of `seq_len` consecutive frames, starting every `stride` frames, of one split.
 
     Items are dicts: frames uint8 (T, H, W, 3), actions float32 (T, A), dataset int (index of the dataset
-    in the mixture). The files are opened lazily in each worker, so pickling the dataset stays cheap.
+    in the mixture), and rewards float32 (T,) for datasets that store them. The files are opened lazily in
+    each worker, so pickling the dataset stays cheap.
     """
 
     def __init__(self, path: str | Path, seq_len: int, stride: int, dataset_index: int = 0, verify=True):
@@ -42,11 +43,18 @@ class WindowDataset(Dataset):
         start = window * self.stride
         frames = np.array(self._arrays["frames"][seq, start : start + self.seq_len])  # copy out of the memmap
         actions = np.array(self._arrays["actions"][seq, start : start + self.seq_len])
-        return {
+        item = {
             "frames": torch.from_numpy(frames),
             "actions": torch.from_numpy(actions),
             "dataset": self.dataset_index,
         }
+        if (
+            "rewards" in self._arrays
+        ):  # interactive datasets (goal_reach): float32 (T,), rewards[t] scores frame t
+            item["rewards"] = torch.from_numpy(
+                np.array(self._arrays["rewards"][seq, start : start + self.seq_len])
+            )
+        return item
 
     def __getstate__(self):
         state = dict(self.__dict__)

@@ -1,0 +1,108 @@
+"""The agent that learns inside the world model (seed, "Model Architecture" 5 and "Phase 4"): a reward
+predictor, a tanh-squashed Gaussian actor and a value critic, all reading the 8x8 latent, plus the
+lambda-return of Dreamer (Hafner et al., 2020, "Dream to Control", eq. 6).
+
+Every head starts with a 1x1 convolution that shrinks the C latent channels to a few, keeping the 8x8 grid
+(where the agent and goal are), then an MLP. That keeps the heads small (the seed's 0.05M each) instead of
+a dense layer over all 8 * 8 * 192 = 12,288 latent values.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class LatentHead(nn.Module):
+    """x (B, C, 8, 8) -> (B, out): 1x1 conv to `squeeze` channels, flatten, MLP with one hidden layer."""
+
+    def __init__(
+        self, in_channels: int, out_features: int, squeeze: int = 16, hidden: int = 64, grid: int = 8
+    ):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, squeeze, kernel_size=1),
+            nn.ELU(),
+            nn.Flatten(),
+            nn.Linear(squeeze * grid * grid, hidden),
+            nn.ELU(),
+            nn.Linear(hidden, hidden),
+            nn.ELU(),
+            nn.Linear(hidden, out_features),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class RewardPredictor(nn.Module):
+    """Latent z_t (B, C, 8, 8) -> predicted reward of frame t (B,)."""
+
+    def __init__(self, latent_channels: int, **head):
+        super().__init__()
+        self.head = LatentHead(latent_channels, 1, **head)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.head(z).squeeze(-1)
+
+
+class Critic(nn.Module):
+    """Model state features (B, F, 8, 8) -> value (B,)."""
+
+    def __init__(self, feature_channels: int, **head):
+        super().__init__()
+        self.head = LatentHead(feature_channels, 1, **head)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features).squeeze(-1)
+
+
+class Actor(nn.Module):
+    """Model state features (B, F, 8, 8) -> a tanh-squashed Gaussian policy over actions in [-1, 1]^A."""
+
+    def __init__(
+        self, feature_channels: int, action_dim: int = 2, min_std: float = 0.05, max_std: float = 1.0, **head
+    ):
+        super().__init__()
+        self.head = LatentHead(feature_channels, 2 * action_dim, **head)
+        self.min_std, self.max_std = min_std, max_std
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> mean (B, A) of the pre-tanh Gaussian, std (B, A) in [min_std, max_std]."""
+        mean, raw_std = self.head(features).chunk(2, dim=-1)
+        std = self.min_std + (self.max_std - self.min_std) * torch.sigmoid(raw_std)
+        return mean, std
+
+    def sample(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A reparameterised action tanh(mean + std * eps) (B, A) and the entropy of the pre-tanh Gaussian (B,).
+
+        The entropy of the squashed distribution has no closed form; the Gaussian's is the usual stand-in
+        (its gradient still pushes std up, which is what the entropy bonus is for)."""
+        mean, std = self(features)
+        action = torch.tanh(mean + std * torch.randn_like(std))
+        entropy = (0.5 * math.log(2 * math.pi * math.e) + std.log()).sum(-1)
+        return action, entropy
+
+    def act(self, features: torch.Tensor) -> torch.Tensor:
+        """The deterministic action tanh(mean) (B, A), used in the real environment."""
+        return torch.tanh(self(features)[0])
+
+
+def lambda_returns(
+    rewards: torch.Tensor, values: torch.Tensor, gamma: float = 0.99, lam: float = 0.95
+) -> torch.Tensor:
+    """TD(lambda) returns of an imagined trajectory (Dreamer, eq. 6).
+
+    rewards (H, B): r_k, the reward received for the k-th step; values (H + 1, B): v(s_0) .. v(s_H).
+    Returns G (H, B) with G_{H-1} = r_{H-1} + gamma v(s_H) and
+        G_k = r_k + gamma ((1 - lam) v(s_{k+1}) + lam G_{k+1}).
+    """
+    horizon = rewards.shape[0]
+    out = []
+    next_return = values[-1]
+    for k in reversed(range(horizon)):
+        next_return = rewards[k] + gamma * ((1 - lam) * values[k + 1] + lam * next_return)
+        out.append(next_return)
+    return torch.stack(out[::-1])

@@ -1,0 +1,274 @@
+"""Phase 4 of the seed, "RL in Imagination": a Dreamer-style actor-critic trained inside the world model.
+
+The world model (VQ-VAE + ConvGRU, from `phase.init_from`, a prediction checkpoint trained on
+dataset=goal_reach) is frozen. Each training step, on a batch of real windows (frames, actions, rewards):
+
+1. the reward predictor r(z_t) is fitted to the real rewards (it alone trains for the first
+   `reward_pretrain_steps` steps: the seed's Failure 4 fix, so the actor never exploits an untrained,
+   constant reward model);
+2. the real window is run through the dynamics (teacher forced) to get model states s = (z_t, h_t), h_t the
+   ConvGRU's top hidden state; from every one of them the actor imagines `imagination_horizon` steps:
+   a_k = tanh-Gaussian sample + N(0, action_noise) (clipped to [-1, 1]), z_{k+1}, h_{k+1} = dynamics(z_k, a_k);
+3. lambda-returns G_k (gamma, lambda) from predicted rewards r(z_{k+1}) and the target critic's values;
+4. actor: maximise G / S + entropy_weight * H(pi), backpropagating through the frozen dynamics and reward
+   model (Dreamer's dynamics backpropagation); S = max(1, EMA of the 5-95 percentile range of G) is the
+   return normalisation that keeps the actor's gradient scale fixed;
+5. critic: regress G (stopped gradient) from s; the target critic copies it every `target_update_every`
+   steps. Rewards lie in [-1.4, 0] and gamma < 1, so returns and the critic loss stay bounded: the seed's
+   critic loss growing to 4e6 (its table) is the symptom of the missing target network and normalisation.
+
+Evaluation happens in the real environment (physworld/GoalReach-v0), never in the model: every
+`eval_every_n_steps` training steps, at each validation epoch and at test time, the deterministic policy
+tanh(mean) acts on encoded observations, next to a random and an oracle policy on the same seeds.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_info
+from torchmetrics import MeanMetric
+
+from physworld.data.scenes import goal_reach as world
+from physworld.envs.episodes import Episodes, OraclePolicy, RandomPolicy, run_episodes
+from physworld.errors import CheckpointError
+from physworld.models.agent import Actor, Critic, RewardPredictor, lambda_returns
+from physworld.models.vqvae import parameter_counts
+from physworld.phases.base import WorldModelPhase
+from physworld.phases.checkpoints import check_world_model_checkpoint, load_networks, read_checkpoint
+from physworld.phases.prediction import build_dynamics
+
+
+class RLPhase(WorldModelPhase):
+    def __init__(self, model: dict, phase: dict, dataset_names: list[str] | None = None):
+        super().__init__(model, phase, dataset_names)
+        self.automatic_optimization = False
+        self.dynamics = build_dynamics(model)
+        self.vqvae.requires_grad_(False)
+        self.dynamics.requires_grad_(False)  # frozen: gradients flow through it to the actor, never into it
+        code, hidden = model["vq"]["code_dim"], model["dynamics"]["hidden_channels"]
+        head = dict(phase["head"])
+        self.reward_model = RewardPredictor(code, **head)
+        self.actor = Actor(code + hidden, action_dim=model["dynamics"]["action_dim"], **head)
+        self.critic = Critic(code + hidden, **head)
+        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.register_buffer("return_scale", torch.ones(()))
+        self.register_buffer("train_steps", torch.zeros((), dtype=torch.long))
+        self.eval_reward_loss = torch.nn.ModuleDict({s: MeanMetric() for s in ("val", "test")})
+        self.last_episodes: dict[str, Episodes] = {}  # the latest real-environment evaluation (for figures)
+        self._baselines: dict[tuple, dict[str, float]] = {}
+
+    def forward(self, z: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """The deterministic action for model states z (B, C, 8, 8), h (B, Hc, 8, 8) -> (B, A)."""
+        return self.actor.act(torch.cat([z, hidden], dim=1))
+
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        opt_reward, opt_actor, opt_critic = self.optimizers()
+        phase = self.hparams.phase
+        z = self._encode(batch["frames"])  # (B, T, C, h, w)
+        reward_loss = F.mse_loss(self.reward_model(z.flatten(0, 1)), batch["rewards"].flatten())
+        self._update(opt_reward, reward_loss, self.reward_model)
+        self.log("train/reward_loss", reward_loss, prog_bar=True)
+        self.train_steps += 1
+        step = int(self.train_steps)  # batches seen (Lightning's global_step counts every optimizer.step())
+        if step <= phase["reward_pretrain_steps"]:
+            return
+        out = self._imagine(*self._start_states(z, batch["actions"]))
+        self._update(opt_actor, out["actor_loss"], self.actor)
+        self._update(opt_critic, out["critic_loss"], self.critic)
+        if step % phase["target_update_every"] == 0:
+            self.target_critic.load_state_dict(self.critic.state_dict())
+        self.log_dict({f"train/{k}": v for k, v in out.items()})
+        every = phase["eval_every_n_steps"]
+        if every and step % every == 0:
+            self.log_dict(self.evaluate(phase["eval_episodes"], seed=phase["eval_seed"], stage="train"))
+
+    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._eval_reward("val", batch)
+
+    def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._eval_reward("test", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_eval_end("val", self.hparams.phase["eval_episodes"])
+
+    def on_test_epoch_end(self) -> None:
+        self._log_eval_end("test", self.hparams.phase["test_episodes"])
+
+    def setup(self, stage: str) -> None:
+        path = self.hparams.phase.get("init_from")
+        if stage == "fit" and path and not getattr(self, "_initialised", False):
+            ckpt = read_checkpoint(path)
+            check_world_model_checkpoint(ckpt, str(path), self.hparams.model)
+            loaded = load_networks(self, ckpt)
+            if "dynamics" not in loaded:
+                raise CheckpointError(
+                    f"phase.init_from={str(path)!r} has no dynamics: train phase=prediction on dataset=goal_reach "
+                    "first and pass its checkpoint"
+                )
+            rank_zero_info(f"phase.init_from: loaded {', '.join(loaded)} from {path}")
+            self._initialised = True
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.vqvae.eval()  # frozen world model: no code restarts, no data init
+        self.dynamics.eval()
+        return self
+
+    def configure_optimizers(self):
+        phase = self.hparams.phase
+        return [
+            torch.optim.AdamW(self.reward_model.parameters(), lr=phase["reward_lr"], weight_decay=0.0),
+            torch.optim.AdamW(self.actor.parameters(), lr=phase["actor_lr"], weight_decay=0.0),
+            torch.optim.AdamW(self.critic.parameters(), lr=phase["critic_lr"], weight_decay=0.0),
+        ]
+
+    # ------------------------------------------------------------------------------------------------------
+
+    def parameter_counts(self) -> dict[str, int]:
+        return parameter_counts(
+            {
+                "encoder": self.vqvae.encoder,
+                "codebook": self.vqvae.quantizer,
+                "decoder": self.vqvae.decoder,
+                "dynamics": self.dynamics,
+                "reward": self.reward_model,
+                "actor": self.actor,
+                "critic": self.critic,
+            }
+        )
+
+    @torch.no_grad()
+    def _encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames (B, T, 3, H, W) -> quantized latents (B, T, C, h, w)."""
+        b, t = frames.shape[:2]
+        return self.vqvae.encode(frames.flatten(0, 1))[0].unflatten(0, (b, t))
+
+    @torch.no_grad()
+    def _start_states(
+        self, z: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Teacher-force the dynamics along the real window; every frame t >= 1 becomes a start state
+        (z_t, hidden after consuming z_{t-1}, a_{t-1}). Returns z (N, C, h, w), hidden per layer (N, Hc, h, w)."""
+        state, starts_z, starts_h = None, [], []
+        for t in range(z.shape[1] - 1):
+            _, state = self.dynamics.step(z[:, t], actions[:, t], state)
+            starts_z.append(z[:, t + 1])
+            starts_h.append(state)
+        n = self.hparams.phase["imagination_starts"]
+        z0 = torch.cat(starts_z)
+        hidden = [torch.cat([s[i] for s in starts_h]) for i in range(len(state))]
+        if n and z0.shape[0] > n:  # a random subset keeps the cost per step fixed
+            pick = torch.randperm(z0.shape[0], device=z0.device)[:n]
+            z0, hidden = z0[pick], [h[pick] for h in hidden]
+        return z0, hidden
+
+    def _imagine(self, z: torch.Tensor, state: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        phase = self.hparams.phase
+        features, entropies, rewards = [], [], []
+        for _ in range(phase["imagination_horizon"]):
+            f = torch.cat([z, state[-1]], dim=1)
+            action, entropy = self.actor.sample(f)
+            action = (action + phase["action_noise"] * torch.randn_like(action)).clamp(-1.0, 1.0)
+            z, state = self.dynamics.step(z, action, state)
+            features.append(f)
+            entropies.append(entropy)
+            rewards.append(self.reward_model(z))  # the reward of the state the action led to
+        features.append(torch.cat([z, state[-1]], dim=1))
+        feats = torch.stack(features)  # (H + 1, N, F, h, w)
+        values = self.target_critic(feats.flatten(0, 1)).unflatten(0, feats.shape[:2])  # (H + 1, N)
+        returns = lambda_returns(torch.stack(rewards), values, phase["gamma"], phase["td_lambda"])  # (H, N)
+        with torch.no_grad():  # return normalisation (DreamerV3): a running 5-95 percentile range, at least 1
+            spread = torch.quantile(returns.detach().flatten(), 0.95) - torch.quantile(
+                returns.detach().flatten(), 0.05
+            )
+            self.return_scale.mul_(0.99).add_(0.01 * spread)
+            scale = self.return_scale.clamp_min(1.0)
+        entropy = torch.stack(entropies).mean()
+        actor_loss = -(returns / scale).mean() - phase["entropy_weight"] * entropy
+        value_pred = self.critic(feats[:-1].detach().flatten(0, 1)).unflatten(0, returns.shape)
+        critic_loss = 0.5 * (value_pred - returns.detach()).pow(2).mean()
+        return {
+            "actor_loss": actor_loss,
+            "critic_loss": critic_loss,
+            "entropy": entropy,
+            "imagined_return": torch.stack(rewards).sum(0).mean().detach(),
+            "lambda_return": returns.mean().detach(),
+            "return_scale": scale,
+        }
+
+    def _update(self, optimizer, loss: torch.Tensor, module: torch.nn.Module) -> None:
+        optimizer.zero_grad()
+        self.manual_backward(loss)
+        self.clip_gradients(
+            optimizer, gradient_clip_val=self.hparams.phase["grad_clip"], gradient_clip_algorithm="norm"
+        )
+        optimizer.step()
+
+    def _eval_reward(self, stage: str, batch: dict) -> None:
+        z = self._encode(batch["frames"])
+        loss = F.mse_loss(self.reward_model(z.flatten(0, 1)), batch["rewards"].flatten())
+        self.eval_reward_loss[stage].update(loss, weight=batch["frames"].shape[0])
+
+    def _log_eval_end(self, stage: str, episodes: int) -> None:
+        self.log(f"{stage}/reward_loss", self.eval_reward_loss[stage].compute())
+        self.eval_reward_loss[stage].reset()
+        if self.trainer.sanity_checking:
+            return
+        seed = self.hparams.phase["eval_seed"] if stage != "test" else self.hparams.phase["test_seed"]
+        self.log_dict(self.evaluate(episodes, seed=seed, stage=stage), sync_dist=False)
+
+    def env_kwargs(self) -> dict:
+        """GoalReachEnv's physics from the dataset's scene parameters (phase.env), defaults where absent."""
+        return world.physics_from(self.hparams.phase.get("env") or {})._asdict()
+
+    @torch.no_grad()
+    def evaluate(self, episodes: int, seed: int, stage: str) -> dict[str, float]:
+        """Real-environment returns of this policy, a random and an oracle policy on seeds seed .. seed+E-1."""
+        seeds = list(range(seed, seed + episodes))
+        was_training = self.training
+        self.eval()
+        mine = run_episodes(LatentPolicy(self), seeds, self.env_kwargs())
+        if was_training:
+            self.train()
+        key = (seed, episodes)
+        if key not in self._baselines:  # the baselines do not change during training: compute them once
+            random = run_episodes(RandomPolicy(seed), seeds, self.env_kwargs())
+            oracle = run_episodes(OraclePolicy(), seeds, self.env_kwargs())
+            self._baselines[key] = {**random.summary("return_random"), **oracle.summary("return_oracle")}
+            self.last_episodes.update({"random": random, "oracle": oracle})
+        self.last_episodes["policy"] = mine
+        base = self._baselines[key]
+        out = {**mine.summary("return_policy"), **base}
+        gap = out["return_oracle"] - out["return_random"]
+        out["gap_closed"] = (out["return_policy"] - out["return_random"]) / gap if gap > 0 else float("nan")
+        out["policy_regret"] = out["return_oracle"] - out["return_policy"]
+        return {f"{stage}/{k}": v for k, v in out.items()}
+
+
+class LatentPolicy:
+    """The learned policy in the real environment: encode each observation, keep the ConvGRU's hidden state
+    up to date with the real latents and actions (as in imagination's start states), act tanh(mean)."""
+
+    def __init__(self, phase: RLPhase):
+        self.phase = phase
+        self.state: list[torch.Tensor] | None = None
+        self.prev: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def reset(self, num_envs: int) -> None:
+        self.state, self.prev = None, None
+
+    def __call__(self, observations: np.ndarray, infos: list[dict]) -> np.ndarray:
+        phase = self.phase
+        x = torch.from_numpy(observations).to(phase.device).permute(0, 3, 1, 2).float().div_(255.0)
+        z = phase.vqvae.encode(x)[0]  # (E, C, h, w)
+        if self.prev is None:
+            self.state = phase.dynamics.initial_state(z)
+        else:
+            _, self.state = phase.dynamics.step(*self.prev, self.state)
+        action = phase(z, self.state[-1])
+        self.prev = (z, action)
+        return action.float().cpu().numpy()

@@ -1,0 +1,184 @@
+"""The RL phase: agent heads, the lambda-return, the target-network schedule, real-environment episodes,
+a tiny end-to-end run with its figures and metrics, and the one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from physworld.config import check_config
+from physworld.envs.episodes import OraclePolicy, RandomPolicy, run_episodes
+from physworld.errors import CheckpointError, ConfigError
+from physworld.models.agent import Actor, Critic, RewardPredictor, lambda_returns
+from physworld.phases.rl import RLPhase
+from physworld.run import build_datamodule, plain, train
+from tests.conftest import compose_config
+
+RL = ("debug=tiny", "phase=rl", "dataset=goal_reach")
+
+
+@pytest.fixture(scope="module")
+def world_model(tmp_path_factory):
+    """Tiny reconstruction then prediction checkpoints on goal_reach, trained once for the module."""
+    tmp = tmp_path_factory.mktemp("wm")
+    common = [
+        "debug=tiny",
+        "dataset=goal_reach",
+        "logger=none",
+        "test=false",
+        f"paths.data_dir={tmp / 'data'}",
+    ]
+    train(compose_config(tmp / "rec", common))
+    recon = tmp / "rec" / "run" / "checkpoints" / "last.ckpt"
+    train(compose_config(tmp / "pred", [*common, "phase=prediction", f"phase.init_from={recon}"]))
+    return {"reconstruction": recon, "prediction": tmp / "pred" / "run" / "checkpoints" / "last.ckpt"}
+
+
+def test_heads_shapes_and_squashed_actions():
+    z, f = torch.randn(5, 16, 8, 8), torch.randn(5, 32, 8, 8)
+    assert RewardPredictor(16).forward(z).shape == (5,)
+    assert Critic(32).forward(f).shape == (5,)
+    actor = Actor(32, action_dim=2)
+    action, entropy = actor.sample(f * 100)  # large inputs: tanh keeps actions inside [-1, 1]
+    assert action.shape == (5, 2) and entropy.shape == (5,) and action.abs().max() <= 1
+    mean, std = actor(f)
+    assert (std >= actor.min_std).all() and (std <= actor.max_std).all()
+    assert torch.equal(actor.act(f), torch.tanh(mean))
+
+
+def test_lambda_returns_match_hand_computation():
+    gamma, lam = 0.9, 0.5
+    rewards = torch.tensor([[1.0], [2.0]])  # H = 2
+    values = torch.tensor([[10.0], [20.0], [30.0]])
+    g1 = 2.0 + gamma * 30.0
+    g0 = 1.0 + gamma * ((1 - lam) * 20.0 + lam * g1)
+    assert torch.allclose(lambda_returns(rewards, values, gamma, lam), torch.tensor([[g0], [g1]]))
+    # lam = 0 is one-step TD, lam = 1 the discounted reward sum bootstrapped at the end
+    assert torch.allclose(lambda_returns(rewards, values, gamma, 0.0)[0], torch.tensor([1.0 + gamma * 20.0]))
+    full = 1.0 + gamma * 2.0 + gamma**2 * 30.0
+    assert torch.allclose(lambda_returns(rewards, values, gamma, 1.0)[0], torch.tensor([full]))
+
+
+def test_oracle_beats_random_in_the_real_environment():
+    seeds = list(range(6))
+    random, oracle = run_episodes(RandomPolicy(0), seeds), run_episodes(OraclePolicy(), seeds)
+    assert random.positions.shape == (6, 101, 2) and random.frames.shape == (101, 64, 64, 3)
+    assert oracle.returns.mean() > random.returns.mean() + 10
+    again = run_episodes(OraclePolicy(), seeds)
+    assert np.array_equal(again.returns, oracle.returns)  # seeded episodes repeat exactly
+
+
+def _rl_phase(make_cfg, world_model, *extra):
+    cfg = make_cfg(*RL, f"phase.init_from={world_model['prediction']}", *extra)
+    phase = RLPhase(model=plain(cfg.model), phase=plain(cfg.phase), dataset_names=["goal_reach"])
+    dm = build_datamodule(cfg)
+    dm.prepare_data()
+    dm.setup("fit")
+    return cfg, phase, dm
+
+
+def _outside_trainer(phase: RLPhase) -> None:
+    """Let training_step run without a Trainer: plain optimizers, backward, no clipping, no logging."""
+    optimizers = phase.configure_optimizers()
+    phase.optimizers = lambda: optimizers
+    phase.manual_backward = lambda loss: loss.backward()
+    phase.clip_gradients = lambda *a, **k: None
+    phase.log = phase.log_dict = lambda *a, **k: None
+
+
+def test_init_loads_world_model_and_target_moves_only_on_schedule(make_cfg, world_model):
+    cfg, phase, dm = _rl_phase(
+        make_cfg, world_model, "phase.reward_pretrain_steps=2", "phase.target_update_every=3"
+    )
+    phase.setup("fit")
+    saved = torch.load(world_model["prediction"], weights_only=False)["state_dict"]
+    assert torch.equal(phase.dynamics.head.weight, saved["dynamics.head.weight"])
+    batch = phase.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
+    _outside_trainer(phase)
+    phase.train()
+    target = lambda: torch.cat([p.flatten() for p in phase.target_critic.parameters()]).clone()  # noqa: E731
+    critic = lambda: torch.cat([p.flatten() for p in phase.critic.parameters()]).clone()  # noqa: E731
+    snapshots = []
+    for _ in range(7):
+        phase.training_step(batch, 0)
+        snapshots.append((int(phase.train_steps), target(), critic()))
+    for (step, tgt, crit), (_, prev_tgt, _) in zip(snapshots[1:], snapshots[:-1]):
+        if step % 3 == 0 and step > 2:
+            assert torch.equal(tgt, crit)  # copied at this step
+        else:
+            assert torch.equal(tgt, prev_tgt)  # untouched between copies
+    assert not torch.equal(snapshots[-1][1], snapshots[-1][2])  # the critic moved on since the last copy
+    assert not phase.vqvae.training and not any(p.requires_grad for p in phase.dynamics.parameters())
+
+
+def test_reward_pretraining_keeps_the_actor_still(make_cfg, world_model):
+    _, phase, dm = _rl_phase(make_cfg, world_model, "phase.reward_pretrain_steps=3")
+    batch = phase.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
+    _outside_trainer(phase)
+    actor = [p.clone() for p in phase.actor.parameters()]
+    reward = [p.clone() for p in phase.reward_model.parameters()]
+    for _ in range(3):
+        phase.training_step(batch, 0)
+    assert all(torch.equal(a, b) for a, b in zip(actor, phase.actor.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(reward, phase.reward_model.parameters()))
+    phase.training_step(batch, 0)  # the 4th step trains the actor
+    assert not all(torch.equal(a, b) for a, b in zip(actor, phase.actor.parameters()))
+
+
+def test_tiny_rl_run_writes_metrics_and_figures(make_cfg, world_model, tmp_path):
+    cfg = make_cfg(
+        *RL,
+        f"phase.init_from={world_model['prediction']}",
+        "phase.reward_pretrain_steps=1",
+        "phase.eval_every_n_steps=1",
+        "phase.eval_episodes=2",
+        "phase.test_episodes=3",
+        "phase.max_epochs=2",
+    )
+    metrics = train(cfg)
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved == metrics
+    for key in (
+        "test/return_policy",
+        "test/return_random",
+        "test/return_oracle",
+        "test/gap_closed",
+        "train/critic_loss",
+    ):
+        assert np.isfinite(saved[key]), key
+    assert saved["test/return_oracle"] > saved["test/return_random"]
+    images = tmp_path / "run" / "images"
+    for name in ("rl_training.png", "rl_trajectory.png"):
+        assert Image.open(images / name).format == "PNG"
+    gif = Image.open(images / "rl_episode.gif")
+    assert gif.format == "GIF" and gif.n_frames == 101
+
+
+def test_rl_fast_dev_run(make_cfg, world_model):
+    cfg = make_cfg(
+        *RL,
+        f"phase.init_from={world_model['prediction']}",
+        "trainer.fast_dev_run=true",
+        "logger=none",
+        "phase.reward_pretrain_steps=0",
+        "phase.test_episodes=2",
+    )
+    metrics = train(cfg)
+    assert "train/actor_loss" in metrics and "test/return_policy" in metrics
+
+
+def test_bad_rl_inputs_fail_with_one_line(make_cfg, world_model):
+    with pytest.raises(ConfigError, match="dataset.name='pendulum' is not accepted: goal_reach"):
+        check_config(make_cfg("phase=rl", "dataset=pendulum", f"phase.init_from={world_model['prediction']}"))
+    with pytest.raises(ConfigError, match="phase.init_from=None"):
+        check_config(make_cfg(*RL))
+    with pytest.raises(ConfigError, match=r"phase.gamma=1.5"):
+        check_config(make_cfg(*RL, f"phase.init_from={world_model['prediction']}", "phase.gamma=1.5"))
+    _, phase, _ = _rl_phase(make_cfg, world_model)
+    phase.hparams.phase["init_from"] = str(world_model["reconstruction"])
+    with pytest.raises(CheckpointError, match="has no dynamics"):
+        phase.setup("fit")
