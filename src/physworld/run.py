@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import hydra
@@ -10,8 +9,9 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 
+from physworld import loggers as run_loggers
 from physworld.callbacks.metrics_file import scalar_metrics, write_metrics
-from physworld.config import check_config, dataset_members, datasets_for
+from physworld.config import check_config, dataset_members, datasets_for, resolve_ckpt_path
 from physworld.data.datamodule import VideoDataModule
 from physworld.phases import PHASES
 
@@ -37,29 +37,18 @@ def build_datamodule(cfg: DictConfig) -> VideoDataModule:
         pin_memory=cfg.data.pin_memory,
         persistent_workers=cfg.data.persistent_workers,
         weights=weights,
+        on_device=cfg.data.on_device,
     )
 
 
 def build_phase(cfg: DictConfig) -> L.LightningModule:
     names = [d.name for d in dataset_members(cfg.dataset)]
-    return PHASES[cfg.phase.name](model=plain(cfg.model), phase=plain(cfg.phase), dataset_names=names)
+    phase = PHASES[cfg.phase.name](model=plain(cfg.model), phase=plain(cfg.phase), dataset_names=names)
+    return phase.use_fast_paths(plain(cfg.perf))  # perf.*: not hyperparameters, so not a constructor argument
 
 
 def build_loggers(cfg: DictConfig) -> list:
-    loggers = []
-    for name, node in (cfg.get("logger") or {}).items():
-        if node is None or "_target_" not in node:
-            continue
-        if "wandb" in name:
-            # No account and no network must still work: offline unless the user chose a mode or has a key.
-            if "WANDB_MODE" not in os.environ and "WANDB_API_KEY" not in os.environ:
-                os.environ["WANDB_MODE"] = "offline"
-            Path(node.save_dir).mkdir(parents=True, exist_ok=True)
-            tags = [*cfg.get("tags", []), cfg.phase.name, cfg.dataset.name]
-            loggers.append(hydra.utils.instantiate(node, tags=tags))
-            continue
-        loggers.append(hydra.utils.instantiate(node))
-    return loggers
+    return run_loggers.build_loggers(cfg)  # W&B: offline by default, names, groups and tags (see there)
 
 
 def build_callbacks(cfg: DictConfig) -> list:
@@ -85,17 +74,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
     loggers = build_loggers(cfg)
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
-    for logger in loggers:
-        logger.log_hyperparams({"config": plain(cfg), "parameters": phase.parameter_counts()})
+    run_loggers.log_run_info(loggers, cfg, phase.parameter_counts())  # config, git commit, W&B step axes
 
     metrics: dict[str, float] = {}
     try:
         if cfg.train:
-            trainer.fit(phase, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            trainer.fit(phase, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg))
             metrics.update(scalar_metrics(trainer.callback_metrics))
         if cfg.test:
             best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-            ckpt = best or (None if cfg.train else cfg.get("ckpt_path"))
+            ckpt = best or (None if cfg.train else resolve_ckpt_path(cfg))
             trainer.test(phase, datamodule=datamodule, ckpt_path=ckpt)
             metrics.update(scalar_metrics(trainer.callback_metrics))
         if trainer.is_global_zero:

@@ -18,6 +18,8 @@ import numpy as np
 from lightning.pytorch.utilities import rank_zero_only
 from PIL import Image
 
+from physworld.loggers import log_files
+
 CURVES = (
     ("train/reward_loss", "reward model loss (MSE)"),
     ("train/actor_loss", "actor loss"),
@@ -47,10 +49,18 @@ class RLFigures(L.Callback):
     def on_fit_end(self, trainer, pl_module):
         if hasattr(pl_module, "last_episodes"):
             self._training_plot()
+            self._log_files(trainer, "train", ["rl_training.png"])
 
     def on_test_end(self, trainer, pl_module):
         if hasattr(pl_module, "last_episodes") and "policy" in pl_module.last_episodes:
             self._episode_figures(pl_module.last_episodes)
+            self._log_files(trainer, "test", ["rl_trajectory.png", "rl_episode.gif"])
+
+    def _log_files(self, trainer, stage: str, names: list[str]) -> None:
+        """To W&B (when it is a logger), as `<stage>/rl_training` etc., the files that were written."""
+        for name in names:
+            if (self.dirpath / name).is_file():
+                log_files(trainer, f"{stage}/{name.split('.')[0]}", [self.dirpath / name])
 
     @rank_zero_only
     def _training_plot(self) -> None:
