@@ -111,6 +111,12 @@ def test_tiny_prediction_run_writes_rollout_metrics_plot_and_gif(make_cfg, recon
                 assert f"{stage}/{prefix}_{metric}/t{horizon:02d}" in saved, (stage, prefix, metric)
         assert f"{stage}/rollout_mse/t{horizon + 1:02d}" not in saved
     assert saved["test/rollout_rmse/t03"] == pytest.approx(saved["test/rollout_mse/t03"] ** 0.5, rel=1e-4)
+    # physics-aware: object positions from frames vs states.npy; on the true frames the estimator is exact
+    for t in range(1, horizon + 1):
+        assert 0 <= saved[f"test/truth_pos_err/t{t:02d}"] < 0.5
+        assert saved[f"test/baseline_copy_last_pos_err/t{t:02d}"] > saved[f"test/truth_pos_err/t{t:02d}"]
+        assert saved[f"test/truth_pos_found/t{t:02d}"] == 1.0
+    assert 0 <= saved["test/rollout_pos_found/t01"] <= 1  # pos_err itself is absent when no object is found
     assert saved["test/baseline_copy_last_latent_mse/t01"] >= 0 and metrics == saved
     images = run / "images"
     assert Image.open(images / "rollout_test_error_vs_horizon.png").format == "PNG"

@@ -49,25 +49,29 @@ def latent_errors(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 class HorizonMetrics(Metric):
-    """Sums of per-horizon values over sequences; `compute()` -> {name: (K,) means}, with `rmse` added."""
+    """Sums of per-horizon values over sequences; `compute()` -> {name: (K,) means}, with `rmse` added.
+
+    NaN values (e.g. a position error where no object was found) are left out of their mean, not propagated.
+    """
 
     full_state_update = False
 
     def __init__(self, horizon: int, names=(*FRAME_METRICS, "latent_mse"), **kwargs):
         super().__init__(**kwargs)
         self.names = tuple(names)
-        self.add_state(
-            "sums", default=torch.zeros(len(self.names), horizon, dtype=torch.float64), dist_reduce_fx="sum"
-        )
-        self.add_state("count", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        shape = (len(self.names), horizon)
+        self.add_state("sums", default=torch.zeros(shape, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("counts", default=torch.zeros(shape, dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, values: dict[str, torch.Tensor]) -> None:
         """values: name -> (N, K) for every name of this metric."""
-        self.sums += torch.stack([values[name].double().sum(0) for name in self.names])
-        self.count += next(iter(values.values())).shape[0]
+        stacked = torch.stack([values[name].double() for name in self.names])  # (names, N, K)
+        finite = torch.isfinite(stacked)
+        self.sums += torch.where(finite, stacked, 0.0).sum(1)
+        self.counts += finite.sum(1)
 
     def compute(self) -> dict[str, torch.Tensor]:
-        means = self.sums / self.count.clamp_min(1)
+        means = self.sums / self.counts  # NaN where nothing finite was seen
         out = {name: means[i].float() for i, name in enumerate(self.names)}
         if "mse" in out:
             out["rmse"] = out["mse"].sqrt()
