@@ -26,6 +26,23 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+def scene_configs() -> dict[str, dict]:
+    """Every scene's dataset config (configs/dataset/<name>.yaml) as plain values."""
+    return {name: yaml.safe_load((CONFIGS / f"{name}.yaml").read_text()) for name in SCENES}
+
+
+def scene_rate(name: str, cfg: dict, sequences: int = CHUNK, repeats: int = 2) -> float:
+    """Sequences/s of one scene generating `sequences` sequences a call (best of `repeats` calls), after a
+    warm-up call (e.g. the MNIST digits load). scripts/benchmark.py reuses it."""
+    SCENES[name].generate(np.random.default_rng(0), 2, 2, cfg["scene"])
+    best = float("inf")
+    for r in range(repeats):
+        started = time.perf_counter()
+        SCENES[name].generate(np.random.default_rng(r), sequences, cfg["num_frames"], cfg["scene"])
+        best = min(best, time.perf_counter() - started)
+    return sequences / best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2, help="timed calls per scene (best is reported)")
@@ -33,20 +50,12 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the --full data instead of deleting it")
     args = parser.parse_args()
 
-    configs = {name: yaml.safe_load((CONFIGS / f"{name}.yaml").read_text()) for name in SCENES}
+    configs = scene_configs()
     print(f"| scene | frames | seq/s ({CHUNK} a call) | full size (train+val+test) | projected |")
     print("|---|---|---|---|---|")
     projected_total = 0.0
     for name, cfg in configs.items():
-        SCENES[name].generate(
-            np.random.default_rng(0), 2, 2, cfg["scene"]
-        )  # warm-up (e.g. MNIST digits load)
-        best = float("inf")
-        for r in range(args.repeats):
-            started = time.perf_counter()
-            SCENES[name].generate(np.random.default_rng(r), CHUNK, cfg["num_frames"], cfg["scene"])
-            best = min(best, time.perf_counter() - started)
-        rate = CHUNK / best
+        rate = scene_rate(name, cfg, CHUNK, args.repeats)
         total = sum(cfg["sizes"].values())
         projected_total += total / rate
         print(f"| {name} | {cfg['num_frames']} | {rate:.0f} | {total} | {total / rate:.0f} s |")

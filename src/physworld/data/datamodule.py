@@ -1,7 +1,8 @@
 """The LightningDataModule: windows of `seq_len` frames from the memory-mapped datasets.
 
 Batches stay uint8 until they are on the device (the phases convert in `on_after_batch_transfer`), which
-keeps host memory, worker IPC and host-to-device copies four times smaller than float32.
+keeps host memory, worker IPC and host-to-device copies four times smaller than float32. With
+`on_device=True` the training windows are cut on the device itself (data/device_windows.py).
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, WeightedRandomSampler
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from physworld.data.cache import ensure_split, load_split
+from physworld.data.device_windows import DeviceWindowLoader
+from physworld.data.samplers import EpochShuffleSampler, EpochWeightedSampler
 
 
 class WindowDataset(Dataset):
@@ -66,7 +69,9 @@ class VideoDataModule(L.LightningDataModule):
     """One or several datasets (a mixture for `dataset=all`), each with train/val/test splits.
 
     datasets: plain dicts as in `configs/dataset/<name>.yaml`; weights: sampling weight per dataset for
-    the training mixture (None: proportional to size, i.e. plain concatenation).
+    the training mixture (None: proportional to size, i.e. plain concatenation); on_device: hold the
+    training split in the memory of the trainer's device and cut windows there (val/test keep DataLoaders).
+    pin_memory may be "auto": on when CUDA is available.
     """
 
     def __init__(
@@ -78,18 +83,21 @@ class VideoDataModule(L.LightningDataModule):
         batch_size: int,
         stride: int = 1,
         num_workers: int = 0,
-        pin_memory: bool = False,
+        pin_memory: bool | str = False,
         persistent_workers: bool = False,
         weights: list[float] | None = None,
         progress: bool = True,
+        on_device: bool = False,
     ):
         super().__init__()
         self.datasets, self.data_dir, self.seed = datasets, data_dir, seed
         self.seq_len, self.stride, self.batch_size = seq_len, stride, batch_size
-        self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.num_workers = num_workers
+        self.pin_memory = torch.cuda.is_available() if pin_memory == "auto" else bool(pin_memory)
         self.persistent_workers = persistent_workers and num_workers > 0
-        self.weights, self.progress = weights, progress
+        self.weights, self.progress, self.on_device = weights, progress, on_device
         self.splits: dict[str, list[WindowDataset]] = {}
+        self._device_loader: DeviceWindowLoader | None = None
 
     @property
     def names(self) -> list[str]:
@@ -114,11 +122,19 @@ class VideoDataModule(L.LightningDataModule):
                     for i, d in enumerate(self.datasets)
                 ]
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | DeviceWindowLoader:
+        if self.on_device:
+            return self.device_loader()
         parts = self.splits["train"]
         data = parts[0] if len(parts) == 1 else ConcatDataset(parts)
+        return self._loader(data, sampler=self.train_sampler())
+
+    def train_sampler(self) -> EpochShuffleSampler:
+        """The order of the training windows. Epoch-seeded: a resumed run sees the same batches."""
+        parts = self.splits["train"]
+        n = sum(len(p) for p in parts)
         if self.weights is None or len(parts) == 1:
-            return self._loader(data, shuffle=True)
+            return EpochShuffleSampler(n, self.seed)
         # Mixture: each dataset gets its weight in expectation, whatever its size.
         per_item = torch.cat(
             [
@@ -126,17 +142,29 @@ class VideoDataModule(L.LightningDataModule):
                 for p, w in zip(parts, self.weights)
             ]
         )
-        generator = torch.Generator().manual_seed(self.seed)
-        sampler = WeightedRandomSampler(
-            per_item, num_samples=len(data), replacement=True, generator=generator
-        )
-        return self._loader(data, sampler=sampler)
+        return EpochWeightedSampler(per_item, n, self.seed)
 
     def val_dataloader(self):
         return self._eval_loaders("val")
 
     def test_dataloader(self):
         return self._eval_loaders("test")
+
+    def device_loader(self, device: torch.device | str | None = None) -> DeviceWindowLoader:
+        """The training windows cut on `device` (default: the trainer's), built once: the copy is the cost."""
+        if self._device_loader is None:
+            trainer = self.trainer
+            if device is None:
+                device = trainer.strategy.root_device if trainer is not None else "cpu"
+            self._device_loader = DeviceWindowLoader(
+                self.splits["train"],
+                self.batch_size,
+                device,
+                sampler=self.train_sampler(),  # the DataLoader's order: the same batches
+                rank=trainer.global_rank if trainer is not None else 0,
+                world_size=trainer.world_size if trainer is not None else 1,
+            )
+        return self._device_loader
 
     def _eval_loaders(self, split: str):
         # One loader per dataset, so metrics can be reported per dataset (dataloader_idx = dataset index).

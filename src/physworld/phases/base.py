@@ -1,4 +1,5 @@
-"""What every world-model phase shares: the networks, batch conversion, the optimiser, parameter counts.
+"""What every world-model phase shares: the networks, batch conversion, the optimiser, parameter counts,
+and the fast paths (`perf.*` in configs/train.yaml, measured on and off by scripts/benchmark.py).
 
 All world-model phases own the same networks under the same attribute names (`vqvae`, later `dynamics`),
 so a checkpoint of one phase loads into the next (`phase.init_from`).
@@ -8,8 +9,20 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+from torch import nn
 
 from physworld.models.vqvae import VQVAE, parameter_counts
+
+# How to run, not what to learn: kept out of the hyperparameters, so checkpoints do not depend on them.
+# "auto" picks per device type in `uses` (configs/train.yaml documents each key).
+FAST_PATHS = {"channels_last": "auto", "compile": False, "fused_adamw": "auto", "sync_free": "auto"}
+AUTO_DEVICES = {
+    # MPS: channels_last convolutions have had correctness and speed issues on Apple GPUs (not measurable
+    # here), so auto keeps NCHW there.
+    "channels_last": ("cpu", "cuda"),
+    "fused_adamw": ("cuda",),  # on CPU measured 1.02x, within noise (scripts/benchmark.py)
+    "sync_free": ("cuda", "mps"),  # on a CPU reading a number back costs nothing
+}
 
 
 def build_vqvae(model: dict) -> VQVAE:
@@ -37,13 +50,30 @@ class WorldModelPhase(L.LightningModule):
         self.dataset_names = list(dataset_names or ["data"])
         self.save_hyperparameters({"model": model, "phase": phase, "dataset_names": self.dataset_names})
         self.vqvae = build_vqvae(model)
+        self.fast_paths = dict(FAST_PATHS)
+        self._fast_paths_applied = False
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
-        # uint8 (B, T, H, W, 3) crossed to the device; now float (B, T, 3, H, W) in [0, 1].
+        # uint8 (B, T, H, W, 3) crossed to the device; now float (B, T, 3, H, W) in [0, 1]. The permuted view
+        # keeps the channels-last layout in memory (what channels_last networks want); otherwise make it NCHW.
         frames = batch["frames"]
         if frames.dtype == torch.uint8:
-            batch["frames"] = frames.permute(0, 1, 4, 2, 3).float().div_(255.0)
+            frames = frames.permute(0, 1, 4, 2, 3).float().div_(255.0)
+            batch["frames"] = frames if self.uses("channels_last") else frames.contiguous()
         return batch
+
+    def configure_model(self) -> None:
+        # Lightning calls this before fit, validate and test (before moving to the device, which keeps the
+        # memory format); the fast paths are applied once.
+        if self._fast_paths_applied:
+            return
+        if self.uses("channels_last"):
+            for net in self.hot_modules():
+                net.to(memory_format=torch.channels_last)  # 4-D conv weights become NHWC
+        if self.uses("compile"):
+            for net in self.hot_modules():
+                net.compile()  # in place: the state_dict keys (and so checkpoints) stay the same
+        self._fast_paths_applied = True
 
     def configure_optimizers(self):
         phase = self.hparams.phase
@@ -52,7 +82,71 @@ class WorldModelPhase(L.LightningModule):
             lr=phase["lr"],
             weight_decay=phase["weight_decay"],
             betas=tuple(phase["betas"]),
+            fused=True if self._fused() else None,  # None: torch's default (foreach on CUDA)
         )
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        # Lightning's mixed-precision plugin refuses to clip for a fused optimizer, because under 16-mixed the
+        # gradients are still scaled here. bf16-mixed has no grad scaler: they are the true gradients, so clip.
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        if gradient_clip_val and optimizer.defaults.get("fused") and scaler is None:
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            if gradient_clip_algorithm == "value":
+                torch.nn.utils.clip_grad_value_(params, gradient_clip_val)
+            else:
+                torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
+            return
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
+    def log(self, name: str, value, prog_bar: bool = False, *args, **kwargs) -> None:
+        """LightningModule.log without host-device synchronisation in training steps (`perf.sync_free`).
+
+        Lightning turns every prog_bar metric into a Python number at every step (an .item(), which waits
+        for the GPU): with sync_free, training metrics stay off the progress bar (loggers still get them every
+        trainer.log_every_n_steps). Lightning would also turn a Python number into a device tensor by a
+        blocking copy; here it is always a fill kernel instead."""
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = torch.full((), float(value), device=self.device)
+        if prog_bar and self.training and self.uses("sync_free"):
+            prog_bar = False
+        super().log(name, value, prog_bar, *args, **kwargs)
+
+    # ------------------------------------------------------------------------------------------------------
+
+    def use_fast_paths(self, perf: dict) -> WorldModelPhase:
+        """Set the fast paths from the plain dict of `perf` in configs/train.yaml (before fitting)."""
+        unknown = set(perf) - set(FAST_PATHS)
+        if unknown:
+            raise KeyError(f"unknown fast paths {sorted(unknown)}: accepted {sorted(FAST_PATHS)}")
+        self.fast_paths.update(perf)
+        return self
+
+    def uses(self, path: str) -> bool:
+        """Whether a fast path is on, resolving "auto" for the device this phase trains on."""
+        value = self.fast_paths[path]
+        if value != "auto":
+            return bool(value)
+        device = self._trainer.strategy.root_device if self._trainer is not None else self.device
+        return device.type in AUTO_DEVICES.get(path, ())
+
+    def _fused(self) -> bool:
+        """fused_adamw, except when auto meets 16-mixed with clipping: its grad scaler leaves the gradients
+        scaled until the fused step, so they cannot be clipped (an explicit true lets Lightning say so)."""
+        if not self.uses("fused_adamw"):
+            return False
+        trainer = self._trainer
+        if self.fast_paths["fused_adamw"] == "auto" and trainer is not None:
+            return not (getattr(trainer.precision_plugin, "scaler", None) and trainer.gradient_clip_val)
+        return True
+
+    def hot_modules(self) -> list[nn.Module]:
+        """The networks every training step runs: what channels_last converts and torch.compile compiles.
+        (The dynamics' rollout is a Python loop over its cells, so the cells are compiled, not the loop.)"""
+        nets = [self.vqvae.encoder, self.vqvae.quantizer, self.vqvae.decoder]
+        dynamics = getattr(self, "dynamics", None)
+        if dynamics is not None:
+            nets += [*dynamics.cells, dynamics.head]
+        return nets
 
     def parameter_counts(self) -> dict[str, int]:
         return parameter_counts(

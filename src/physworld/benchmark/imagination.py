@@ -1,0 +1,55 @@
+"""Imagination workloads: a callable that imagines one batch of latent trajectories and returns how many
+latent steps it took. `IMAGINERS` maps a name to a builder `(cfg, device, starts, horizon) -> callable`,
+cfg being the composed train config.
+
+Today's entry rolls the ConvGRU dynamics forward (what the RL phase's imagination runs on). When the RL
+phase has a public imagine(), register a builder for it here, e.g.
+
+    def rl_phase(cfg, device, starts, horizon):
+        phase = build(cfg).to(device)             # cfg composed with phase=rl
+        z, state = ...                            # `starts` start states, as the phase takes them
+
+        def imagine():
+            phase.imagine(z, state)
+            return starts * horizon
+
+        return imagine
+
+    IMAGINERS["rl"] = rl_phase
+
+and scripts/benchmark.py measures it beside the plain dynamics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from omegaconf import DictConfig
+
+from physworld.phases.prediction import build_dynamics
+
+
+def dynamics_rollout(cfg: DictConfig, device: torch.device, starts: int, horizon: int) -> Callable[[], int]:
+    """LatentDynamics of cfg.model rolled forward `horizon` (H) steps with no grad from `starts` (B) random
+    latents (B, C, 8, 8) and zero hidden states, under random actions in [-1, 1]."""
+    model, n = cfg.model, starts
+    dynamics = build_dynamics(model).to(device).eval()
+    g = torch.Generator().manual_seed(0)
+    z0 = torch.randn(n, model.vq.code_dim, 8, 8, generator=g).to(device)  # (B, C, 8, 8)
+    hidden = dynamics.initial_state(z0)
+    actions = (torch.rand(horizon, n, model.dynamics.action_dim, generator=g) * 2 - 1).to(device)  # (H, B, A)
+
+    @torch.no_grad()
+    def imagine() -> int:
+        z, state = z0, hidden
+        for k in range(horizon):
+            z, state = dynamics.step(z, actions[k], state)
+        return n * horizon
+
+    return imagine
+
+
+IMAGINERS: dict[str, Callable[[DictConfig, torch.device, int, int], Callable[[], int]]] = {
+    "dynamics": dynamics_rollout,
+}
