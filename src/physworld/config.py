@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from physworld.data.scenes import SCENES
 from physworld.errors import ConfigError
 from physworld.phases import PHASES
+from physworld.phases.checkpoints import checkpoint_phase, read_checkpoint
 
 
 def _get(cfg: DictConfig, key: str):
@@ -75,7 +76,7 @@ def check_dataset(dataset: DictConfig) -> None:
 DYNAMICS_PHASES = ("prediction", "comprehensive")
 
 
-def check_dynamics(cfg: DictConfig) -> None:
+def check_dynamics(cfg: DictConfig, files: bool = True) -> None:
     """The keys of phases that roll the ConvGRU dynamics forward."""
     for key in ("model.dynamics.hidden_channels", "model.dynamics.num_layers", "model.dynamics.action_dim"):
         require(cfg, key, positive_int, "a positive integer")
@@ -105,11 +106,11 @@ def check_dynamics(cfg: DictConfig) -> None:
             "reconstruction run (phase.init_from=<run>/checkpoints/best.ckpt), or train the VQ-VAE too with "
             "phase.freeze_vqvae=false phase.recon_weight=1"
         )
-    if init is not None and not Path(init).is_file():
+    if files and init is not None and not Path(init).is_file():
         raise ConfigError(f"phase.init_from={init!r}: no such checkpoint file")
 
 
-def check_rl(cfg: DictConfig) -> None:
+def check_rl(cfg: DictConfig, files: bool = True) -> None:
     """The agent phase needs rewards and actions (dataset=goal_reach) and a world model with dynamics."""
     require(
         cfg, "dataset.name", lambda v: v == "goal_reach", "goal_reach (phase=rl needs actions and rewards)"
@@ -146,12 +147,61 @@ def check_rl(cfg: DictConfig) -> None:
             "phase.init_from=None is not accepted: phase=rl needs a world model with dynamics, the checkpoint of a "
             "prediction run on dataset=goal_reach (phase.init_from=<run>/checkpoints/best.ckpt)"
         )
-    if not Path(init).is_file():
+    if files and not Path(init).is_file():
         raise ConfigError(f"phase.init_from={init!r}: no such checkpoint file")
 
 
-def check_config(cfg: DictConfig) -> None:
-    """Raise ConfigError for the first bad value. Called by train() before anything is built."""
+def check_perf(cfg: DictConfig) -> None:
+    """The fast paths (`perf.*`) and the loader keys that choose how, not what, to train."""
+    for key in ("perf.channels_last", "perf.fused_adamw", "perf.sync_free", "data.pin_memory"):
+        require(cfg, key, lambda v: isinstance(v, bool) or v == "auto", "true, false or auto")
+    for key in ("perf.compile", "data.persistent_workers", "data.on_device"):
+        require(cfg, key, lambda v: isinstance(v, bool), "true or false")
+    unknown = sorted(set(cfg.perf) - {"channels_last", "compile", "fused_adamw", "sync_free"})
+    if unknown:
+        raise ConfigError(
+            f"perf.{unknown[0]} is not accepted: perf has channels_last, compile, fused_adamw, sync_free"
+        )
+
+
+def resolve_ckpt_path(cfg: DictConfig) -> str | None:
+    """`ckpt_path`, with `last` meaning `<this run's dir>/checkpoints/last.ckpt` (resuming needs a stable run
+    dir: rerun with the killed run's `hydra.run.dir=<run dir>`). ConfigError if the file does not exist."""
+    ckpt = cfg.get("ckpt_path")
+    if ckpt is None:
+        return None
+    if ckpt == "last":
+        path = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        if not path.is_file():
+            raise ConfigError(
+                f"ckpt_path=last: no {path}; resume in the killed run's folder with hydra.run.dir=<its run dir>"
+            )
+        return str(path)
+    if not Path(ckpt).is_file():
+        raise ConfigError(f"ckpt_path={ckpt!r}: no such checkpoint file")
+    return str(ckpt)
+
+
+def check_ddp_in_sweep(cfg: DictConfig) -> None:
+    """Lightning's `ddp` starts ranks 1.. by re-running the command line: under a Hydra multirun each child would
+    re-run the whole sweep. Refuse it there (ddp_spawn or the SLURM launcher work)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    strategy = (cfg.get("trainer") or {}).get("strategy")
+    if strategy == "ddp" and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        if not SLURMEnvironment.detect():
+            raise ConfigError(
+                "trainer.strategy='ddp' is not accepted in a multirun (-m): its child processes would re-run the "
+                "whole sweep; use trainer=ddp_spawn, or hydra/launcher=slurm"
+            )
+
+
+def check_config(cfg: DictConfig, files: bool = True) -> None:
+    """Raise ConfigError for the first bad value. Called by train() before anything is built.
+    files=False skips the checks of checkpoint files (a pipeline checks its later steps before their
+    checkpoints exist)."""
     require(cfg, "phase.name", lambda v: v in PHASES, f"one of {sorted(PHASES)}")
     require(cfg, "seed", non_negative_int, "a non-negative integer")
     for key in ("phase.batch_size", "phase.seq_len", "phase.max_epochs"):
@@ -163,6 +213,7 @@ def check_config(cfg: DictConfig) -> None:
     require(cfg, "phase.weight_decay", non_negative_number, "a non-negative number")
     require(cfg, "data.stride", positive_int, "a positive integer")
     require(cfg, "data.num_workers", non_negative_int, "a non-negative integer")
+    check_perf(cfg)
     for key in ("model.vq.num_codes", "model.vq.code_dim", "model.vq.restart_every"):
         require(cfg, key, positive_int, "a positive integer")
     require(cfg, "model.vq.commitment_cost", non_negative_number, "a non-negative number")
@@ -199,9 +250,15 @@ def check_config(cfg: DictConfig) -> None:
                 f"{dataset['name']} ({dataset['num_frames']} frames): accepted 1..{dataset['num_frames']}"
             )
     if cfg.phase.name in DYNAMICS_PHASES:
-        check_dynamics(cfg)
+        check_dynamics(cfg, files)
     if cfg.phase.name == "rl":
-        check_rl(cfg)
-    ckpt = cfg.get("ckpt_path")
-    if ckpt is not None and ckpt != "last" and not Path(ckpt).is_file():
-        raise ConfigError(f"ckpt_path={ckpt!r}: no such checkpoint file")
+        check_rl(cfg, files)
+    check_ddp_in_sweep(cfg)
+    ckpt = resolve_ckpt_path(cfg) if files else None
+    if ckpt is not None:
+        saved = checkpoint_phase(read_checkpoint(ckpt, key="ckpt_path"))
+        if saved != cfg.phase.name:
+            raise ConfigError(
+                f"ckpt_path={str(ckpt)!r} is a checkpoint of phase {saved!r}, this run is phase={cfg.phase.name}: "
+                "resume with the same phase (to start a new phase from it, use phase.init_from)"
+            )

@@ -1,0 +1,102 @@
+"""Surviving faults: atomic checkpoint files, exact resumption, and a clear stop on a non-finite loss.
+
+- `AtomicCheckpointIO` writes each checkpoint to a temporary file in the same folder and renames it into
+  place, so a run killed while saving leaves the previous `last.ckpt` intact, never a truncated one.
+- `ResumeState` saves the Python, NumPy and torch random states in every checkpoint and restores them on
+  resume, so a resumed run draws the same random numbers (dead-code restarts, imagination noise) as one
+  that was never interrupted. Data order is made resumable by the epoch-seeded samplers of the DataModule.
+- `StopOnNonFiniteLoss` checks the training loss every `every_n_steps` steps (each check synchronises the
+  device once, so not every step on a GPU) and stops with one line naming the phase, the step and the last
+  good checkpoint, before a NaN reaches `last.ckpt`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from physworld.errors import PhysworldError
+
+
+class NonFiniteLossError(PhysworldError):
+    """Training produced a NaN or infinite loss."""
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+            os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new one, never half
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+class ResumeState(L.Callback):
+    """Random-number-generator states, checkpointed with the run."""
+
+    def state_dict(self) -> dict:
+        return {
+            "python": random.getstate(),
+            "numpy": _numpy_state(),
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        random.setstate(state["python"])
+        name, keys, pos, has_gauss, cached = state["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))  # noqa: NPY002
+        torch.set_rng_state(state["torch"])
+        if state.get("cuda") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _numpy_state() -> tuple:
+    """NumPy's global state (the one seed_everything sets) as plain values and a tensor: checkpoints load with
+    torch.load(weights_only=True), which refuses NumPy arrays."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002
+    return name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)
+
+
+class StopOnNonFiniteLoss(L.Callback):
+    def __init__(self, every_n_steps: int = 1):
+        if every_n_steps < 1:
+            raise ValueError(f"every_n_steps={every_n_steps}: a positive integer")
+        self.every_n_steps = every_n_steps
+        self._batches = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self._batches += 1
+        if self._batches % self.every_n_steps:
+            return
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        losses = (
+            [loss]
+            if isinstance(loss, torch.Tensor)
+            else [
+                v
+                for k, v in trainer.callback_metrics.items()
+                if k.startswith("train/") and k.endswith("loss")
+            ]
+        )  # manual optimisation (phase=rl) returns nothing; it logs train/reward_loss, actor_loss, ...
+        for loss in losses:
+            if not bool(torch.isfinite(loss.detach()).all()):
+                self._stop(trainer, pl_module, loss)
+
+    def _stop(self, trainer, pl_module, loss: torch.Tensor) -> None:
+        ckpt = trainer.checkpoint_callback
+        last = ckpt.last_model_path if ckpt is not None and ckpt.last_model_path else "none saved yet"
+        raise NonFiniteLossError(
+            f"phase={pl_module.hparams.phase['name']}: the training loss became {float(loss)} at step "
+            f"{trainer.global_step} (epoch {trainer.current_epoch}); training stopped, last good checkpoint: "
+            f"{last}. Lower phase.lr or check the data"
+        )
