@@ -1,0 +1,56 @@
+"""Evaluate a trained world model on held-out data:
+
+    python scripts/evaluate.py ckpt_path=<run>/checkpoints/best.ckpt [dataset=<name>|all]
+
+Writes metrics.json, evaluation.json, config.yaml and the figures into `<run>/evaluate/<time>_<dataset>/`
+(see configs/evaluate.yaml for every key, and which data is used when `dataset=` is not given), then prints a
+summary per dataset. `python scripts/report.py <run>` turns the run and its evaluations into a report.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("PHYSWORLD_ROOT", str(ROOT))
+
+
+def summary(metrics: dict[str, float], stage: str) -> list[str]:
+    """One line per dataset: reconstruction PSNR, and the last rollout horizon against copy-last."""
+    names = sorted({k.split("/")[2] for k in metrics if k.startswith(f"{stage}/recon_psnr/")})
+    lines = []
+    for name in names:
+        line = f"{name}: recon PSNR {metrics[f'{stage}/recon_psnr/{name}']:.2f} dB"
+        steps = sorted(k for k in metrics if k.startswith(f"{stage}/rollout_mse/{name}/t"))
+        if steps:
+            t = steps[-1].rsplit("/", 1)[1]
+            model, base = metrics[steps[-1]], metrics[f"{stage}/baseline_copy_last_mse/{name}/{t}"]
+            line += f", rollout MSE at {t} {model:.4g} (copy-last {base:.4g})"
+        position = metrics.get(f"{stage}/position_error/{name}/t01")
+        if position is not None:
+            line += f", position error at t01 {position:.2f} px"
+        lines.append(line)
+    return lines
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    from physworld.errors import PhysworldError
+    from physworld.evaluation.evaluate import evaluate
+
+    try:
+        out, metrics = evaluate(cfg)
+    except PhysworldError as err:
+        print(f"physworld: error: {str(err).replace(chr(10), ' ')}", file=sys.stderr)  # always one line
+        sys.exit(2)
+    for line in summary(metrics, cfg.evaluation.split):
+        print(line)
+    report_dir = out.parent.parent if out.parent.name == "evaluate" else out  # the training run, if nested
+    print(f"evaluation: {out}\nreport: python scripts/report.py {report_dir}")
+
+
+if __name__ == "__main__":
+    main()

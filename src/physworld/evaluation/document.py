@@ -1,0 +1,135 @@
+"""A report as a list of blocks, rendered twice: Markdown (images by relative path) and a self-contained
+HTML page (images inlined as base64 data URIs, so the one file opens anywhere with its figures).
+
+Text may hold `code` spans; nothing else of Markdown is interpreted.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Heading:
+    text: str
+    level: int = 2
+
+
+@dataclass
+class Text:
+    text: str
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+
+
+@dataclass
+class Figure:
+    path: Path
+    caption: str
+
+
+@dataclass
+class Code:
+    text: str
+    summary: str  # the line shown while the block is folded
+
+
+Block = Heading | Text | Table | Figure | Code
+MIME = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+
+
+def fmt(value: float | None) -> str:
+    """A metric as the tables show it: 4 significant digits, scientific when very small or large."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    if value == 0:
+        return "0"
+    if abs(value) >= 1e4 or abs(value) < 1e-3:
+        return f"{value:.3e}"
+    return f"{value:.4g}"
+
+
+def to_markdown(blocks: list[Block], base: Path) -> str:
+    out = []
+    for block in blocks:
+        if isinstance(block, Heading):
+            out.append(f"{'#' * block.level} {block.text}")
+        elif isinstance(block, Text):
+            out.append(block.text)
+        elif isinstance(block, Table):
+            cells = [[c.replace("|", "\\|") for c in row] for row in [block.header, *block.rows]]
+            out.append("\n".join(["| " + " | ".join(cells[0]) + " |", "|" + "---|" * len(block.header)]))
+            out[-1] += "".join("\n| " + " | ".join(row) + " |" for row in cells[1:])
+        elif isinstance(block, Figure):
+            rel = Path(os.path.relpath(block.path, base)).as_posix()
+            out.append(f"![{block.caption}]({rel})\n\n*{block.caption}* (`{rel}`)")
+        elif isinstance(block, Code):
+            out.append(
+                f"<details><summary>{block.summary}</summary>\n\n```yaml\n{block.text.rstrip()}\n```\n</details>"
+            )
+    return "\n\n".join(out) + "\n"
+
+
+def inline(text: str) -> str:
+    """Escaped HTML with `code` spans."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
+def data_uri(path: Path) -> str:
+    mime = MIME.get(path.suffix.lower(), "application/octet-stream")
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+th { background: #f2f2f2; }
+figure { margin: 1.2em 0; }
+figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { font-size: 0.9em; color: #555; }
+code { background: #f4f4f4; padding: 0 0.2em; }
+pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
+"""
+
+
+def to_html(blocks: list[Block], title: str) -> str:
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
+    ]
+    for block in blocks:
+        if isinstance(block, Heading):
+            out.append(f"<h{block.level}>{inline(block.text)}</h{block.level}>")
+        elif isinstance(block, Text):
+            out.append(f"<p>{inline(block.text)}</p>")
+        elif isinstance(block, Table):
+            head = "".join(f"<th>{inline(c)}</th>" for c in block.header)
+            body = "".join(
+                "<tr>" + "".join(f"<td>{inline(c)}</td>" for c in row) + "</tr>" for row in block.rows
+            )
+            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        elif isinstance(block, Figure):
+            alt = html.escape(block.caption, quote=True)
+            out.append(
+                f'<figure><img src="{data_uri(block.path)}" alt="{alt}">'
+                f"<figcaption>{inline(block.caption)} ({html.escape(block.path.name)})</figcaption></figure>"
+            )
+        elif isinstance(block, Code):
+            out.append(
+                f"<details><summary>{inline(block.summary)}</summary><pre>{html.escape(block.text)}</pre></details>"
+            )
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,253 @@
+"""evaluate(cfg): score a trained world model on held-out data and write metrics and figures.
+
+In a visible order: check the settings, rebuild the phase from its checkpoint, decide which data (the
+training run's own, or `dataset=`), score every dataset, then write into the evaluation folder
+`metrics.json` (flat `stage/metric/<dataset>[/tNN]` keys, plus `stage/metric[/tNN]` means over datasets,
+as in a training run's metrics.json), `evaluation.json` (what was evaluated, with what, and the figure list),
+`config.yaml` and the figures. A reconstruction checkpoint has no dynamics: reconstruction and codebook
+scores only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
+
+from physworld.callbacks.metrics_file import scalar_metrics, write_metrics
+from physworld.config import check_dataset, dataset_members, datasets_for, positive_int, require
+from physworld.data.cache import ensure_split, load_params, load_split
+from physworld.errors import ConfigError
+from physworld.evaluation.architecture import architecture_diagram
+from physworld.evaluation.figures import preview_figures, reconstruction_figures, rollout_figures
+from physworld.evaluation.loading import load_phase, training_config
+from physworld.evaluation.runs import run_config_file, training_run_dir
+from physworld.evaluation.scoring import DatasetScores, score_reconstruction, score_rollouts, to_frames
+
+log = logging.getLogger(__name__)
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+
+POSITION_KEYS = {
+    "model": "position_error",
+    "copy_last": "baseline_copy_last_position_error",
+    "floor": "position_error_floor",
+    "found": "position_found",
+}
+
+
+@dataclass
+class DataPlan:
+    """Which data is evaluated and where it comes from."""
+
+    datasets: list[dict]  # plain dataset dicts, caps applied (as the datamodule gets them)
+    data_dir: str
+    seed: int
+    source: str  # said in evaluation.json and the report
+    label: str  # the dataset choice, for the folder name
+
+
+def check_evaluation(cfg: DictConfig) -> None:
+    """Raise ConfigError for the first bad `ckpt_path` or `evaluation.*` value."""
+    if cfg.get("ckpt_path") is None:
+        raise ConfigError(
+            "ckpt_path=None is not accepted: pass the checkpoint to evaluate, "
+            "e.g. ckpt_path=outputs/train/runs/<run>/checkpoints/best.ckpt"
+        )
+    require(cfg, "evaluation.split", lambda v: v in ("val", "test"), "val or test")
+    for key in ("batch_size", "horizon", "num_images", "num_examples", "num_gif_sequences"):
+        require(cfg, f"evaluation.{key}", positive_int, "a positive integer")
+    for key in ("num_sequences", "context_frames"):
+        require(
+            cfg, f"evaluation.{key}", lambda v: v is None or positive_int(v), "null or a positive integer"
+        )
+    devices = ("auto", "cpu", "cuda", "mps")
+    require(cfg, "evaluation.device", lambda v: v in devices, f"one of {list(devices)}")
+    for key in ("data.max_sequences", "data.max_frames"):
+        require(cfg, key, lambda v: v is None or positive_int(v), "null or a positive integer")
+
+
+def data_plan(cfg: DictConfig, ckpt_path: str) -> DataPlan:
+    """`dataset=<name>|all` when given; otherwise the data of the run that wrote the checkpoint."""
+    dataset = cfg.get("dataset")
+    if dataset is not None and "name" in dataset:
+        for member in dataset_members(dataset):
+            try:
+                check_dataset(member)
+            except ConfigError as err:
+                raise ConfigError(f"dataset: {err}") from None
+        source = f"dataset={dataset.name} (configs/dataset), seed {cfg.seed}"
+        return DataPlan(datasets_for(cfg), str(cfg.paths.data_dir), int(cfg.seed), source, dataset.name)
+    if dataset is not None:
+        raise ConfigError(
+            f"dataset={OmegaConf.to_container(dataset)} sets dataset keys but no dataset: add dataset=<name>"
+        )
+    found = training_config(ckpt_path)
+    if found is None:
+        raise ConfigError(
+            f"dataset=None: {ckpt_path!r} has no training run config beside it (<run>/.hydra/config.yaml), "
+            "so the data it was trained on is unknown: pass dataset=<name> or dataset=all"
+        )
+    train_cfg, file = found
+    try:
+        datasets = datasets_for(train_cfg)
+        data_dir, seed = str(train_cfg.paths.data_dir), int(train_cfg.seed)
+    except (OmegaConfBaseException, KeyError, TypeError) as err:
+        raise ConfigError(f"{file}: cannot read its dataset ({err}); pass dataset=<name>") from None
+    source = f"the training run's config ({file}), seed {seed}"
+    return DataPlan(datasets, data_dir, seed, source, str(train_cfg.dataset.name))
+
+
+def pick_device(choice: str) -> torch.device:
+    available = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
+    if choice == "auto":
+        return torch.device(next(name for name, ok in available.items() if ok))
+    if not available[choice]:
+        raise ConfigError(f"evaluation.device={choice!r} is not available here: accepted auto or cpu")
+    return torch.device(choice)
+
+
+def output_dir(cfg: DictConfig, ckpt_path: str, label: str) -> Path:
+    """`output_dir`, else `<run>/evaluate/<time>_<dataset>` for a checkpoint in a run's checkpoints/ folder
+    (so the run's report finds it), else `<paths.log_dir>/evaluate/runs/<time>_<dataset>`."""
+    if cfg.get("output_dir"):
+        return Path(cfg.output_dir)
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(now)) + f"-{int(now % 1 * 1e6):06d}"
+    run = training_run_dir(ckpt_path)
+    base = run / "evaluate" if run else Path(cfg.paths.log_dir) / "evaluate" / "runs"
+    return base / f"{stamp}_{label}"
+
+
+def score_dataset(phase, dataset: dict, plan: DataPlan, ev: DictConfig, device) -> DatasetScores:
+    path = ensure_split(plan.data_dir, dataset, ev.split, plan.seed)
+    arrays, params = load_split(path), load_params(path)
+    total, t = arrays["frames"].shape[:2]
+    n = total if ev.num_sequences is None else min(ev.num_sequences, total)
+    recon, codebook, examples = score_reconstruction(
+        phase, arrays["frames"], n, ev.batch_size, device, ev.num_images
+    )
+    preview = to_frames(arrays["frames"][:4, ::2], torch.device("cpu"))[:, : ev.num_images]
+    scores = DatasetScores(dataset["name"], n, t, recon, codebook, examples, preview)
+    if not hasattr(phase, "rollout"):
+        return scores  # a reconstruction checkpoint: no dynamics to roll out
+    c = ev.context_frames or phase.context_frames
+    k = min(ev.horizon, t - c)
+    if k < 1:
+        scores.notes.append(f"{t} frames stored, none left after {c} context frames: no rollout")
+        return scores
+    scores.context_frames = c
+    scores.rollout, scores.positions, scores.examples = score_rollouts(
+        phase, arrays, params, dataset["name"], n, c, k, ev.batch_size, device
+    )
+    if scores.positions is None:
+        scores.notes.append("no point-like objects drawn in known colours: no position error")
+    return scores
+
+
+def flat_metrics(scores: dict[str, DatasetScores], stage: str) -> dict[str, float]:
+    """`stage/metric/<dataset>[/tNN]` per dataset, then `stage/metric[/tNN]`: the mean over datasets."""
+    metrics: dict[str, float] = {}
+    for name, s in scores.items():
+        metrics.update({f"{stage}/recon_{k}/{name}": v for k, v in s.recon.items()})
+        metrics.update({f"{stage}/codebook_{k}/{name}": v for k, v in s.codebook.items()})
+        per_horizon = {}
+        if s.rollout is not None:
+            for prefix, values in zip(("rollout", "baseline_copy_last"), s.rollout):
+                per_horizon.update({f"{prefix}_{metric}": steps for metric, steps in values.items()})
+        for key, steps in (s.positions or {}).items():
+            per_horizon[POSITION_KEYS[key]] = steps
+        for metric, steps in per_horizon.items():
+            metrics.update({f"{stage}/{metric}/{name}/t{t:02d}": float(v) for t, v in enumerate(steps, 1)})
+    metrics = scalar_metrics(metrics)  # drops NaN (e.g. a horizon where no object was found)
+    groups: dict[str, list[float]] = {}
+    for key, value in metrics.items():
+        parts = key.split("/")  # stage, metric, dataset[, tNN]
+        groups.setdefault("/".join(parts[:2] + parts[3:]), []).append(value)
+    metrics.update({key: sum(values) / len(values) for key, values in groups.items()})
+    return dict(sorted(metrics.items()))
+
+
+def evaluation_record(ckpt_path: str, phase, plan: DataPlan, scores: dict, stage: str, device) -> dict:
+    """What was evaluated, on which data, with what (evaluation.json; the report reads it)."""
+    run = training_run_dir(ckpt_path)
+    return {
+        "checkpoint": str(Path(ckpt_path).resolve()),
+        "phase": phase.hparams.phase["name"],
+        "trained_on": list(phase.dataset_names),
+        "training_run": str(run) if run and run_config_file(run) else None,
+        "split": stage,
+        "data_source": plan.source,
+        "data_dir": str(Path(plan.data_dir).resolve()),
+        "seed": plan.seed,
+        "has_dynamics": hasattr(phase, "rollout"),
+        "datasets": [
+            {
+                "name": s.name,
+                "sequences": s.num_sequences,
+                "frames": s.num_frames,
+                "context_frames": s.context_frames or None,
+                "horizon": len(s.rollout[0]["mse"]) if s.rollout else None,
+                "notes": s.notes,
+            }
+            for s in scores.values()
+        ],
+        "device": str(device),
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def evaluate(cfg: DictConfig) -> tuple[Path, dict[str, float]]:
+    """Evaluate `cfg.ckpt_path`; write the evaluation folder; return it and the flat metrics."""
+    check_evaluation(cfg)
+    ckpt_path = str(cfg.ckpt_path)
+    phase, _ = load_phase(ckpt_path)
+    plan = data_plan(cfg, ckpt_path)
+    device = pick_device(cfg.evaluation.device)
+    out = output_dir(cfg, ckpt_path, plan.label)
+    out.mkdir(parents=True, exist_ok=True)
+    phase.to(device).eval()
+    name = phase.hparams.phase["name"]
+    log.info(f"evaluate: {name} checkpoint {ckpt_path} on {[d['name'] for d in plan.datasets]}")
+
+    scores = {d["name"]: score_dataset(phase, d, plan, cfg.evaluation, device) for d in plan.datasets}
+    stage = cfg.evaluation.split
+    metrics = flat_metrics(scores, stage)
+    write_metrics(out / "metrics.json", metrics)
+
+    figures = {"architecture_diagram.png": "The model, traced: real output shapes and parameter counts."}
+    counts = architecture_diagram(phase, out / "architecture_diagram.png", f"physworld world model ({name})")
+    figures.update(reconstruction_figures(scores, out))
+    figures.update(
+        rollout_figures(scores, out, cfg.evaluation.num_examples, cfg.evaluation.num_gif_sequences)
+    )
+    figures.update(preview_figures(scores, out))
+
+    record = evaluation_record(ckpt_path, phase, plan, scores, stage, device)
+    record.update(parameters=counts, figures=figures)
+    (out / "evaluation.json").write_text(json.dumps(record, indent=2))
+    OmegaConf.save(cfg, out / "config.yaml")
+    return out, metrics
+
+
+def evaluate_run(
+    run: str | Path, overrides=(), checkpoint: str = "best.ckpt"
+) -> tuple[Path, dict[str, float]]:
+    """Evaluate `<run>/checkpoints/<checkpoint>` as `python scripts/evaluate.py ckpt_path=... <overrides>`
+    would, from Python (a pipeline evaluating its steps before writing its report)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose("evaluate", overrides=list(overrides), return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)  # so ${hydra:...} interpolations resolve
+    with open_dict(cfg):
+        del cfg["hydra"]
+        cfg.ckpt_path = str(Path(run) / "checkpoints" / checkpoint)  # set, not parsed: any path works
+    return evaluate(cfg)

@@ -1,0 +1,56 @@
+"""Rebuild a trained phase from its checkpoint alone, and find the config of the run that wrote it.
+
+A checkpoint's `hyper_parameters` hold the plain dicts {"model", "phase", "dataset_names"} every world-model
+phase saves (phases/base.py), so the phase is rebuilt with `PHASES[name](**hyper_parameters)` and its state
+dict loaded strictly. It does not hold the dataset config: that lives in the training run's config,
+`<run>/.hydra/config.yaml` (or `<run>/config.yaml` for a pipeline step), beside `<run>/checkpoints/`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from physworld.errors import CheckpointError
+from physworld.evaluation.runs import run_config_file, training_run_dir
+from physworld.phases import PHASES
+from physworld.phases.checkpoints import check_world_model_checkpoint, read_checkpoint
+
+KEY = "ckpt_path"  # the config key the user set, named in every error
+
+
+def load_phase(path: str | Path) -> tuple[L.LightningModule, dict]:
+    """The phase of a world-model checkpoint with its trained weights, in eval mode; and the raw checkpoint.
+
+    Raises CheckpointError (one line naming `ckpt_path`) for a missing, unreadable or non-Lightning file, a
+    checkpoint of another phase (rl) or without physworld hyperparameters, or weights that do not fit.
+    """
+    ckpt = read_checkpoint(path, key=KEY)
+    hparams = ckpt.get("hyper_parameters") or {}
+    model = hparams.get("model") or {}
+    # Accepts the world-model phases only; the model sizes are compared with themselves (always equal).
+    check_world_model_checkpoint(ckpt, str(path), model, key=KEY)
+    name = hparams["phase"]["name"]
+    try:
+        phase = PHASES[name](model=model, phase=hparams["phase"], dataset_names=hparams.get("dataset_names"))
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(
+            f"{KEY}={str(path)!r}: its hyper_parameters do not build a {name} phase ({type(err).__name__}: {err})"
+        ) from None
+    try:
+        phase.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as err:
+        detail = " ".join(str(err).split())[:300]  # torch's message spans lines: keep the error one line
+        raise CheckpointError(
+            f"{KEY}={str(path)!r}: its weights do not fit the model of its hyper_parameters ({detail})"
+        ) from None
+    return phase.eval(), ckpt
+
+
+def training_config(path: str | Path) -> tuple[DictConfig, Path] | None:
+    """The config of the run that wrote the checkpoint, and its file, if the checkpoint is in a run folder."""
+    run = training_run_dir(path)
+    file = run_config_file(run) if run else None
+    return (OmegaConf.load(file), file) if file else None

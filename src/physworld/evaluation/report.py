@@ -1,0 +1,383 @@
+"""write_report(folder): `report.md` and a self-contained `report.html` for a run or a pipeline folder.
+
+Everything under the folder is found by what it holds: a training run has `csv/metrics.csv`, `checkpoints/`
+or a config with a phase (`.hydra/config.yaml`, or `config.yaml` in a pipeline step); an evaluation
+(scripts/evaluate.py) has `evaluation.json`. Each training run gets its configuration, training curves (CSV
+log, or W&B offline log), final metrics and the figures its callbacks wrote (image grids, rollouts, and the
+RL phase's `rl_training.png` / `rl_trajectory.png`), followed by its evaluations: metrics tables read from
+the evaluation's own metrics.json, and its figures. A pipeline's `pipeline.json` gives a table of its steps.
+Generated figures (training curves) go to `<folder>/report_files/`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from physworld.errors import PhysworldError
+from physworld.evaluation.curves import plot_training_curves, read_training_log
+from physworld.evaluation.document import Block, Code, Figure, Heading, Table, Text, fmt, to_html, to_markdown
+from physworld.evaluation.runs import run_config_file
+
+SKIP = {"wandb", "checkpoints", "csv", "images", ".hydra", "report_files", "__pycache__"}
+# Figures the training callbacks write into <run>/images, in reading order; the first of each group found.
+RUN_FIGURES = [
+    (("recon_latest.png",), "Validation frames (top) and their reconstructions (bottom), last epoch."),
+    (
+        ("rollout_test.png", "rollout_val.png"),
+        "Rollouts during training: truth above prediction, per dataset.",
+    ),
+    (
+        ("rollout_test_error_vs_horizon.png", "rollout_val_error_vs_horizon.png"),
+        "Rollout error against the horizon during training: model (solid) and copy-last (dashed).",
+    ),
+    (("rollout_test.gif", "rollout_val.gif"), "Rollout GIF: truth | prediction | copy-last."),
+    (("rl_training.png",), "RL training: reward model, actor and critic losses, entropy, returns."),
+    (("rl_trajectory.png",), "RL: the agent's paths to its goals in the real environment (oracle dotted)."),
+    (("rl_episode.gif",), "RL: the first test episode of the policy."),
+]
+RECON_COLUMNS = [
+    ("recon_l1", "L1"),
+    ("recon_mse", "MSE"),
+    ("recon_psnr", "PSNR (dB)"),
+    ("recon_ssim", "SSIM"),
+    ("codebook_perplexity", "codebook perplexity"),
+    ("codebook_dead_codes", "dead codes"),
+    ("codebook_used_fraction", "codes used"),
+]
+FRAME_COLUMNS = [
+    ("rollout_mse", "MSE model"),
+    ("baseline_copy_last_mse", "MSE copy-last"),
+    ("rollout_psnr", "PSNR model"),
+    ("baseline_copy_last_psnr", "PSNR copy-last"),
+    ("rollout_ssim", "SSIM model"),
+    ("baseline_copy_last_ssim", "SSIM copy-last"),
+]
+PHYSICS_COLUMNS = [
+    ("position_error", "position error model (px)"),
+    ("baseline_copy_last_position_error", "copy-last (px)"),
+    ("position_error_floor", "estimator floor (px)"),
+    ("position_found", "objects found"),
+    ("rollout_latent_mse", "latent MSE model"),
+    ("baseline_copy_last_latent_mse", "latent MSE copy-last"),
+]
+HORIZON = re.compile(r"^(.*)/t(\d+)$")
+
+
+def discover(root: Path) -> tuple[list[Path], list[Path]]:
+    """Training runs and evaluation folders under `root` (itself included), sorted by path."""
+    runs, evaluations = [], []
+    for dirpath, dirnames, filenames in os.walk(root):
+        folder = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP)
+        if "evaluation.json" in filenames:
+            evaluations.append(folder)
+        elif is_training_run(folder):
+            runs.append(folder)
+    return runs, evaluations
+
+
+def is_training_run(folder: Path) -> bool:
+    csv_log = (folder / "csv" / "metrics.csv").is_file()
+    return csv_log or (folder / "checkpoints").is_dir() or run_config_file(folder) is not None
+
+
+def read_config(run: Path) -> DictConfig | None:
+    file = run_config_file(run)
+    return OmegaConf.load(file) if file else None
+
+
+def select(cfg: DictConfig, key: str):
+    """A config value, resolved where it can be (`${hydra:...}` cannot outside Hydra), else as written."""
+    try:
+        return OmegaConf.select(cfg, key)
+    except OmegaConfBaseException:  # an interpolation that only resolves in the original run: as written
+        node = OmegaConf.to_container(cfg, resolve=False)
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        return node
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def name_of(folder: Path, root: Path) -> str:
+    rel = os.path.relpath(folder, root)
+    return folder.name if rel == "." else rel
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "run"
+
+
+# -- training runs ------------------------------------------------------------------------------------------
+
+
+def config_table(cfg: DictConfig) -> Table:
+    """The keys that say what was trained: phase and model in full, the dataset's size, the data caps."""
+    rows = [["seed", str(select(cfg, "seed"))]]
+    for group in ("phase", "model"):
+        node = cfg.get(group)
+        if node is not None:
+            flat = flatten(OmegaConf.to_container(node, resolve=False), group)
+            rows += [[key, str(select(cfg, key))] for key in flat]
+    for key in (
+        "dataset.name",
+        "dataset.num_frames",
+        "dataset.sizes",
+        "data.max_sequences",
+        "data.max_frames",
+    ):
+        value = select(cfg, key)
+        if value is not None:
+            rows.append([key, str(OmegaConf.to_container(value) if isinstance(value, DictConfig) else value)])
+    return Table(["key", "value"], rows)
+
+
+def flatten(node, prefix: str) -> list[str]:
+    if isinstance(node, dict):
+        return [key for k, v in node.items() for key in flatten(v, f"{prefix}.{k}")]
+    return [prefix]
+
+
+def metrics_tables(metrics: dict[str, float]) -> list[Block]:
+    """Scalars as key | value; per-horizon keys (`.../tNN`) as one row per metric, one column per horizon."""
+    scalars = [[key, fmt(value)] for key, value in metrics.items() if not HORIZON.match(key)]
+    horizons: dict[str, dict[int, float]] = {}
+    for key, value in metrics.items():
+        match = HORIZON.match(key)
+        if match:
+            horizons.setdefault(match[1], {})[int(match[2])] = value
+    blocks: list[Block] = []
+    if scalars:
+        blocks.append(Table(["metric", "value"], scalars))
+    if horizons:
+        steps = sorted({t for values in horizons.values() for t in values})
+        rows = [[name] + [fmt(values.get(t)) for t in steps] for name, values in sorted(horizons.items())]
+        blocks.append(Table(["metric per horizon"] + [f"t{t:02d}" for t in steps], rows))
+    return blocks
+
+
+def run_section(run: Path, root: Path, files: Path) -> list[Block]:
+    cfg = read_config(run)
+    name = name_of(run, root)
+    what = ""
+    if cfg is not None:
+        what = f" ({select(cfg, 'phase.name')} on {select(cfg, 'dataset.name')})"
+    blocks: list[Block] = [Heading(f"Training run `{name}`{what}", 2)]
+    if cfg is not None:
+        blocks += [Heading("Configuration", 3), config_table(cfg)]
+        file = os.path.relpath(run_config_file(run), run)
+        blocks.append(Code(OmegaConf.to_yaml(cfg), f"full config ({file})"))
+    series, source = read_training_log(run)
+    blocks.append(Heading("Training curves", 3))
+    curves = files / f"{slug(name)}_training_curves.png"
+    if source is not None and plot_training_curves(series, curves, f"{name}: train (lines) and val (dots)"):
+        blocks.append(Figure(curves, f"Training curves, from `{os.path.relpath(source, root)}`."))
+    else:
+        blocks.append(Text("No training log (csv/metrics.csv or a W&B offline run) with train/val metrics."))
+    metrics = read_json(run / "metrics.json")
+    if metrics:
+        blocks += [Heading("Final metrics of the run (metrics.json)", 3), *metrics_tables(metrics)]
+    figures = []
+    for candidates, caption in RUN_FIGURES:
+        found = next((run / "images" / c for c in candidates if (run / "images" / c).is_file()), None)
+        if found is not None:
+            figures.append(Figure(found, caption))
+    if figures:
+        blocks += [Heading("Figures written during training", 3), *figures]
+    return blocks
+
+
+# -- evaluations --------------------------------------------------------------------------------------------
+
+
+def per_dataset(metrics: dict[str, float], split: str, key: str, name: str, t: int | None = None):
+    suffix = f"/t{t:02d}" if t is not None else ""
+    return metrics.get(f"{split}/{key}/{name}{suffix}")
+
+
+def evaluation_section(folder: Path, root: Path) -> list[Block]:
+    record = read_json(folder / "evaluation.json")
+    metrics = read_json(folder / "metrics.json")
+    split = record.get("split", "test")
+    names = [d["name"] for d in record.get("datasets", [])]
+    blocks: list[Block] = [
+        Heading(f"Evaluation `{name_of(folder, root)}` ({record.get('phase')} checkpoint, {split} split)", 2),
+        Text(
+            f"Checkpoint `{record.get('checkpoint')}`, trained on {', '.join(record.get('trained_on', []))}; "
+            f"evaluated on the {split} split of {', '.join(names)}, data from {record.get('data_source')} "
+            f"(`{record.get('data_dir')}`), on {record.get('device')}, {record.get('created')}. "
+            "Numbers below are read from this evaluation's `metrics.json`."
+        ),
+        Table(
+            ["dataset", "sequences", "frames", "context frames", "horizon", "notes"],
+            [
+                [
+                    d["name"],
+                    str(d["sequences"]),
+                    str(d["frames"]),
+                    str(d.get("context_frames") or "-"),
+                    str(d.get("horizon") or "-"),
+                    "; ".join(d.get("notes", [])),
+                ]
+                for d in record.get("datasets", [])
+            ],
+        ),
+    ]
+    counts = record.get("parameters") or {}
+    if counts:
+        blocks.append(Table(["component", "parameters"], [[k, f"{v:,}"] for k, v in counts.items()]))
+    blocks.append(Heading("Reconstruction and codebook usage", 3))
+    blocks.append(
+        Table(
+            ["dataset"] + [label for _, label in RECON_COLUMNS],
+            [[n] + [fmt(per_dataset(metrics, split, key, n)) for key, _ in RECON_COLUMNS] for n in names],
+        )
+    )
+    if not record.get("has_dynamics"):
+        blocks.append(
+            Text(
+                f"This is a {record.get('phase')} checkpoint: the model has no dynamics yet, so there are no "
+                "rollouts, no comparison with the copy-last baseline and no position error. Evaluate a "
+                "prediction or comprehensive checkpoint for those."
+            )
+        )
+    else:
+        blocks += rollout_tables(metrics, split, names)
+    figures = [
+        Figure(folder / file, caption)
+        for file, caption in (record.get("figures") or {}).items()
+        if (folder / file).is_file()
+    ]
+    if figures:
+        blocks += [Heading("Figures", 3), *figures]
+    return blocks
+
+
+def rollout_steps(metrics: dict[str, float], split: str, name: str) -> list[int]:
+    prefix = f"{split}/rollout_mse/{name}/t"
+    return sorted(int(key[len(prefix) :]) for key in metrics if key.startswith(prefix))
+
+
+def rollout_tables(metrics: dict[str, float], split: str, names: list[str]) -> list[Block]:
+    blocks: list[Block] = [
+        Heading("Rollouts against the copy-last-frame baseline", 3),
+        Text(
+            "Open-loop rollouts: the model sees the context frames, then predicts every later frame from its "
+            "own predictions. The copy-last baseline repeats the last context frame; a model that learned "
+            "the physics beats it. Position errors locate each object by its colour in the predicted frame "
+            "and measure the distance to the simulator's position (moving_mnist: to the position read off the "
+            "true frame, as its stored position is the digit's box, not its ink); the estimator floor is the same "
+            "measurement on the true frames, and `objects found` the share of objects located at all."
+        ),
+    ]
+    horizons = {name: rollout_steps(metrics, split, name) for name in names}
+    glance = [(k, label) for k, label in FRAME_COLUMNS[:2] + PHYSICS_COLUMNS[:2]]
+    rows = []
+    for name, steps in horizons.items():
+        for t in sorted({steps[0], steps[-1]}) if steps else []:
+            rows.append(
+                [name, f"t{t:02d}"] + [fmt(per_dataset(metrics, split, k, name, t)) for k, _ in glance]
+            )
+    if rows:  # the first and the last horizon of every dataset, before the full tables
+        blocks.append(Table(["dataset", "horizon"] + [label for _, label in glance], rows))
+    for name, steps in horizons.items():
+        if not steps:
+            continue
+        blocks.append(Heading(f"{name}", 4))
+        for columns in (FRAME_COLUMNS, PHYSICS_COLUMNS):
+            # A column is shown when any horizon has it; the model's position error also when it is NaN
+            # everywhere (no object found in any prediction), which `objects found` then explains.
+            shown = {
+                k
+                for k, _ in columns
+                if any(per_dataset(metrics, split, k, name, t) is not None for t in steps)
+            }
+            if "position_found" in shown:
+                shown.add("position_error")
+            present = [(k, label) for k, label in columns if k in shown]
+            if present:
+                blocks.append(
+                    Table(
+                        ["horizon"] + [label for _, label in present],
+                        [
+                            [f"t{t:02d}"] + [fmt(per_dataset(metrics, split, k, name, t)) for k, _ in present]
+                            for t in steps
+                        ],
+                    )
+                )
+    return blocks
+
+
+# -- the report ---------------------------------------------------------------------------------------------
+
+
+def build(root: Path) -> list[Block]:
+    runs, evaluations = discover(root)
+    if not runs and not evaluations:
+        raise PhysworldError(
+            f"{root}: no training run (.hydra/config.yaml, csv/metrics.csv, checkpoints/) or evaluation "
+            "(evaluation.json) in it: pass a run folder, a pipeline folder or an evaluation folder"
+        )
+    # An evaluation reached directly still shows the run it evaluated, when that run exists.
+    for folder in evaluations:
+        trained = read_json(folder / "evaluation.json").get("training_run")
+        if trained and Path(trained).is_dir() and Path(trained).resolve() not in [r.resolve() for r in runs]:
+            runs.append(Path(trained))
+    owner = {}
+    for folder in evaluations:
+        trained = read_json(folder / "evaluation.json").get("training_run")
+        owner[folder] = next((r for r in runs if trained and r.resolve() == Path(trained).resolve()), None)
+    files = root / "report_files"
+    files.mkdir(exist_ok=True)
+    blocks: list[Block] = [
+        Heading(f"physworld report: {root.name}", 1),
+        Text(
+            f"Generated by `scripts/report.py` on {time.strftime('%Y-%m-%d %H:%M')} from `{root}`: "
+            f"{len(runs)} training run(s), {len(evaluations)} evaluation(s)."
+        ),
+    ]
+    steps = read_json(root / "pipeline.json")
+    if steps:
+        blocks += [
+            Heading("Pipeline steps", 2),
+            Table(
+                ["step", "phase", "dataset", "seconds"],
+                [
+                    [n, str(s.get("phase")), str(s.get("dataset")), fmt(s.get("seconds"))]
+                    for n, s in steps.items()
+                ],
+            ),
+        ]
+    for run in runs:
+        blocks += run_section(run, root, files)
+        for folder in evaluations:
+            if owner[folder] == run:
+                blocks += evaluation_section(folder, root)
+    for folder in evaluations:
+        if owner[folder] is None:
+            blocks += evaluation_section(folder, root)
+    return blocks
+
+
+def write_report(folder: str | Path) -> tuple[Path, Path]:
+    """Write `<folder>/report.md` and `<folder>/report.html`; return their paths."""
+    root = Path(folder).resolve()
+    if not root.is_dir():
+        raise PhysworldError(f"{folder}: no such folder (pass a run, pipeline or evaluation folder)")
+    blocks = build(root)
+    md, page = root / "report.md", root / "report.html"
+    md.write_text(to_markdown(blocks, root))
+    page.write_text(to_html(blocks, f"physworld report: {root.name}"))
+    return md, page

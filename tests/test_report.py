@@ -1,0 +1,228 @@
+"""scripts/report.py on tiny runs: report.md and a self-contained report.html, tables holding the numbers of
+each evaluation's metrics.json, every figure inlined, a pipeline folder with all its steps, training curves
+from the CSV log or a W&B offline log, and one-line errors."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+from PIL import Image
+
+from physworld.errors import PhysworldError
+from physworld.evaluation.curves import read_csv_log, read_wandb_offline
+from physworld.evaluation.document import fmt
+from physworld.evaluation.evaluate import evaluate_run
+from physworld.evaluation.report import FRAME_COLUMNS, PHYSICS_COLUMNS, RECON_COLUMNS, write_report
+from tests.conftest import ROOT
+from tests.test_evaluate import pred_eval, pred_run, recon_run  # noqa: F401  (shared session fixtures)
+
+LABELS = {label: key for key, label in RECON_COLUMNS + FRAME_COLUMNS + PHYSICS_COLUMNS}
+
+
+def tables(markdown: str) -> list[list[list[str]]]:
+    """Every Markdown table as rows of cells (header first, the |---| line dropped)."""
+    found, current = [], []
+    for line in markdown.splitlines() + [""]:
+        if line.startswith("|"):
+            if not line.startswith("|---"):
+                current.append([c.strip() for c in line.strip("|").split(" | ")])
+        elif current:
+            found.append(current)
+            current = []
+    return found
+
+
+def evaluation_sections(markdown: str) -> dict[str, str]:
+    """Evaluation folder name (as the heading writes it) -> the Markdown of its section."""
+    parts = re.split(r"^## ", markdown, flags=re.M)
+    return {m[1]: part for part in parts if (m := re.match(r"Evaluation `([^`]+)`", part))}
+
+
+def check_tables_hold_metrics(section: str, metrics: dict, split: str = "test") -> int:
+    """Every cell of the reconstruction and rollout tables equals the formatted metrics.json value."""
+    checked = 0
+    for table in tables(section):
+        header = table[0]
+        if header[0] == "dataset" and header[1] == "L1":
+            for row in table[1:]:
+                for label, cell in zip(header[1:], row[1:]):
+                    assert cell == fmt(metrics.get(f"{split}/{LABELS[label]}/{row[0]}")), (row[0], label)
+                    checked += 1
+        elif header[:2] == ["dataset", "horizon"]:  # the at-a-glance table: a row per dataset and horizon
+            for row in table[1:]:
+                for label, cell in zip(header[2:], row[2:]):
+                    assert cell == fmt(metrics.get(f"{split}/{LABELS[label]}/{row[0]}/{row[1]}")), row[:2]
+                    checked += 1
+        elif header[0] == "horizon":
+            name = section_dataset(section, table)
+            for row in table[1:]:
+                for label, cell in zip(header[1:], row[1:]):
+                    assert cell == fmt(metrics.get(f"{split}/{LABELS[label]}/{name}/{row[0]}")), (
+                        row[0],
+                        label,
+                    )
+                    checked += 1
+    return checked
+
+
+def section_dataset(section: str, table: list[list[str]]) -> str:
+    """The `#### <dataset>` heading above a table."""
+    first = "| " + " | ".join(table[0]) + " |"
+    before = section[: section.index(first)]
+    return re.findall(r"^#### (.+)$", before, flags=re.M)[-1].strip()
+
+
+def check_html_images(page: str, expected: int) -> None:
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert len(sources) == expected
+    for src in sources:
+        match = re.match(r"data:image/(png|gif);base64,(.+)", src)
+        assert match, src[:40]  # inlined: the page needs no other file
+        with Image.open(io.BytesIO(base64.b64decode(match[2]))) as image:
+            assert image.format == match[1].upper()
+
+
+def test_report_of_a_run_and_its_evaluations(pred_run, pred_eval):  # noqa: F811
+    out, metrics = pred_eval
+    md, page = write_report(pred_run)
+    text = md.read_text()
+    assert "## Training run" in text and "### Training curves" in text and "csv/metrics.csv" in text
+    assert (pred_run / "report_files" / "run_training_curves.png").is_file()
+    sections = evaluation_sections(text)
+    assert f"evaluate/{out.name}" in sections
+    for name, section in sections.items():  # other tests may have added evaluations: each its own numbers
+        folder = pred_run / name
+        split = json.loads((folder / "evaluation.json").read_text())["split"]
+        assert (
+            check_tables_hold_metrics(section, json.loads((folder / "metrics.json").read_text()), split) > 0
+        )
+    section = sections[f"evaluate/{out.name}"]
+    assert check_tables_hold_metrics(section, metrics) >= 7 + 2 * 4 + 6 * 12  # recon, glance, per horizon
+    for figure in json.loads((out / "evaluation.json").read_text())["figures"]:
+        assert f"evaluate/{out.name}/{figure}" in section  # relative paths from report.md
+    for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
+        assert (pred_run / link).is_file(), link
+    check_html_images(page.read_text(), text.count("!["))
+
+
+def test_reconstruction_evaluation_says_there_are_no_rollouts(recon_run, tmp_path):  # noqa: F811
+    run = tmp_path / "recon"
+    shutil.copytree(recon_run, run, ignore=shutil.ignore_patterns("eval*"))
+    evaluate_run(run, checkpoint="last.ckpt")
+    text = write_report(run)[0].read_text()
+    (section,) = evaluation_sections(text).values()
+    assert "no dynamics yet, so there are no rollouts" in section and "#### " not in section
+    assert (
+        check_tables_hold_metrics(section, json.loads(next(run.glob("evaluate/*/metrics.json")).read_text()))
+        == 7
+    )
+
+
+def test_report_of_a_pipeline_folder(recon_run, pred_run, tmp_path):  # noqa: F811
+    # The layout of scripts/pipeline.py: one folder per step with a resolved config.yaml, and pipeline.json.
+    pipe = tmp_path / "pipe"
+    for step, run in (("1_reconstruction", recon_run), ("2_prediction", pred_run)):
+        shutil.copytree(run, pipe / step, ignore=shutil.ignore_patterns("eval*", ".hydra", "report*"))
+        cfg = OmegaConf.load(run / ".hydra" / "config.yaml")
+        (pipe / step / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    rl = pipe / "5_rl"
+    (rl / "images").mkdir(parents=True)
+    (rl / "checkpoints").mkdir()
+    for name in (
+        "rl_training.png",
+        "rl_trajectory.png",
+    ):  # what the RL phase writes (callbacks/rl_figures.py)
+        Image.new("RGB", (64, 48), (200, 30, 30)).save(rl / "images" / name)
+    steps = {"1_reconstruction": {"phase": "reconstruction", "dataset": "pendulum", "seconds": 3.5}}
+    (pipe / "pipeline.json").write_text(json.dumps(steps))
+    out, metrics = evaluate_run(pipe / "2_prediction", checkpoint="last.ckpt")
+    assert "config.yaml" in json.loads((out / "evaluation.json").read_text())["data_source"]
+
+    md, page = write_report(pipe)
+    text = md.read_text()
+    assert "## Pipeline steps" in text and "| 1_reconstruction | reconstruction | pendulum | 3.5 |" in text
+    for step in ("1_reconstruction", "2_prediction", "5_rl"):
+        assert f"## Training run `{step}`" in text
+    assert "images/rl_training.png" in text and "images/rl_trajectory.png" in text
+    (section,) = evaluation_sections(text).values()
+    assert check_tables_hold_metrics(section, metrics) > 0
+    assert text.index("## Training run `2_prediction`") < text.index("## Evaluation") < text.index("`5_rl`")
+    check_html_images(page.read_text(), text.count("!["))
+
+
+def wandb_file(path: Path, rows: list[dict]) -> int:
+    """A .wandb file as W&B writes it: a ':W&B' header, then protobuf Records in LevelDB log records (32 KiB
+    blocks; a record that does not fit is split FIRST/LAST across blocks). Returns how many were split."""
+    from wandb.proto import wandb_internal_pb2
+
+    payloads = []
+    for row in rows:
+        record = wandb_internal_pb2.Record()
+        for key, value in row.items():
+            item = record.history.item.add()
+            item.key, item.value_json = key, json.dumps(value)
+        payloads.append(record.SerializeToString())
+    data = bytearray(b":W&B" + struct.pack("<HB", 0xBEE1, 0))
+    filler = wandb_internal_pb2.Record()
+    filler.history.item.add(key="note", value_json=json.dumps("x" * (32768 - 7 - 7 - 7 - 40)))
+    split = 0
+    for payload in [filler.SerializeToString(), *payloads]:
+        if 32768 - len(data) % 32768 < 7:  # no room for a header: zero padding to the next block
+            data += bytes(32768 - len(data) % 32768)
+        room = 32768 - len(data) % 32768 - 7
+        if len(payload) <= room:
+            data += struct.pack("<IHB", 0, len(payload), 1) + payload
+        else:
+            data += struct.pack("<IHB", 0, room, 2) + payload[:room]
+            data += struct.pack("<IHB", 0, len(payload) - room, 4) + payload[room:]
+            split += 1
+    path.write_bytes(bytes(data))
+    return split
+
+
+def test_training_curves_from_a_wandb_offline_log(tmp_path):
+    rows = [{"trainer/global_step": s, "train/loss": 1.0 / (s + 1), "epoch": 0} for s in range(40)]
+    rows.append({"trainer/global_step": 40, "val/loss": 0.05})
+    file = tmp_path / "run" / "wandb" / "offline-run-1" / "run-1.wandb"
+    file.parent.mkdir(parents=True)
+    assert wandb_file(file, rows) == 1
+    series = read_wandb_offline(file)
+    assert series["train/loss"] == [(s, 1.0 / (s + 1)) for s in range(40)] and series["val/loss"] == [
+        (40, 0.05)
+    ]
+    (tmp_path / "run" / "checkpoints").mkdir()
+    text = write_report(tmp_path / "run")[0].read_text()
+    assert "from `wandb/offline-run-1/run-1.wandb`" in text
+
+
+def test_csv_log_reader(tmp_path):
+    path = tmp_path / "metrics.csv"
+    path.write_text("epoch,step,train/loss,val/loss\n0,4,0.5,\n0,9,0.25,\n0,9,,0.3\n")
+    assert read_csv_log(path) == {"train/loss": [(4, 0.5), (9, 0.25)], "val/loss": [(9, 0.3)]}
+
+
+def test_report_errors_are_one_line(tmp_path):
+    with pytest.raises(PhysworldError, match="no such folder"):
+        write_report(tmp_path / "nope")
+    with pytest.raises(PhysworldError, match="no training run .* or evaluation"):
+        write_report(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "scripts/report.py", str(tmp_path / "nope")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"physworld: error: {tmp_path / 'nope'}: no such folder (pass a run, pipeline or evaluation folder)"
+    ]
