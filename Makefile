@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-all lint format clean
+.PHONY: help install demo evaluate report test test-all bench lint format clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -19,15 +19,29 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP) ## The main job: generate a small Moving MNIST set and train the reconstruction phase (CPU, minutes)
-	$(BIN)/python scripts/generate_data.py experiment=demo
-	$(BIN)/python train.py experiment=demo
+demo: $(STAMP) ## The main job: the four phases end to end on small data, then a report (CPU, ~15 min)
+	$(BIN)/python scripts/pipeline.py experiment=demo
+
+# RUN: a training run folder for `make evaluate`, a run or pipeline folder for `make report` (default: the newest
+# folder in outputs/train/runs).
+RUN ?= $(patsubst %/,%,$(lastword $(sort $(wildcard outputs/train/runs/*/))))
+
+evaluate: $(STAMP) ## Evaluate RUN's best checkpoint on its test split: metrics.json + figures in RUN/evaluate/
+	@test -n "$(RUN)" || { echo "make evaluate: no run in outputs/train/runs; pass RUN=<run folder>" >&2; exit 2; }
+	$(BIN)/python scripts/evaluate.py ckpt_path=$(RUN)/checkpoints/best.ckpt
+
+report: $(STAMP) ## Write RUN/report.md and RUN/report.html (RUN: a run or pipeline folder)
+	@test -n "$(RUN)" || { echo "make report: no run in outputs/train/runs; pass RUN=<folder>" >&2; exit 2; }
+	$(BIN)/python scripts/report.py $(RUN)
 
 test: $(STAMP) ## Fast test suite (a few minutes on 2 CPU cores)
 	$(BIN)/python -m pytest -q -m "not slow and not gpu"
 
 test-all: $(STAMP) ## Every test but the GPU ones, slow ones included
 	$(BIN)/python -m pytest -q -m "not gpu"
+
+bench: $(STAMP) ## Benchmark (minutes): outputs/benchmarks/<time>.{json,md}; BENCH_ARGS="--quick", "--threads 1", ...
+	$(BIN)/python scripts/benchmark.py $(BENCH_ARGS)
 
 lint: $(STAMP) ## ruff: lint and format check
 	$(BIN)/ruff check .

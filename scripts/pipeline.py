@@ -1,0 +1,32 @@
+"""Run an experiment's phases in order, then write its report: `python scripts/pipeline.py experiment=demo`.
+
+Every argument is a train.py override applied to every step (e.g. `trainer=gpu`, `paths.log_dir=/scratch`).
+Rerunning the same command resumes at the first unfinished step. See src/physworld/pipeline.py.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("PHYSWORLD_ROOT", str(ROOT))
+
+
+def main(argv: list[str]) -> int:
+    from physworld.errors import PhysworldError
+    from physworld.pipeline import run_pipeline
+
+    if any(a in ("-h", "--help") for a in argv):
+        print(__doc__)
+        return 0
+    try:
+        folder = run_pipeline(argv)
+    except PhysworldError as err:
+        print(f"physworld: error: {err}", file=sys.stderr)
+        return 2
+    print(f"pipeline: every step done, runs in {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

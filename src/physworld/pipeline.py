@@ -1,0 +1,141 @@
+"""Run an experiment's phases in order: `python scripts/pipeline.py experiment=<name> [overrides]`.
+
+An experiment that defines `pipeline.steps` (configs/experiment/*.yaml) lists the runs to chain: each step
+has a `name` (its folder under `pipeline.dir`), the train.py `overrides` that make it (phase, dataset, sizes,
+...) and optionally `init_from`, the earlier step whose best checkpoint it starts from. The command-line
+overrides apply to every step, after the step's own (so `phase.max_epochs=1` shortens every step).
+
+When every step is done it evaluates the world-model steps (scripts/evaluate.py) and writes the pipeline's
+report (`report.md`, `report.html`; `pipeline.report: false` skips both).
+
+The pipeline folder is stable (not timestamped), so rerunning the same command resumes: a step whose
+`metrics.json` exists is done and skipped; a step with a `last.ckpt` but no metrics was killed and resumes
+from it (`ckpt_path`); later steps start over. All datasets are generated (or verified) before the first
+step, so a bad dataset config fails in seconds, not after an hour of training.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.utilities import rank_zero_info
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from physworld.config import datasets_for
+from physworld.data.cache import SPLITS, ensure_split
+from physworld.errors import ConfigError
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def compose_train(overrides: list[str]) -> DictConfig:
+    """The config `python train.py <overrides>` would see (the hydra node removed, run dir resolved)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=list(overrides), return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+def plan(overrides: list[str]) -> tuple[Path, list[tuple[str, DictConfig]]]:
+    """The pipeline folder and each step's composed config, with its run folder and starting checkpoint."""
+    base = compose_train(overrides)
+    pipeline = base.get("pipeline")
+    if not pipeline or not pipeline.get("steps"):
+        raise ConfigError(
+            "this experiment has no pipeline.steps: accepted an experiment that defines them "
+            f"(e.g. experiment=demo); got experiment={base.get('experiment_name')!r}"
+        )
+    root = Path(pipeline.dir)
+    steps, names = [], []
+    for step in pipeline.steps:
+        name = step.name
+        init = step.get("init_from")
+        if init is not None and init not in names:
+            raise ConfigError(f"pipeline step {name!r}: init_from={init!r} is not an earlier step ({names})")
+        extra = [*step.overrides, *overrides]  # the command line wins, e.g. phase.max_epochs=1 for every step
+        if init is not None:
+            extra.append(f"phase.init_from={root / init / 'checkpoints' / 'best.ckpt'}")
+        cfg = compose_train(extra)
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(root / name)
+            cfg.task_name = "pipeline"
+        steps.append((name, cfg))
+        names.append(name)
+    return root, steps
+
+
+def generate_all(steps: list[tuple[str, DictConfig]]) -> None:
+    seen = set()
+    for _, cfg in steps:
+        for dataset in datasets_for(cfg):
+            key = json.dumps([cfg.paths.data_dir, dataset, cfg.seed], sort_keys=True)
+            if key not in seen:
+                seen.add(key)
+                for split in SPLITS:
+                    ensure_split(cfg.paths.data_dir, dataset, split, cfg.seed)
+
+
+def run_pipeline(overrides: list[str]) -> Path:
+    """Run (or resume) every step; return the pipeline folder. Each step writes its own run folder."""
+    from physworld.config import check_config
+    from physworld.run import train
+
+    root, steps = plan(overrides)
+    root.mkdir(parents=True, exist_ok=True)
+    for _, cfg in steps:  # fail on any bad value before generating or training anything
+        check_config(cfg, files=False)
+    generate_all(steps)
+    log = root / "pipeline.json"
+    record = json.loads(log.read_text()) if log.is_file() else {}
+    for name, cfg in steps:
+        folder = Path(cfg.paths.output_dir)
+        if (folder / "metrics.json").is_file():
+            rank_zero_info(f"pipeline: step {name} is done ({folder / 'metrics.json'}), skipping it")
+            continue
+        last = folder / "checkpoints" / "last.ckpt"
+        if last.is_file():
+            rank_zero_info(f"pipeline: step {name} was interrupted, resuming from {last}")
+            with open_dict(cfg):
+                cfg.ckpt_path = str(last)
+        rank_zero_info(f"pipeline: step {name}: {cfg.phase.name} on {cfg.dataset.name} -> {folder}")
+        started = time.perf_counter()
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        train(cfg)
+        record[name] = {
+            "phase": cfg.phase.name,
+            "dataset": cfg.dataset.name,
+            "dir": str(folder),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        log.write_text(json.dumps(record, indent=2))
+    settings = compose_train(overrides).pipeline
+    if settings.get("report", True):
+        write_pipeline_report(root, steps, int(settings.get("evaluate_sequences", 32)))
+    return root
+
+
+def write_pipeline_report(root: Path, steps: list[tuple[str, DictConfig]], sequences: int) -> Path:
+    """Evaluate every world-model step once (architecture diagram, per-dataset figures and tables) and write
+    `report.md` / `report.html` for the whole pipeline."""
+    from physworld.evaluation.evaluate import evaluate_run
+    from physworld.evaluation.report import write_report
+
+    for name, cfg in steps:
+        folder = Path(cfg.paths.output_dir)
+        if cfg.phase.name != "rl" and not (folder / "evaluate").is_dir():  # the RL step's figures are its own
+            rank_zero_info(f"pipeline: evaluating step {name}")
+            evaluate_run(
+                folder, [f"evaluation.num_sequences={sequences}", f"paths.data_dir={cfg.paths.data_dir}"]
+            )
+    markdown, page = write_report(root)
+    rank_zero_info(f"pipeline: report {markdown} and {page}")
+    return page

@@ -1,0 +1,64 @@
+"""scripts/pipeline.py: the demo experiment's steps chained through their checkpoints, skipped when done,
+resumed when interrupted, and a clear error for an experiment without steps."""
+
+from __future__ import annotations
+
+import json
+
+from tests.test_cli import run
+
+TINY = [
+    "experiment=demo",
+    "debug=tiny",
+    "data.max_sequences=8",
+    "data.stride=2",
+    "phase.max_epochs=1",
+    "phase.batch_size=4",
+]
+
+
+def test_demo_pipeline_runs_every_phase_in_order_and_resumes(tmp_path):
+    args = ["scripts/pipeline.py", *TINY, f"paths.data_dir={tmp_path / 'data'}"]
+    first = run(args, tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    root = tmp_path / "outputs" / "pipelines" / "demo"
+    steps = ["1_reconstruction", "2_prediction", "3_comprehensive", "4_agent_world", "5_rl"]
+    record = json.loads((root / "pipeline.json").read_text())
+    assert list(record) == steps
+    assert [record[s]["phase"] for s in steps] == [
+        "reconstruction",
+        "prediction",
+        "comprehensive",
+        "comprehensive",
+        "rl",
+    ]
+    for step in steps:
+        assert (root / step / "checkpoints" / "best.ckpt").is_file(), step
+        assert (root / step / "metrics.json").is_file(), step
+    assert "phase.init_from: loaded vqvae from" in first.stdout + first.stderr
+    rl = json.loads((root / "5_rl" / "metrics.json").read_text())
+    assert {"test/return_policy", "test/return_random", "test/return_oracle"} <= set(rl)
+    comprehensive = json.loads((root / "3_comprehensive" / "metrics.json").read_text())
+    assert "test/rollout_mse/pendulum/t01" in comprehensive
+    # the pipeline ends with an evaluation of each world-model step and one report for all of them
+    assert list((root / "2_prediction" / "evaluate").glob("*/architecture_diagram.png"))
+    report = (root / "report.md").read_text()
+    assert "5_rl" in report and "rl_trajectory.png" in report and (root / "report.html").is_file()
+
+    # Rerun: every step is done. Then an interrupted last step (no metrics.json) resumes from its last.ckpt.
+    again = run(args, tmp_path)
+    assert again.returncode == 0 and again.stdout.count("is done") + again.stderr.count("is done") == 5
+    (root / "5_rl" / "metrics.json").unlink()
+    resumed = run(args, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "step 5_rl was interrupted, resuming from" in resumed.stdout + resumed.stderr
+    assert (root / "5_rl" / "metrics.json").is_file()
+
+
+def test_experiment_without_steps_fails_with_one_line(tmp_path):
+    result = run(["scripts/pipeline.py", "debug=tiny"], tmp_path)
+    assert (
+        result.returncode == 2
+        and "has no pipeline.steps" in result.stderr
+        and "Traceback" not in result.stderr
+    )
