@@ -68,30 +68,6 @@ def test_multirun_jobs_get_their_own_folders(tmp_path):
         assert (sweeps[0] / job / "metrics.json").is_file()
 
 
-def test_wandb_logger_works_offline(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "train.py",
-            "debug=tiny",
-            "logger=wandb",
-            f"paths.log_dir={tmp_path / 'outputs'}",
-            f"paths.data_dir={tmp_path / 'data'}",
-        ],
-        cwd=ROOT,
-        env={**env, "WANDB_SILENT": "true"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    run_dir = next((tmp_path / "outputs" / "train" / "runs").iterdir())
-    offline = list((run_dir / "wandb").glob("offline-run-*"))
-    assert len(offline) == 1 and any(offline[0].rglob("*.wandb"))
-    assert (run_dir / "metrics.json").is_file()
-
-
 @pytest.mark.parametrize(
     ("override", "expected"),
     [

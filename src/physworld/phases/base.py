@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
+from physworld.errors import CheckpointError
 from physworld.models.vqvae import VQVAE, parameter_counts
+from physworld.phases.checkpoints import check_world_model_checkpoint, load_networks, read_checkpoint
 
 # How to run, not what to learn: kept out of the hyperparameters, so checkpoints do not depend on them.
 # "auto" picks per device type in `uses` (configs/train.yaml documents each key).
@@ -44,6 +47,8 @@ class WorldModelPhase(L.LightningModule):
     """Base of the world-model phases. `model` and `phase` are the plain dicts of configs/model and
     configs/phase; they are saved as hyperparameters (plain values only, never modules)."""
 
+    needs_trained_dynamics = False  # whether phase.init_from must bring the dynamics (the RL phase's does)
+
     def __init__(self, model: dict, phase: dict, dataset_names: list[str] | None = None):
         super().__init__()
         # dataset_names: one per val/test dataloader (dataset=all has one per member), for per-dataset metrics.
@@ -52,6 +57,23 @@ class WorldModelPhase(L.LightningModule):
         self.vqvae = build_vqvae(model)
         self.fast_paths = dict(FAST_PATHS)
         self._fast_paths_applied = False
+
+    def setup(self, stage: str) -> None:
+        # Load phase.init_from here, not in __init__: a checkpoint of this phase must load without the file
+        # it was initialised from. When fit resumes from ckpt_path, Lightning restores over it afterwards.
+        path = self.hparams.phase.get("init_from")
+        if stage != "fit" or not path or getattr(self, "_initialised", False):
+            return
+        ckpt = read_checkpoint(path)
+        check_world_model_checkpoint(ckpt, str(path), self.hparams.model)
+        loaded = load_networks(self, ckpt)
+        if self.needs_trained_dynamics and "dynamics" not in loaded:
+            raise CheckpointError(
+                f"phase.init_from={str(path)!r} has no dynamics: train phase=prediction on dataset=goal_reach "
+                "first and pass its checkpoint"
+            )
+        rank_zero_info(f"phase.init_from: loaded {', '.join(loaded)} from {path}")
+        self._initialised = True
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         # uint8 (B, T, H, W, 3) crossed to the device; now float (B, T, 3, H, W) in [0, 1]. The permuted view

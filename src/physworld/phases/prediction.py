@@ -16,7 +16,6 @@ seed's phase 3 objective L_recon + lambda * L_pred (see comprehensive.py).
 from __future__ import annotations
 
 import torch
-from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 from torchmetrics import MeanMetric
 
@@ -24,7 +23,6 @@ from physworld.metrics.frames import FrameMetrics
 from physworld.models.convgru import LatentDynamics
 from physworld.models.vqvae import parameter_counts
 from physworld.phases.base import WorldModelPhase
-from physworld.phases.checkpoints import check_world_model_checkpoint, load_networks, read_checkpoint
 
 STAGES = ("val", "test")
 EVAL_TERMS = ("loss", "pred_latent_mse", "pred_frame_mse", "recon_l1")
@@ -135,17 +133,6 @@ class PredictionPhase(WorldModelPhase):
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch_metrics("test")
-
-    def setup(self, stage: str) -> None:
-        # Load phase.init_from here, not in __init__: a checkpoint of this phase must load without the file
-        # it was initialised from. When fit resumes from ckpt_path, Lightning restores over it afterwards.
-        path = self.hparams.phase.get("init_from")
-        if stage == "fit" and path and not getattr(self, "_initialised", False):
-            ckpt = read_checkpoint(path)
-            check_world_model_checkpoint(ckpt, str(path), self.hparams.model)
-            loaded = load_networks(self, ckpt)
-            rank_zero_info(f"phase.init_from: loaded {', '.join(loaded)} from {path}")
-            self._initialised = True
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -29,20 +29,19 @@ import copy
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.utilities import rank_zero_info
 from torchmetrics import MeanMetric
 
 from physworld.data.scenes import goal_reach as world
 from physworld.envs.episodes import Episodes, OraclePolicy, RandomPolicy, run_episodes
-from physworld.errors import CheckpointError
 from physworld.models.agent import Actor, Critic, RewardPredictor, lambda_returns
 from physworld.models.vqvae import parameter_counts
 from physworld.phases.base import WorldModelPhase
-from physworld.phases.checkpoints import check_world_model_checkpoint, load_networks, read_checkpoint
 from physworld.phases.prediction import build_dynamics
 
 
 class RLPhase(WorldModelPhase):
+    needs_trained_dynamics = True  # phase.init_from must bring the dynamics, not only a VQ-VAE
+
     def __init__(self, model: dict, phase: dict, dataset_names: list[str] | None = None):
         super().__init__(model, phase, dataset_names)
         self.automatic_optimization = False
@@ -97,20 +96,6 @@ class RLPhase(WorldModelPhase):
 
     def on_test_epoch_end(self) -> None:
         self._log_eval_end("test", self.hparams.phase["test_episodes"])
-
-    def setup(self, stage: str) -> None:
-        path = self.hparams.phase.get("init_from")
-        if stage == "fit" and path and not getattr(self, "_initialised", False):
-            ckpt = read_checkpoint(path)
-            check_world_model_checkpoint(ckpt, str(path), self.hparams.model)
-            loaded = load_networks(self, ckpt)
-            if "dynamics" not in loaded:
-                raise CheckpointError(
-                    f"phase.init_from={str(path)!r} has no dynamics: train phase=prediction on dataset=goal_reach "
-                    "first and pass its checkpoint"
-                )
-            rank_zero_info(f"phase.init_from: loaded {', '.join(loaded)} from {path}")
-            self._initialised = True
 
     def train(self, mode: bool = True):
         super().train(mode)
