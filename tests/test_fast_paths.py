@@ -179,8 +179,7 @@ def test_sync_free_keeps_step_metrics_off_the_host(make_cfg):
 
     free, synced = fit(True), fit(False)
     assert any("logger_connector/result.py" in s for s in synced)  # Lightning's prog_bar .item()
-    # What is left is the quantiser's bool(needs_init) per training forward (models/vector_quantizer.py).
-    assert all("vector_quantizer.py" in s for s in free), free
+    assert not free, free  # with sync_free, no host read happens in every step
 
 
 def test_perf_keys_are_checked_at_start_up(make_cfg):

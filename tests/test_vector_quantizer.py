@@ -120,3 +120,9 @@ def test_data_init_puts_every_code_on_an_encoder_output():
     vq_eval = VectorQuantizer(num_codes=16, code_dim=4).eval()
     vq_eval(z)
     assert bool(vq_eval.needs_init)  # evaluation never initialises
+    # A fresh quantiser loading the initialised state must not initialise again (the host flag follows the load).
+    restored = VectorQuantizer(num_codes=16, code_dim=4, init_from_data=True)
+    restored.load_state_dict(vq.state_dict())
+    restored.train()
+    restored(z * 0)
+    assert torch.equal(restored.embedding.weight, before)

@@ -52,6 +52,10 @@ class VectorQuantizer(nn.Module):
         # Buffers, so they are checkpointed: whether the data init is still to do, and assignments per code
         # since the last dead-code check.
         self.register_buffer("needs_init", torch.tensor(bool(init_from_data)))
+        # The buffer's value mirrored on the host: reading the buffer in every training forward would wait for
+        # the device once per step (and break torch.compile graphs). Refreshed whenever a state dict loads.
+        self._pending_init = bool(init_from_data)
+        self.register_load_state_dict_post_hook(VectorQuantizer._refresh_pending_init)
         self.register_buffer("window_counts", torch.zeros(num_codes))
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
 
@@ -59,7 +63,7 @@ class VectorQuantizer(nn.Module):
         """z (B, C, H, W) -> quantized (B, C, H, W) with straight-through gradients, indices (B, H, W), loss."""
         b, c, h, w = z.shape
         flat = z.permute(0, 2, 3, 1).reshape(-1, c)  # (B*H*W, C)
-        if self.training and bool(self.needs_init):
+        if self.training and self._pending_init:
             self._init_from(flat.detach())
         indices = self.nearest(flat)  # (B*H*W,)
         codes = self.embedding(indices)  # (B*H*W, C)
@@ -69,6 +73,10 @@ class VectorQuantizer(nn.Module):
             self._track_and_restart(flat.detach(), indices)
         quantized = quantized.view(b, h, w, c).permute(0, 3, 1, 2)  # (B, C, H, W)
         return quantized, indices.view(b, h, w), loss
+
+    @staticmethod
+    def _refresh_pending_init(module, incompatible_keys) -> None:
+        module._pending_init = bool(module.needs_init)  # once per load, not per step
 
     @torch.no_grad()
     def nearest(self, flat: torch.Tensor) -> torch.Tensor:
@@ -109,6 +117,7 @@ class VectorQuantizer(nn.Module):
             dist.broadcast(noise, src=0)
         self.embedding.weight.data.copy_(rows + noise)
         self.needs_init.fill_(False)
+        self._pending_init = False
 
     @torch.no_grad()
     def _track_and_restart(self, flat: torch.Tensor, indices: torch.Tensor) -> None:
