@@ -44,8 +44,9 @@ def compose_train(overrides: list[str]) -> DictConfig:
     return cfg
 
 
-def plan(overrides: list[str]) -> tuple[Path, list[tuple[str, DictConfig]]]:
-    """The pipeline folder and each step's composed config, with its run folder and starting checkpoint."""
+def plan(overrides: list[str]) -> tuple[Path, list[tuple[str, DictConfig]], DictConfig]:
+    """The pipeline folder, each step's composed config (with its run folder and starting checkpoint) and the
+    experiment's `pipeline` node."""
     base = compose_train(overrides)
     pipeline = base.get("pipeline")
     if not pipeline or not pipeline.get("steps"):
@@ -69,7 +70,7 @@ def plan(overrides: list[str]) -> tuple[Path, list[tuple[str, DictConfig]]]:
             cfg.task_name = "pipeline"
         steps.append((name, cfg))
         names.append(name)
-    return root, steps
+    return root, steps, pipeline
 
 
 def generate_all(steps: list[tuple[str, DictConfig]]) -> None:
@@ -88,7 +89,7 @@ def run_pipeline(overrides: list[str]) -> Path:
     from physworld.config import check_config
     from physworld.run import train
 
-    root, steps = plan(overrides)
+    root, steps, settings = plan(overrides)
     root.mkdir(parents=True, exist_ok=True)
     for _, cfg in steps:  # fail on any bad value before generating or training anything
         check_config(cfg, files=False)
@@ -117,7 +118,6 @@ def run_pipeline(overrides: list[str]) -> Path:
             "seconds": round(time.perf_counter() - started, 1),
         }
         log.write_text(json.dumps(record, indent=2))
-    settings = compose_train(overrides).pipeline
     if settings.get("report", True):
         write_pipeline_report(root, steps, int(settings.get("evaluate_sequences", 32)))
     return root

@@ -43,6 +43,10 @@ def build_vqvae(model: dict) -> VQVAE:
     )
 
 
+# Networks only some phases have: label in the parameter counts -> attribute name.
+OPTIONAL_NETWORKS = {"dynamics": "dynamics", "reward": "reward_model", "actor": "actor", "critic": "critic"}
+
+
 class WorldModelPhase(L.LightningModule):
     """Base of the world-model phases. `model` and `phase` are the plain dicts of configs/model and
     configs/phase; they are saved as hyperparameters (plain values only, never modules)."""
@@ -171,6 +175,13 @@ class WorldModelPhase(L.LightningModule):
         return nets
 
     def parameter_counts(self) -> dict[str, int]:
-        return parameter_counts(
-            {"encoder": self.vqvae.encoder, "codebook": self.vqvae.quantizer, "decoder": self.vqvae.decoder}
-        )
+        """Trainable parameters per component, for the networks this phase has (printed at start, logged)."""
+        modules = {
+            "encoder": self.vqvae.encoder,
+            "codebook": self.vqvae.quantizer,
+            "decoder": self.vqvae.decoder,
+        }
+        for label, attribute in OPTIONAL_NETWORKS.items():
+            if hasattr(self, attribute):
+                modules[label] = getattr(self, attribute)
+        return parameter_counts(modules)

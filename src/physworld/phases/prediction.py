@@ -21,7 +21,6 @@ from torchmetrics import MeanMetric
 
 from physworld.metrics.frames import FrameMetrics
 from physworld.models.convgru import LatentDynamics
-from physworld.models.vqvae import parameter_counts
 from physworld.phases.base import WorldModelPhase
 
 STAGES = ("val", "test")
@@ -157,16 +156,6 @@ class PredictionPhase(WorldModelPhase):
             "true_latents": latents[:, c:],
             "last_latent": latents[:, c - 1],
         }
-
-    def parameter_counts(self) -> dict[str, int]:
-        return parameter_counts(
-            {
-                "encoder": self.vqvae.encoder,
-                "codebook": self.vqvae.quantizer,
-                "decoder": self.vqvae.decoder,
-                "dynamics": self.dynamics,
-            }
-        )
 
     def _eval_step(self, stage: str, batch: dict, dataloader_idx: int) -> dict:
         frames = batch["frames"]

@@ -34,7 +34,6 @@ from torchmetrics import MeanMetric
 from physworld.data.scenes import goal_reach as world
 from physworld.envs.episodes import Episodes, OraclePolicy, RandomPolicy, run_episodes
 from physworld.models.agent import Actor, Critic, RewardPredictor, lambda_returns
-from physworld.models.vqvae import parameter_counts
 from physworld.phases.base import WorldModelPhase
 from physworld.phases.prediction import build_dynamics
 
@@ -112,19 +111,6 @@ class RLPhase(WorldModelPhase):
         ]
 
     # ------------------------------------------------------------------------------------------------------
-
-    def parameter_counts(self) -> dict[str, int]:
-        return parameter_counts(
-            {
-                "encoder": self.vqvae.encoder,
-                "codebook": self.vqvae.quantizer,
-                "decoder": self.vqvae.decoder,
-                "dynamics": self.dynamics,
-                "reward": self.reward_model,
-                "actor": self.actor,
-                "critic": self.critic,
-            }
-        )
 
     @torch.no_grad()
     def _encode(self, frames: torch.Tensor) -> torch.Tensor:
