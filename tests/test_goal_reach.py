@@ -98,7 +98,7 @@ def test_dynamics_respond_to_force():
         vx.append(vel[0, 0])
         assert vel[0, 1] == 0.0
     assert np.all(np.diff(vx) > 0) and 0 < vx[-1] <= physics.max_speed
-    # The terminal speed of a one-axis push is force_scale / (mass drag) = 2.5 < max_speed.
+    # The terminal speed of a one-axis push is force_scale / (mass drag) = 3 < max_speed.
     for _ in range(200):
         pos, vel = goal_reach.step(pos, vel, np.array([[0.0, 0.0]]), physics)  # drag alone stops it
     assert np.abs(vel).max() < 1e-3
@@ -117,6 +117,26 @@ def test_oracle_beats_random_by_a_wide_margin():
     random = [episode_return(env, s, lambda i: env.action_space.sample()) for s in range(5)]
     assert np.mean(oracle) > -12 and np.mean(random) < -30
     assert np.mean(oracle) > np.mean(random) + 20
+
+
+@pytest.mark.parametrize(
+    "physics",
+    [
+        goal_reach.Physics(),
+        goal_reach.Physics(drag=0.1, force_scale=0.25, max_speed=3.0),
+        goal_reach.Physics(mass=3.0),
+    ],
+)
+def test_oracle_gains_follow_the_physics(physics):
+    """Critically damped near the goal for any physics, and the oracle then reaches the goal and stays."""
+    kp, kd = goal_reach.oracle_gains(physics)
+    per_unit = physics.force_scale / physics.mass
+    assert kp * per_unit == pytest.approx(goal_reach.ORACLE_STIFFNESS)
+    assert kd * per_unit + physics.drag == pytest.approx(2 * np.sqrt(goal_reach.ORACLE_STIFFNESS))
+    pos, vel, goal = np.array([[10.0, 12.0]]), np.zeros((1, 2)), np.array([[40.0, 45.0]])
+    for _ in range(100):
+        pos, vel = goal_reach.step(pos, vel, oracle_action(pos, vel, goal, physics), physics)
+    assert np.hypot(*(pos - goal)[0]) < 1.0
 
 
 def test_oracle_action_is_bounded_and_points_at_the_goal():

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from physworld.data.scenes.goal_reach import Physics
 from physworld.envs.goal_reach import GoalReachEnv, oracle_action
 
 
@@ -38,7 +39,11 @@ class RandomPolicy:
 
 
 class OraclePolicy:
-    """Steers straight at the goal using the true position and velocity (the env's `oracle_action`)."""
+    """Steers straight at the goal using the true position and velocity (the env's `oracle_action`, with the
+    gains of the environment's physics: pass the same `physics` as the environment's, default its defaults)."""
+
+    def __init__(self, physics: Physics | None = None):
+        self.physics = physics
 
     def reset(self, num_envs: int) -> None:
         pass
@@ -47,7 +52,7 @@ class OraclePolicy:
         pos = np.stack([i["agent_pos"] for i in infos])
         vel = np.stack([i["agent_vel"] for i in infos])
         goal = np.stack([i["goal_pos"] for i in infos])
-        return oracle_action(pos, vel, goal)
+        return oracle_action(pos, vel, goal, self.physics)
 
 
 def run_episodes(policy, seeds: list[int], env_kwargs: dict | None = None) -> Episodes:

@@ -35,10 +35,10 @@ class GoalReachEnv(gym.Env):
 
     Args (pixels, steps; defaults as in `physworld.data.scenes.goal_reach.Physics`):
         mass: agent mass (1.0); the acceleration is force_scale * action / mass.
-        drag: linear friction rate per step (0.1); with no force the speed decays as exp(-drag t).
-        force_scale: force of a unit action (0.25), pixels/step^2 at mass 1; a full push on one axis gives
-            the terminal speed force_scale / (mass drag) = 2.5 pixels/step.
-        max_speed: speed cap (3.0 pixels/step).
+        drag: linear friction rate per step (0.5); with no force the speed decays as exp(-drag t).
+        force_scale: force of a unit action (1.5), pixels/step^2 at mass 1; a full push on one axis gives
+            the terminal speed force_scale / (mass drag) = 3 pixels/step.
+        max_speed: speed cap (4.0 pixels/step; only a diagonal push reaches it).
         restitution: fraction of the normal velocity kept at a wall (0.5; 0 stops, 1 is elastic).
         substeps: integration sub-steps per step (4).
         agent_radius: agent disc radius (3.0 pixels).
@@ -52,9 +52,9 @@ class GoalReachEnv(gym.Env):
     def __init__(
         self,
         mass: float = 1.0,
-        drag: float = 0.1,
-        force_scale: float = 0.25,
-        max_speed: float = 3.0,
+        drag: float = 0.5,
+        force_scale: float = 1.5,
+        max_speed: float = 4.0,
         restitution: float = 0.5,
         substeps: int = 4,
         agent_radius: float = 3.0,

@@ -5,7 +5,8 @@ dataset=goal_reach) is frozen. Each training step, on a batch of real windows (f
 
 1. the reward predictor r(z_t) is fitted to the real rewards (it alone trains for the first
    `reward_pretrain_steps` steps: the seed's Failure 4 fix, so the actor never exploits an untrained,
-   constant reward model);
+   constant reward model), on the encoded latents and, with `reward_on_predicted`, also on the dynamics'
+   open-loop predictions of the same frames (what it scores in imagination);
 2. the real window is run through the dynamics (teacher forced) to get model states s = (z_t, h_t), h_t the
    ConvGRU's top hidden state; from every one of them the actor imagines `imagination_horizon` steps:
    a_k = tanh-Gaussian sample + N(0, action_noise) (clipped to [-1, 1]), z_{k+1}, h_{k+1} = dynamics(z_k, a_k);
@@ -67,7 +68,16 @@ class RLPhase(WorldModelPhase):
         opt_reward, opt_actor, opt_critic = self.optimizers()
         phase = self.hparams.phase
         z = self._encode(batch["frames"])  # (B, T, C, h, w)
-        reward_loss = F.mse_loss(self.reward_model(z.flatten(0, 1)), batch["rewards"].flatten())
+        rewards = batch["rewards"]
+        reward_loss = F.mse_loss(self.reward_model(z.flatten(0, 1)), rewards.flatten())
+        if phase.get("reward_on_predicted", True):
+            # The actor's rewards come from predicted latents, which are smoother than encoded ones: fit the
+            # reward model on those too (open-loop predictions of the window from its first frame, real actions).
+            with torch.no_grad():
+                predicted = self.dynamics.rollout(z[:, :1], batch["actions"], z.shape[1] - 1)  # frames 1..T-1
+            predicted_loss = F.mse_loss(self.reward_model(predicted.flatten(0, 1)), rewards[:, 1:].flatten())
+            self.log("train/reward_loss_predicted", predicted_loss)
+            reward_loss = 0.5 * (reward_loss + predicted_loss)
         self._update(opt_reward, reward_loss, self.reward_model)
         self.log("train/reward_loss", reward_loss, prog_bar=True)
         self.train_steps += 1
@@ -208,7 +218,7 @@ class RLPhase(WorldModelPhase):
         key = (seed, episodes)
         if key not in self._baselines:  # the baselines do not change during training: compute them once
             random = run_episodes(RandomPolicy(seed), seeds, self.env_kwargs())
-            oracle = run_episodes(OraclePolicy(), seeds, self.env_kwargs())
+            oracle = run_episodes(OraclePolicy(world.Physics(**self.env_kwargs())), seeds, self.env_kwargs())
             self._baselines[key] = {**random.summary("return_random"), **oracle.summary("return_oracle")}
             self.last_episodes.update({"random": random, "oracle": oracle})
         self.last_episodes["policy"] = mine

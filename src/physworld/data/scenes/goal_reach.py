@@ -42,7 +42,7 @@ import numpy as np
 from physworld.data.render import SIZE, blank, draw_discs, to_uint8
 from physworld.data.scenes.base import Scene
 
-VERSION = 1
+VERSION = 2  # 2: a responsive agent (drag 0.5, force 1.5, cap 4) and physics-aware oracle gains
 ACTION_DIM = 2
 RING_WIDTH = 1.5  # width of the goal ring, pixels (inside its radius)
 BACKGROUND = np.array([0.04, 0.04, 0.04], np.float32)
@@ -57,9 +57,9 @@ class Physics(NamedTuple):
     """The world's constants; the defaults are the environment's (pixels, frames)."""
 
     mass: float = 1.0  # agent mass
-    drag: float = 0.1  # linear friction rate, 1/frame
-    force_scale: float = 0.25  # force of a unit action, pixels/frame^2 at mass 1
-    max_speed: float = 3.0  # speed cap, pixels/frame
+    drag: float = 0.5  # linear friction rate, 1/frame (velocity forgets its past in ~2 frames)
+    force_scale: float = 1.5  # force of a unit action, pixels/frame^2 at mass 1 (terminal speed 3 px/frame)
+    max_speed: float = 4.0  # speed cap, pixels/frame (bites on diagonal pushes only)
     restitution: float = 0.5  # wall bounce: fraction of the normal velocity kept (0 stops, 1 elastic)
     substeps: int = 4  # integration sub-steps per frame
     agent_radius: float = 3.0  # agent disc radius, pixels
@@ -97,14 +97,26 @@ def reward(agent_pos: np.ndarray, goal_pos: np.ndarray) -> np.ndarray:
     return -np.sqrt((d * d).sum(-1)) / SIZE
 
 
-def oracle_action(agent_pos, agent_vel, goal_pos, kp: float = 0.4, kd: float = 2.0) -> np.ndarray:
+ORACLE_STIFFNESS = 0.45  # 1/frame^2: the oracle's closed-loop stiffness near the goal (omega ~ 0.67 / frame)
+
+
+def oracle_gains(physics: Physics) -> tuple[float, float]:
+    """PD gains (kp, kd) that make the unsaturated closed loop critically damped for these physics:
+    stiffness force_scale kp / mass = ORACLE_STIFFNESS, damping force_scale kd / mass + drag = 2 sqrt(stiffness)."""
+    per_unit = physics.force_scale / physics.mass  # acceleration of a unit action
+    kp = ORACLE_STIFFNESS / per_unit
+    kd = max(0.0, 2.0 * np.sqrt(ORACLE_STIFFNESS) - physics.drag) / per_unit
+    return kp, float(kd)
+
+
+def oracle_action(agent_pos, agent_vel, goal_pos, physics: Physics | None = None) -> np.ndarray:
     """A proportional-derivative controller that steers straight at the goal, for (..., 2) arrays.
 
-    u = kp (goal - pos) - kd vel, scaled down (never rotated) so both components lie in [-1, 1].
-    The default gains suit the default Physics: near the goal, unclipped, the closed loop is close to
-    critically damped (stiffness force_scale kp / mass = 0.1, damping force_scale kd / mass + drag = 0.6,
-    critical 2 sqrt(0.1) = 0.63); far away the push saturates and the agent heads straight for the goal.
+    u = kp (goal - pos) - kd vel, scaled down (never rotated) so both components lie in [-1, 1], with the
+    gains of `oracle_gains(physics)` (default Physics: kp 0.3, kd 0.56): near the goal the loop is critically
+    damped; far away the push saturates and the agent heads straight for the goal.
     """
+    kp, kd = oracle_gains(physics or Physics())
     pos, vel, goal = (np.asarray(a, np.float64) for a in (agent_pos, agent_vel, goal_pos))
     u = kp * (goal - pos) - kd * vel
     u = u / np.maximum(1.0, np.abs(u).max(-1, keepdims=True))
@@ -160,7 +172,7 @@ def generate(rng: np.random.Generator, n: int, num_frames: int, params: dict) ->
     for t in range(num_frames):
         states[:, t] = np.concatenate([pos, vel, goal], axis=-1)
         frames[:, t] = render(pos, goal, physics)
-        steer = np.clip(oracle_action(pos, vel, goal) + noise[:, t], -1.0, 1.0)
+        steer = np.clip(oracle_action(pos, vel, goal, physics) + noise[:, t], -1.0, 1.0)
         actions[:, t] = np.where(scripted[:, None], steer, random_actions[:, t])
         pos, vel = step(pos, vel, actions[:, t], physics)  # float32 actions, exactly as the env gets them
 
