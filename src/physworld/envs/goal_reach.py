@@ -29,6 +29,8 @@ from physworld.data.scenes.goal_reach import oracle_action
 
 __all__ = ["GoalReachEnv", "oracle_action"]
 
+_DEFAULTS = world.Physics()  # the signature's defaults are the physics' own, never a second copy
+
 
 class GoalReachEnv(gym.Env):
     """A point mass in a walled box, rewarded for being near a goal; pixel observations.
@@ -51,14 +53,14 @@ class GoalReachEnv(gym.Env):
 
     def __init__(
         self,
-        mass: float = 1.0,
-        drag: float = 0.5,
-        force_scale: float = 1.5,
-        max_speed: float = 4.0,
-        restitution: float = 0.5,
-        substeps: int = 4,
-        agent_radius: float = 3.0,
-        goal_radius: float = 4.5,
+        mass: float = _DEFAULTS.mass,
+        drag: float = _DEFAULTS.drag,
+        force_scale: float = _DEFAULTS.force_scale,
+        max_speed: float = _DEFAULTS.max_speed,
+        restitution: float = _DEFAULTS.restitution,
+        substeps: int = _DEFAULTS.substeps,
+        agent_radius: float = _DEFAULTS.agent_radius,
+        goal_radius: float = _DEFAULTS.goal_radius,
         max_steps: int = 100,
         render_mode: str | None = None,
     ):

@@ -202,9 +202,9 @@ class RLPhase(WorldModelPhase):
         seed = self.hparams.phase["eval_seed"] if stage != "test" else self.hparams.phase["test_seed"]
         self.log_dict(self.evaluate(episodes, seed=seed, stage=stage), sync_dist=False)
 
-    def env_kwargs(self) -> dict:
+    def physics(self) -> world.Physics:
         """GoalReachEnv's physics from the dataset's scene parameters (phase.env), defaults where absent."""
-        return world.physics_from(self.hparams.phase.get("env") or {})._asdict()
+        return world.physics_from(self.hparams.phase.get("env") or {})
 
     @torch.no_grad()
     def evaluate(self, episodes: int, seed: int, stage: str) -> dict[str, float]:
@@ -212,13 +212,15 @@ class RLPhase(WorldModelPhase):
         seeds = list(range(seed, seed + episodes))
         was_training = self.training
         self.eval()
-        mine = run_episodes(LatentPolicy(self), seeds, self.env_kwargs())
+        physics = self.physics()
+        env_kwargs = physics._asdict()
+        mine = run_episodes(LatentPolicy(self), seeds, env_kwargs)
         if was_training:
             self.train()
         key = (seed, episodes)
         if key not in self._baselines:  # the baselines do not change during training: compute them once
-            random = run_episodes(RandomPolicy(seed), seeds, self.env_kwargs())
-            oracle = run_episodes(OraclePolicy(world.Physics(**self.env_kwargs())), seeds, self.env_kwargs())
+            random = run_episodes(RandomPolicy(seed), seeds, env_kwargs)
+            oracle = run_episodes(OraclePolicy(physics), seeds, env_kwargs)
             self._baselines[key] = {**random.summary("return_random"), **oracle.summary("return_oracle")}
             self.last_episodes.update({"random": random, "oracle": oracle})
         self.last_episodes["policy"] = mine
