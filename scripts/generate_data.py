@@ -34,7 +34,7 @@ def main(cfg: DictConfig) -> None:
         for plain in datasets_for(cfg):
             for split in cfg.splits:
                 started = time.perf_counter()
-                path = ensure_split(cfg.paths.data_dir, plain, split, cfg.seed, force=cfg.force)
+                path = ensure_split(cfg.paths.data_dir, plain, split, cfg.data.seed, force=cfg.force)
                 arrays = load_split(path)
                 took = time.perf_counter() - started
                 size = sum((path / f"{k}.npy").stat().st_size for k in arrays)

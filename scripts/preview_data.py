@@ -52,7 +52,9 @@ def main(cfg: DictConfig) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for dataset in members:
         params = OmegaConf.to_container(dataset.scene, resolve=True)
-        scene = SCENES[dataset.name].generate(np.random.default_rng(cfg.seed), 6, dataset.num_frames, params)
+        scene = SCENES[dataset.name].generate(
+            np.random.default_rng(cfg.data.seed), 6, dataset.num_frames, params
+        )
         png, gif = out / f"{dataset.name}_preview.png", out / f"{dataset.name}_preview.gif"
         preview_grid(scene.frames).save(png)
         save_gif(scene.frames[:4], gif)

@@ -111,7 +111,7 @@ def test_generate_data_cli(tmp_path):
             "dataset.sizes.val=2",
             "dataset.sizes.test=2",
             "dataset.num_frames=4",
-            "seed=3",
+            "data.seed=3",
             f"paths.data_dir={tmp_path / 'd'}",
         ],
         tmp_path,

@@ -60,5 +60,5 @@ def test_generate_data_config_matches_train(monkeypatch):
     for extra in ([], ["debug=tiny"], ["experiment=demo"]):
         train, gen = compose_raw(extra), compose_raw(extra, config_name="generate_data")
         assert gen.paths.data_dir == train.paths.data_dir
-        assert gen.seed == train.seed
+        assert gen.data.seed == train.data.seed
         assert gen.dataset == train.dataset

@@ -249,3 +249,30 @@ def _assert_same_batches(mine, theirs) -> None:
         assert a.keys() == b.keys()
         for key in b:
             assert a[key].dtype == b[key].dtype and torch.equal(a[key], b[key]), key
+
+
+def test_precision_is_checked_and_auto_follows_the_hardware(make_cfg, monkeypatch):
+    import physworld.config as config
+
+    with pytest.raises(
+        ConfigError, match=r"trainer.precision='fp8' is not accepted: one of \['auto', '32-true'"
+    ):
+        check_config(make_cfg("debug=tiny", "trainer.precision=fp8"))
+    for native, expected in ((True, "bf16-mixed"), (False, "32-true")):
+        monkeypatch.setattr(config, "native_bf16", lambda accelerator="auto", native=native: native)
+        cfg = make_cfg("debug=tiny", "trainer.precision=auto")
+        check_config(cfg)
+        assert config.resolve_precision(cfg) == expected and cfg.trainer.precision == expected
+    cfg = make_cfg("debug=tiny", "trainer.precision=16-mixed")  # anything but auto is left as written
+    assert config.resolve_precision(cfg) == "16-mixed"
+
+
+def test_native_bf16_on_cpu_matches_the_cpu_flags():
+    from physworld.config import native_bf16
+
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        pytest.skip("no /proc/cpuinfo to compare with (not Linux)")
+    expected = "avx512_bf16" in flags or "amx_tile" in flags
+    assert native_bf16("cpu") is expected

@@ -77,11 +77,11 @@ def generate_all(steps: list[tuple[str, DictConfig]]) -> None:
     seen = set()
     for _, cfg in steps:
         for dataset in datasets_for(cfg):
-            key = json.dumps([cfg.paths.data_dir, dataset, cfg.seed], sort_keys=True)
+            key = json.dumps([cfg.paths.data_dir, dataset, cfg.data.seed], sort_keys=True)
             if key not in seen:
                 seen.add(key)
                 for split in SPLITS:
-                    ensure_split(cfg.paths.data_dir, dataset, split, cfg.seed)
+                    ensure_split(cfg.paths.data_dir, dataset, split, cfg.data.seed)
 
 
 def run_pipeline(overrides: list[str]) -> Path:

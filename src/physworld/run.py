@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from physworld import loggers as run_loggers
 from physworld.callbacks.metrics_file import scalar_metrics, write_metrics
-from physworld.config import check_config, dataset_members, datasets_for, resolve_ckpt_path
+from physworld.config import check_config, dataset_members, datasets_for, resolve_ckpt_path, resolve_precision
 from physworld.data.datamodule import VideoDataModule
 from physworld.phases import PHASES
 
@@ -30,6 +30,7 @@ def build_datamodule(cfg: DictConfig) -> VideoDataModule:
         datasets=datasets_for(cfg),
         data_dir=cfg.paths.data_dir,
         seed=cfg.seed,
+        data_seed=cfg.data.seed,
         seq_len=cfg.phase.seq_len,
         batch_size=cfg.phase.batch_size,
         stride=cfg.data.stride,
@@ -64,6 +65,7 @@ def format_counts(counts: dict[str, int]) -> str:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit and/or test the phase chosen by `phase=`; write `<run dir>/metrics.json`; return its metrics."""
     check_config(cfg)
+    rank_zero_info(f"precision: {resolve_precision(cfg)}")
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
 

@@ -22,6 +22,7 @@ import torch
 from omegaconf import DictConfig
 
 from physworld.benchmark.workloads import training_loss
+from physworld.config import resolve_precision
 from physworld.phases.base import WorldModelPhase
 from physworld.run import build_loggers
 
@@ -82,6 +83,7 @@ def lightning_training(
 ) -> dict:
     """Frames/s of `trainer.fit` as train.py runs it (trainer and logger from the config, progress bar on),
     validation and checkpointing off."""
+    resolve_precision(cfg)
     timer = StepTimer(warmup, seconds, on_window=on_window)
     trainer = hydra.utils.instantiate(
         cfg.trainer,

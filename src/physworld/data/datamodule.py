@@ -88,9 +88,13 @@ class VideoDataModule(L.LightningDataModule):
         weights: list[float] | None = None,
         progress: bool = True,
         on_device: bool = False,
+        data_seed: int | None = None,
     ):
         super().__init__()
         self.datasets, self.data_dir, self.seed = datasets, data_dir, seed
+        self.data_seed = (
+            seed if data_seed is None else data_seed
+        )  # generates the data; seed orders the windows
         self.seq_len, self.stride, self.batch_size = seq_len, stride, batch_size
         self.num_workers = num_workers
         self.pin_memory = torch.cuda.is_available() if pin_memory == "auto" else bool(pin_memory)
@@ -107,14 +111,14 @@ class VideoDataModule(L.LightningDataModule):
         # Runs on one process per node before setup: generate anything missing or stale.
         for dataset in self.datasets:
             for split in ("train", "val", "test"):
-                ensure_split(self.data_dir, dataset, split, self.seed, progress=self.progress)
+                ensure_split(self.data_dir, dataset, split, self.data_seed, progress=self.progress)
 
     def setup(self, stage: str | None = None) -> None:
         for split in ("train", "val", "test"):
             if split not in self.splits:
                 self.splits[split] = [
                     WindowDataset(
-                        ensure_split(self.data_dir, d, split, self.seed, progress=self.progress),
+                        ensure_split(self.data_dir, d, split, self.data_seed, progress=self.progress),
                         self.seq_len,
                         self.stride,
                         dataset_index=i,

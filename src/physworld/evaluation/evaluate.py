@@ -24,7 +24,14 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from physworld.callbacks.metrics_file import scalar_metrics, write_metrics
-from physworld.config import check_dataset, dataset_members, datasets_for, positive_int, require
+from physworld.config import (
+    check_dataset,
+    dataset_members,
+    datasets_for,
+    non_negative_int,
+    positive_int,
+    require,
+)
 from physworld.data.cache import ensure_split, load_params, load_split
 from physworld.errors import ConfigError
 from physworld.evaluation.architecture import architecture_diagram
@@ -71,6 +78,7 @@ def check_evaluation(cfg: DictConfig) -> None:
         )
     devices = ("auto", "cpu", "cuda", "mps")
     require(cfg, "evaluation.device", lambda v: v in devices, f"one of {list(devices)}")
+    require(cfg, "data.seed", non_negative_int, "a non-negative integer")
     for key in ("data.max_sequences", "data.max_frames"):
         require(cfg, key, lambda v: v is None or positive_int(v), "null or a positive integer")
 
@@ -84,8 +92,9 @@ def data_plan(cfg: DictConfig, ckpt_path: str) -> DataPlan:
                 check_dataset(member)
             except ConfigError as err:
                 raise ConfigError(f"dataset: {err}") from None
-        source = f"dataset={dataset.name} (configs/dataset), seed {cfg.seed}"
-        return DataPlan(datasets_for(cfg), str(cfg.paths.data_dir), int(cfg.seed), source, dataset.name)
+        seed = int(cfg.data.seed)
+        source = f"dataset={dataset.name} (configs/dataset), data seed {seed}"
+        return DataPlan(datasets_for(cfg), str(cfg.paths.data_dir), seed, source, dataset.name)
     if dataset is not None:
         raise ConfigError(
             f"dataset={OmegaConf.to_container(dataset)} sets dataset keys but no dataset: add dataset=<name>"
@@ -99,10 +108,11 @@ def data_plan(cfg: DictConfig, ckpt_path: str) -> DataPlan:
     train_cfg, file = found
     try:
         datasets = datasets_for(train_cfg)
-        data_dir, seed = str(train_cfg.paths.data_dir), int(train_cfg.seed)
+        data_dir = str(train_cfg.paths.data_dir)
+        seed = int(OmegaConf.select(train_cfg, "data.seed", default=train_cfg.seed))  # older runs: one seed
     except (OmegaConfBaseException, KeyError, TypeError) as err:
         raise ConfigError(f"{file}: cannot read its dataset ({err}); pass dataset=<name>") from None
-    source = f"the training run's config ({file}), seed {seed}"
+    source = f"the training run's config ({file}), data seed {seed}"
     return DataPlan(datasets, data_dir, seed, source, str(train_cfg.dataset.name))
 
 
