@@ -40,6 +40,7 @@ from physworld.benchmark.workloads import (  # noqa: E402
     phase_config,
     synthetic_batch,
 )
+from physworld.config import native_bf16  # noqa: E402
 
 SECTIONS = ("training", "fast_paths", "loading", "imagination", "scenes", "memory", "flops", "gpu")
 # Each fast path: the overrides with it on, and with it off (everything else at the defaults).
@@ -132,7 +133,7 @@ def environment(device: torch.device) -> dict:
         "torch": torch.__version__,
         "lightning": lightning.__version__,
         "device": str(device),
-        "cpu_bf16": cpu_has("avx512_bf16") or cpu_has("amx_bf16"),
+        "cpu_bf16": native_bf16("cpu"),
         # GNU OpenMP spins while it waits: with other processes on the cores, torch threads > 1 can be ~8x
         # slower than 1 thread; OMP_WAIT_POLICY=PASSIVE (set before torch starts) avoids it.
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
@@ -142,13 +143,6 @@ def environment(device: torch.device) -> dict:
         env["device_name"] = torch.cuda.get_device_name(device)
         env["device_memory_gb"] = torch.cuda.get_device_properties(device).total_memory / 1e9
     return env
-
-
-def cpu_has(flag: str) -> bool:
-    try:
-        return flag in Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
 
 
 def median_run(runs: list[dict]) -> dict:
@@ -354,9 +348,7 @@ class Bench:
         return phase_config(name, self.tmp / "run", self.args.data_dir, [*self.base, *overrides])
 
     def bf16(self) -> bool:
-        if self.device.type == "cpu":
-            return cpu_has("avx512_bf16") or cpu_has("amx_bf16")
-        return self.device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return native_bf16(self.device.type)
 
     def stamp(self) -> dict:
         return {"loadavg_1min": round(os.getloadavg()[0], 2)}
