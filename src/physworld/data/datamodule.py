@@ -92,9 +92,8 @@ class VideoDataModule(L.LightningDataModule):
     ):
         super().__init__()
         self.datasets, self.data_dir, self.seed = datasets, data_dir, seed
-        self.data_seed = (
-            seed if data_seed is None else data_seed
-        )  # generates the data; seed orders the windows
+        # data_seed generates the data (defaults to seed); seed orders the windows
+        self.data_seed = seed if data_seed is None else data_seed
         self.seq_len, self.stride, self.batch_size = seq_len, stride, batch_size
         self.num_workers = num_workers
         self.pin_memory = torch.cuda.is_available() if pin_memory == "auto" else bool(pin_memory)
