@@ -6,7 +6,7 @@ Conventions (so figures compare with published video-prediction tables, e.g. Ope
   summed over C x H x W per frame (the OpenSTL "MSE"/"MAE"), averaged over frames;
 - `rmse`: sqrt of the mean per-pixel MSE at that horizon (the seed's "3-step RMSE" is `rmse` at t03);
 - `psnr`: per frame with data_range 1, then averaged (not pooled over the dataset);
-- `ssim`: torchmetrics' Gaussian-window SSIM per frame, averaged;
+- `ssim`: Gaussian-window SSIM per frame (torchmetrics' definition, physworld.metrics.frames), averaged;
 - `latent_mse`: mean squared error between the predicted latent and the encoded true frame.
 
 `HorizonMetrics` accumulates sums over batches so an epoch's value is the mean over every evaluated
@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import torch
 from torchmetrics import Metric
-from torchmetrics.functional.image import structural_similarity_index_measure
 
-from physworld.metrics.frames import psnr_per_frame
+from physworld.metrics.frames import psnr_per_frame, ssim_per_frame
 
 FRAME_METRICS = ("mse", "mae", "mse_sum", "mae_sum", "psnr", "ssim")
 
@@ -31,14 +30,13 @@ def frame_errors(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Te
     target = target.detach().float().flatten(0, 1)
     diff = pred - target
     sq, ab = diff.pow(2).flatten(1), diff.abs().flatten(1)
-    ssim = structural_similarity_index_measure(pred, target, data_range=1.0, reduction="none")
     out = {
         "mse": sq.mean(1),
         "mae": ab.mean(1),
         "mse_sum": sq.sum(1),
         "mae_sum": ab.sum(1),
         "psnr": psnr_per_frame(pred, target),
-        "ssim": ssim,
+        "ssim": ssim_per_frame(pred, target),
     }
     return {key: value.reshape(n, k) for key, value in out.items()}
 
