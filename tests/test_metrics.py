@@ -11,8 +11,8 @@ from physworld.metrics.frames import FrameMetrics, ssim_per_frame
 
 def _pairs() -> list[tuple[torch.Tensor, torch.Tensor]]:
     g = torch.Generator().manual_seed(0)
-    noise = torch.rand(6, 3, 64, 64, generator=g)
-    noisy = (noise + 0.2 * torch.randn(6, 3, 64, 64, generator=g)).clamp(0, 1)
+    noise = torch.rand(40, 3, 64, 64, generator=g)  # more frames than one chunk of ssim_per_frame
+    noisy = (noise + 0.2 * torch.randn(40, 3, 64, 64, generator=g)).clamp(0, 1)
     blobs = torch.zeros(
         4, 3, 64, 48
     )  # non-square, objects at the borders (where the reflect padding matters)
