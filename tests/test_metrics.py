@@ -13,9 +13,8 @@ def _pairs() -> list[tuple[torch.Tensor, torch.Tensor]]:
     g = torch.Generator().manual_seed(0)
     noise = torch.rand(40, 3, 64, 64, generator=g)  # more frames than one chunk of ssim_per_frame
     noisy = (noise + 0.2 * torch.randn(40, 3, 64, 64, generator=g)).clamp(0, 1)
-    blobs = torch.zeros(
-        4, 3, 64, 48
-    )  # non-square, objects at the borders (where the reflect padding matters)
+    # non-square frames, objects at the borders (where the reflect padding matters)
+    blobs = torch.zeros(4, 3, 64, 48)
     blobs[:, 0, :6, :6], blobs[:, 1, 30:40, 40:], blobs[:, 2, 58:, 10:20] = 1.0, 0.7, 0.4
     shifted = torch.roll(blobs, shifts=(2, -3), dims=(2, 3))
     return [(noisy, noise), (shifted, blobs), (blobs, blobs), (blobs * 0.5, blobs)]

@@ -62,9 +62,8 @@ def ssim_per_frame(pred: torch.Tensor, target: torch.Tensor, data_range: float =
     # in chunks of 16, 1.45 s in one piece)
     for p, t in zip(pred.split(SSIM_CHUNK), target.split(SSIM_CHUNK)):
         moments = torch.stack((p, t, p * p, t * t, p * t))
-        with torch.autocast(
-            pred.device.type, enabled=False
-        ):  # under bf16-mixed the products would lose digits
+        # autocast off: under bf16-mixed the matrix products would lose digits
+        with torch.autocast(pred.device.type, enabled=False):
             mu_p, mu_t, pp, tt, pt = rows @ moments @ cols.T  # local means of x, y, x^2, y^2, xy
         var_p = (pp - mu_p * mu_p).clamp_min(0.0)
         var_t = (tt - mu_t * mu_t).clamp_min(0.0)
