@@ -2,7 +2,8 @@
 
 Writes outputs/benchmarks/<timestamp>.json and .md (a markdown table) with, for the default model and batch:
 training frames/s of each world-model phase through Lightning and through a plain PyTorch loop over the same
-model, batch and loss (their ratio is the framework's overhead); every fast path on and off; host reads per
+model, batch and loss (their ratio is the framework's overhead); every fast path on and off; the prediction
+phase trained on the token cache against encoding every batch, for latent and token dynamics; host reads per
 training step; imagination latent steps/s; the DataModule's frames/s against what training consumes; scene
 generation (scripts/benchmark_scenes.py's code); peak host and device memory, memory per batch size and the
 largest batch for a budget; FLOPs per training frame and, on a GPU, the MFU; and which targets are met.
@@ -42,7 +43,17 @@ from physworld.benchmark.workloads import (  # noqa: E402
 )
 from physworld.config import native_bf16  # noqa: E402
 
-SECTIONS = ("training", "fast_paths", "loading", "imagination", "scenes", "memory", "flops", "gpu")
+SECTIONS = (
+    "training",
+    "fast_paths",
+    "token_cache",
+    "loading",
+    "imagination",
+    "scenes",
+    "memory",
+    "flops",
+    "gpu",
+)
 # Each fast path: the overrides with it on, and with it off (everything else at the defaults).
 FAST_PATHS = {
     "channels_last": (["perf.channels_last=true"], ["perf.channels_last=false"]),
@@ -224,6 +235,41 @@ class Bench:
                 out[path]["host_reads_off"] = self.host_reads(name, off)
         return out
 
+    def token_cache(self) -> dict:
+        """The prediction phase on the token cache (data.token_cache=true: codes, no encoder) against encoding
+        every batch (false), for each dynamics output, interleaved. The VQ-VAE is the frozen random one of
+        phase_config; the cache is encoded once, before the first timed run (its cost is reported apart)."""
+        out = {}
+        for output in ("latent", "tokens"):
+            extra = [f"model.dynamics.output={output}"]
+            encode_s = self.encode_once(extra)
+            runs = {"on": [], "off": []}
+            for _ in range(self.args.repeats):
+                for state in ("on", "off"):
+                    runs[state].append(
+                        self.lightning("prediction", [*extra, f"data.token_cache={state == 'on'}"])
+                    )
+            out[output] = {
+                "phase": "prediction",
+                "on": median_run(runs["on"]),
+                "off": median_run(runs["off"]),
+                "speedup": median_ratio(runs["on"], runs["off"]),
+                "encode_once_s": encode_s,
+                "all_runs": runs,
+            }
+        return out
+
+    def encode_once(self, overrides: list[str]) -> float:
+        """Seconds to encode the benchmark's training split into the token cache (0 when it is already there)."""
+        import time
+
+        cfg = self.cfg("prediction", overrides)
+        dm = datamodule(cfg)
+        phase = build(cfg).to(self.device)
+        started = time.perf_counter()
+        dm.attach_token_cache(phase.vqvae, self.device)
+        return time.perf_counter() - started
+
     def loading(self) -> dict:
         """The DataModule alone (as configured, on the device, with workers) against training's consumption."""
         out = {}
@@ -364,10 +410,11 @@ class Bench:
     def plain(self, name: str, overrides: list[str]) -> dict:
         cfg = self.cfg(name, overrides)
         dm = datamodule(cfg)
+        phase = build(cfg)
+        if cfg.data.token_cache in (True, "auto") and phase.vqvae_frozen:  # as the phase's on_fit_start does
+            dm.attach_token_cache(phase.vqvae, self.device)
         loader = dm.device_loader(self.device) if cfg.data.on_device else dm.train_dataloader()
-        measured = throughput.plain_training(
-            cfg, build(cfg), loader, self.device, self.args.seconds, self.warmup
-        )
+        measured = throughput.plain_training(cfg, phase, loader, self.device, self.args.seconds, self.warmup)
         return measured | self.stamp()
 
     def host_reads(self, name: str, overrides: list[str]) -> dict:

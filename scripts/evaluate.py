@@ -20,6 +20,7 @@ os.environ.setdefault("PHYSWORLD_ROOT", str(ROOT))
 
 def summary(metrics: dict[str, float], stage: str) -> list[str]:
     """One line per dataset: reconstruction PSNR, and the last rollout horizon against copy-last."""
+    pick = lambda key, name, t: metrics.get(f"{stage}/{key}/{name}/{t}")  # noqa: E731
     names = sorted({k.split("/")[2] for k in metrics if k.startswith(f"{stage}/recon_psnr/")})
     lines = []
     for name in names:
@@ -27,11 +28,15 @@ def summary(metrics: dict[str, float], stage: str) -> list[str]:
         steps = sorted(k for k in metrics if k.startswith(f"{stage}/rollout_mse/{name}/t"))
         if steps:
             t = steps[-1].rsplit("/", 1)[1]
-            model, base = metrics[steps[-1]], metrics[f"{stage}/baseline_copy_last_mse/{name}/{t}"]
-            line += f", rollout MSE at {t} {model:.4g} (copy-last {base:.4g})"
-        position = metrics.get(f"{stage}/position_error/{name}/t01")
-        if position is not None:
-            line += f", position error at t01 {position:.2f} px"
+            model, base = metrics[steps[-1]], pick("baseline_copy_last_mse", name, t)
+            line += f"; at {t}: frame MSE {model:.4g} (copy-last {base:.4g})"
+            position = pick("rollout_pos_err", name, t)
+            if position is not None:
+                base = pick("baseline_copy_last_pos_err", name, t)
+                line += f", position error {position:.2f} px (copy-last {base:.2f})"
+            sharpness = pick("rollout_sharpness", name, t)
+            if sharpness is not None:
+                line += f", sharpness {sharpness:.2f}"
         lines.append(line)
     return lines
 

@@ -54,7 +54,7 @@ def test_rollout_feeds_back_predictions_and_gradients_flow():
     dyn = LatentDynamics(latent_channels=6, hidden_channels=8, num_layers=2, action_dim=2)
     context = torch.randn(2, 3, 6, 8, 8, requires_grad=True)
     actions = torch.randn(2, 3 + 4, 2)
-    pred = dyn.rollout(context, actions, horizon=5)
+    pred = dyn.rollout(context, actions, horizon=5).latents
     assert pred.shape == (2, 5, 6, 8, 8)
     pred[:, -1].sum().backward()  # the 5th step depends on every weight and on the context
     assert context.grad.abs().sum() > 0
@@ -62,7 +62,7 @@ def test_rollout_feeds_back_predictions_and_gradients_flow():
     # Actions matter: another action at the first predicted step changes later predictions.
     other = actions.clone()
     other[:, 3] += 1.0
-    assert not torch.allclose(dyn.rollout(context, other, horizon=5)[:, 1:], pred[:, 1:])
+    assert not torch.allclose(dyn.rollout(context, other, horizon=5).latents[:, 1:], pred[:, 1:])
     with pytest.raises(ValueError, match="actions"):
         dyn.rollout(context, actions[:, :4], horizon=5)
 
@@ -161,7 +161,7 @@ def test_overfit_halves_the_prediction_loss(make_cfg, recon_ckpt):
     optimizer = phase.configure_optimizers()
     losses = []
     for _ in range(100):
-        loss = phase(batch["frames"], batch["actions"])["loss"]
+        loss = phase.compute_losses(batch)["loss"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

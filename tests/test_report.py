@@ -29,16 +29,19 @@ from tests.test_evaluate import pred_eval, pred_run, recon_run  # noqa: F401  (s
 LABELS = {label: key for key, label in RECON_COLUMNS + FRAME_COLUMNS + PHYSICS_COLUMNS}
 
 
-def tables(markdown: str) -> list[list[list[str]]]:
-    """Every Markdown table as rows of cells (header first, the |---| line dropped)."""
-    found, current = [], []
+def tables(markdown: str, headings: bool = False) -> list:
+    """Every Markdown table as rows of cells (header first, the |---| line dropped); with headings, as
+    (the latest `#### ` heading above it, rows) pairs."""
+    found, current, heading = [], [], None
     for line in markdown.splitlines() + [""]:
         if line.startswith("|"):
             if not line.startswith("|---"):
                 current.append([c.strip() for c in line.strip("|").split(" | ")])
         elif current:
-            found.append(current)
+            found.append((heading, current) if headings else current)
             current = []
+        if line.startswith("#### "):
+            heading = line[5:].strip()
     return found
 
 
@@ -51,7 +54,7 @@ def evaluation_sections(markdown: str) -> dict[str, str]:
 def check_tables_hold_metrics(section: str, metrics: dict, split: str = "test") -> int:
     """Every cell of the reconstruction and rollout tables equals the formatted metrics.json value."""
     checked = 0
-    for table in tables(section):
+    for name, table in tables(section, headings=True):
         header = table[0]
         if header[0] == "dataset" and header[1] == "L1":
             for row in table[1:]:
@@ -63,8 +66,7 @@ def check_tables_hold_metrics(section: str, metrics: dict, split: str = "test") 
                 for label, cell in zip(header[2:], row[2:]):
                     assert cell == fmt(metrics.get(f"{split}/{LABELS[label]}/{row[0]}/{row[1]}")), row[:2]
                     checked += 1
-        elif header[0] == "horizon":
-            name = section_dataset(section, table)
+        elif header[0] == "horizon":  # a dataset's own tables, under its `#### <dataset>` heading
             for row in table[1:]:
                 for label, cell in zip(header[1:], row[1:]):
                     assert cell == fmt(metrics.get(f"{split}/{LABELS[label]}/{name}/{row[0]}")), (
@@ -73,13 +75,6 @@ def check_tables_hold_metrics(section: str, metrics: dict, split: str = "test") 
                     )
                     checked += 1
     return checked
-
-
-def section_dataset(section: str, table: list[list[str]]) -> str:
-    """The `#### <dataset>` heading above a table."""
-    first = "| " + " | ".join(table[0]) + " |"
-    before = section[: section.index(first)]
-    return re.findall(r"^#### (.+)$", before, flags=re.M)[-1].strip()
 
 
 def check_html_images(page: str, expected: int) -> None:

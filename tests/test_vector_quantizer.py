@@ -26,7 +26,7 @@ def test_quantized_values_are_codes_and_loss_is_codebook_plus_beta_commitment():
     torch.nn.init.normal_(vq.embedding.weight)
     z = torch.randn(2, 4, 3, 3)
     quantized, indices, loss = vq(z)
-    expected = vq.embedding.weight[indices].permute(0, 3, 1, 2)
+    expected = vq.embedding.weight[indices[:, 0]].permute(0, 3, 1, 2)
     assert torch.allclose(quantized, expected, atol=1e-6)
     mse = F.mse_loss(z, expected).item()
     assert abs(loss.item() - 1.25 * mse) < 1e-6  # both terms have the same value, weighted 1 and beta
@@ -36,7 +36,7 @@ def test_seed_sized_shapes():
     vq = VectorQuantizer()  # 512 x 192, the seed's codebook
     assert vq.embedding.weight.shape == (512, 192)
     quantized, indices, _ = vq(torch.randn(4, 192, 8, 8))
-    assert quantized.shape == (4, 192, 8, 8) and indices.shape == (4, 8, 8)
+    assert quantized.shape == (4, 192, 8, 8) and indices.shape == (4, 1, 8, 8)
     assert indices.dtype == torch.long and 0 <= int(indices.min()) and int(indices.max()) < 512
 
 

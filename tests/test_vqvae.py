@@ -35,7 +35,7 @@ def test_reconstruction_shapes_and_indices():
     model = VQVAE(hidden_channels=(8, 16), num_codes=32, code_dim=16)
     recon, indices, vq_loss = model(torch.rand(3, 3, 64, 64))
     assert recon.shape == (3, 3, 64, 64) and recon.dtype == torch.float32
-    assert indices.shape == (3, 8, 8) and vq_loss.ndim == 0
+    assert indices.shape == (3, 1, 8, 8) and vq_loss.ndim == 0
 
 
 def test_gradients_reach_every_parameter():

@@ -83,6 +83,7 @@ def check_dynamics(cfg: DictConfig, files: bool = True) -> None:
     require(
         cfg, "model.dynamics.kernel_size", lambda v: positive_int(v) and v % 2 == 1, "an odd positive integer"
     )
+    check_dynamics_output(cfg)
     require(cfg, "phase.context_frames", positive_int, "a positive integer")
     require(
         cfg,
@@ -108,6 +109,29 @@ def check_dynamics(cfg: DictConfig, files: bool = True) -> None:
         )
     if files and init is not None and not Path(init).is_file():
         raise ConfigError(f"phase.init_from={init!r}: no such checkpoint file")
+
+
+def check_dynamics_output(cfg: DictConfig) -> None:
+    """What the dynamics predicts and how token predictions are fed back (models/convgru.py)."""
+    from physworld.models.convgru import FEEDBACKS, OUTPUTS
+
+    require(cfg, "model.dynamics.output", lambda v: v in OUTPUTS, f"one of {list(OUTPUTS)}")
+    require(cfg, "model.dynamics.feedback", lambda v: v in FEEDBACKS, f"one of {list(FEEDBACKS)}")
+
+
+def check_token_cache(cfg: DictConfig) -> None:
+    """data.token_cache: the training windows as codes of the frozen VQ-VAE (data/tokens.py)."""
+    require(cfg, "data.token_cache", lambda v: isinstance(v, bool) or v == "auto", "true, false or auto")
+    if cfg.data.token_cache is True and not frozen_vqvae(cfg):
+        raise ConfigError(
+            f"data.token_cache=true is not accepted with phase={cfg.phase.name} training the VQ-VAE: the codes "
+            "would change under it (accepted with a frozen VQ-VAE: phase=prediction or rl, or use auto)"
+        )
+
+
+def frozen_vqvae(cfg: DictConfig) -> bool:
+    """Whether the phase keeps the VQ-VAE fixed (so its codes of the data never change)."""
+    return cfg.phase.name == "rl" or (cfg.phase.name in DYNAMICS_PHASES and bool(cfg.phase.freeze_vqvae))
 
 
 def check_rl(cfg: DictConfig, files: bool = True) -> None:
@@ -137,6 +161,7 @@ def check_rl(cfg: DictConfig, files: bool = True) -> None:
     )
     for key in ("phase.gamma", "phase.td_lambda"):
         require(cfg, key, lambda v: non_negative_number(v) and v <= 1, "a number in [0, 1]")
+    check_dynamics_output(cfg)
     for key in ("phase.entropy_weight", "phase.action_noise"):
         require(cfg, key, non_negative_number, "a non-negative number")
     for key in ("phase.reward_lr", "phase.actor_lr", "phase.critic_lr", "phase.grad_clip"):
@@ -250,6 +275,12 @@ def check_config(cfg: DictConfig, files: bool = True) -> None:
         cfg, "phase.monitor", lambda v: isinstance(v, str) and v.startswith("val/"), "a val/... metric name"
     )
     require(cfg, "phase.weight_decay", non_negative_number, "a non-negative number")
+    for key in (
+        "phase.foreground_weight",
+        "phase.gradient_weight",
+    ):  # the reconstruction loss (phases/losses.py)
+        if OmegaConf.select(cfg, key) is not None:
+            require(cfg, key, non_negative_number, "a non-negative number")
     require(cfg, "data.seed", non_negative_int, "a non-negative integer")
     require(cfg, "data.stride", positive_int, "a positive integer")
     require(cfg, "data.num_workers", non_negative_int, "a non-negative integer")
@@ -259,6 +290,12 @@ def check_config(cfg: DictConfig, files: bool = True) -> None:
     for key in ("model.vq.num_codes", "model.vq.code_dim", "model.vq.restart_every"):
         require(cfg, key, positive_int, "a positive integer")
     require(cfg, "model.vq.commitment_cost", non_negative_number, "a non-negative number")
+    require(
+        cfg,
+        "model.vq.groups",
+        lambda v: positive_int(v) and cfg.model.vq.code_dim % v == 0,
+        f"a positive divisor of model.vq.code_dim={cfg.model.vq.code_dim}",
+    )
     require(
         cfg,
         "model.encoder.hidden_channels",
@@ -280,6 +317,7 @@ def check_config(cfg: DictConfig, files: bool = True) -> None:
         )
     for key in ("data.max_sequences", "data.max_frames"):
         require(cfg, key, lambda v: v is None or positive_int(v), "null or a positive integer")
+    check_token_cache(cfg)
     for dataset in dataset_members(cfg.dataset):
         try:
             check_dataset(dataset)

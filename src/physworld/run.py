@@ -39,6 +39,7 @@ def build_datamodule(cfg: DictConfig) -> VideoDataModule:
         persistent_workers=cfg.data.persistent_workers,
         weights=weights,
         on_device=cfg.data.on_device,
+        token_cache=cfg.data.get("token_cache", False),
     )
 
 

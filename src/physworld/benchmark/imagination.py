@@ -35,6 +35,10 @@ def dynamics_rollout(cfg: DictConfig, device: torch.device, starts: int, horizon
     latents (B, C, 8, 8) and zero hidden states, under random actions in [-1, 1]."""
     model, n = cfg.model, starts
     dynamics = build_dynamics(model).to(device).eval()
+    groups = model.vq.get("groups", 1)
+    codebook = torch.randn(groups * model.vq.num_codes, model.vq.code_dim // groups).to(
+        device
+    )  # output=tokens
     g = torch.Generator().manual_seed(0)
     z0 = torch.randn(n, model.vq.code_dim, 8, 8, generator=g).to(device)  # (B, C, 8, 8)
     hidden = dynamics.initial_state(z0)
@@ -44,7 +48,7 @@ def dynamics_rollout(cfg: DictConfig, device: torch.device, starts: int, horizon
     def imagine() -> int:
         z, state = z0, hidden
         for k in range(horizon):
-            z, state = dynamics.step(z, actions[k], state)
+            z, state = dynamics.step(z, actions[k], state, codebook, feedback="argmax")
         return n * horizon
 
     return imagine

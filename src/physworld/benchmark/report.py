@@ -134,6 +134,22 @@ def markdown(report: dict) -> str:
         lines += _table(
             "Fast paths through Lightning (frames/s)", ["fast path", "on", "off", "speed-up", "note"], rows
         )
+    if "token_cache" in report:
+        rows = [
+            [
+                output,
+                _f(r["on"]["frames_per_s"]),
+                _f(r["off"]["frames_per_s"]),
+                _f(r["speedup"], 2),
+                _f(r["encode_once_s"], 2),
+            ]
+            for output, r in report["token_cache"].items()
+        ]
+        lines += _table(
+            "Prediction phase on the token cache (frames/s through Lightning)",
+            ["dynamics output", "token cache", "encoding every batch", "speed-up", "encoding once (s)"],
+            rows,
+        )
     if "loading" in report:
         rows = [
             [p, v, _f(m["frames_per_s"]), _f(m.get("x_training"), 1), _f(m["loadavg_1min"])]

@@ -60,7 +60,7 @@ def training_loss(phase: WorldModelPhase, batch: dict) -> torch.Tensor:
     """The loss the phase's training_step minimises, without Lightning (for the plain loop)."""
     if isinstance(phase, ReconstructionPhase):
         return phase._losses(batch)["loss"]
-    return phase(batch["frames"], batch["actions"])["loss"]
+    return phase.compute_losses(batch)["loss"]
 
 
 def frames_per_step(cfg: DictConfig) -> int:

@@ -3,22 +3,21 @@
 Every `every_n_epochs` validation epochs, and at test time, it takes the first `num_sequences` held-out
 sequences of each dataset (whole stored sequences, not the training windows), encodes `context_frames`
 frames, rolls the dynamics `horizon` steps forward on its own predictions, decodes, and scores every horizon
-t = 1..K against the truth, next to the copy-last-frame baseline (the last context frame, repeated):
+t = 1..K against the truth with physworld.metrics.rollout (the scoring evaluate.py uses too), next to the
+copy-last-frame and constant-velocity baselines and the tokenizer floor:
 
-    <stage>/rollout_<metric>/tNN              the model       (metric: see physworld.metrics.rollout)
-    <stage>/baseline_copy_last_<metric>/tNN   the baseline
-    <stage>/rollout_<metric>/<dataset>/tNN    per dataset, for mse and psnr, when there are several
-    <stage>/truth_pos_err/tNN                 the position estimator on the true frames (its own floor)
+    <stage>/rollout_<metric>/tNN                  the model
+    <stage>/baseline_copy_last_<metric>/tNN       the last context frame, repeated
+    <stage>/baseline_const_vel_pos_err/tNN        the true positions moved on at their last velocity
+    <stage>/tokenizer_floor_<metric>/tNN          the true future codes, decoded
+    <stage>/truth_pos_err/tNN                     the position estimator on the true frames (its own floor)
+    <stage>/<prefix>_<metric>/<dataset>/tNN       per dataset, for PER_DATASET, when there are several
 
-`pos_err` is the physics-aware metric: object centres estimated from the frames by colour
-(physworld.metrics.positions) against the true centres in states.npy, in pixels, averaged over the objects
-found (`pos_found`: the fraction of objects found at all; a blurred prediction may lose them); for datasets
-whose scene declares object positions. Moving MNIST's digits are not blobs whose
-centre is the stored position, so there it is the distance to the estimate on the true frame instead.
-
-With several datasets (dataset=all) the plain keys are the mean over datasets. Files in `dirpath`:
-`rollout_<stage>_error_vs_horizon.png` (model vs baseline per dataset), `rollout_<stage>.png` (truth above
-prediction, one pair of rows per dataset) and `rollout_<stage>.gif` (truth | prediction | baseline).
+With several datasets (dataset=all) the plain keys are the mean over the datasets that have the metric.
+This callback decides only when to score, what to log and which files to write. Files in `dirpath`:
+`rollout_<stage>_error_vs_horizon.png` (frame MSE, position error and sharpness against the horizon, model vs
+baselines per dataset), `rollout_<stage>.png` (truth above prediction, one pair of rows per dataset) and
+`rollout_<stage>.gif` (truth | prediction | copy-last).
 """
 
 from __future__ import annotations
@@ -34,17 +33,10 @@ from PIL import Image
 
 from physworld.callbacks.image_grid import image_grid
 from physworld.data.cache import load_params, load_split
-from physworld.data.scenes import SCENES
 from physworld.loggers import log_files
-from physworld.metrics.positions import (
-    GLOBAL_CENTROID_SCENES,
-    position_error,
-    position_error_vs_reference,
-    true_positions,
-)
-from physworld.metrics.rollout import FRAME_METRICS, HorizonMetrics, frame_errors, latent_errors
+from physworld.metrics.rollout import RolloutScorer, horizon_keys
 
-PER_DATASET = ("mse", "psnr")
+PER_DATASET = ("mse", "psnr", "pos_err", "pos_found", "sharpness")
 
 
 class RolloutEvaluation(L.Callback):
@@ -81,7 +73,7 @@ class RolloutEvaluation(L.Callback):
         c = self.context_frames or pl_module.context_frames
         was_training = pl_module.training
         pl_module.eval()
-        results, examples, floors = {}, {}, {}
+        results, examples = {}, {}
         for part in trainer.datamodule.splits[stage]:
             name = pl_module.dataset_names[part.dataset_index]
             arrays = load_split(part.path, verify=False)
@@ -92,10 +84,10 @@ class RolloutEvaluation(L.Callback):
                     f"rollout: {name} has {frames.shape[1]} frames, none left after {c} context frames"
                 )
                 continue
-            positions = _PositionScorer.for_split(part.path, arrays)
-            names = (*FRAME_METRICS, "latent_mse", *(("pos_err", "pos_found") if positions else ()))
-            model, baseline = (HorizonMetrics(k, names).to(pl_module.device) for _ in range(2))
-            floor = HorizonMetrics(k, ("pos_err", "pos_found")).to(pl_module.device)
+            scene = part.path.parent.name
+            scorer = RolloutScorer(scene, load_params(part.path), arrays.get("states"), c, k).to(
+                pl_module.device
+            )
             # Each rank scores its own share of the sequences; the metric states are summed across ranks.
             chosen = np.arange(min(self.num_sequences, frames.shape[0]))[
                 trainer.global_rank :: trainer.world_size
@@ -106,56 +98,31 @@ class RolloutEvaluation(L.Callback):
                 x = x.permute(0, 1, 4, 2, 3).float().div_(255.0)  # (B, c+K, 3, H, W)
                 a = torch.from_numpy(np.asarray(actions[rows, : c + k])).to(pl_module.device)
                 out = pl_module.rollout(x, a, context_frames=c, horizon=k)
-                truth = x[:, c:]
-                copy_last = x[:, c - 1 : c].expand_as(truth)
-                last = out["last_latent"].unsqueeze(1).expand_as(out["true_latents"])
-                scores = {"model": {}, "baseline": {}, "floor": {}}
-                if positions:
-                    scores = positions.score(rows, c, out["pred_frames"], truth, copy_last)
-                model.update(
-                    {
-                        **frame_errors(out["pred_frames"], truth),
-                        "latent_mse": latent_errors(out["pred_latents"], out["true_latents"]),
-                        **scores["model"],
-                    }
-                )
-                baseline.update(
-                    {
-                        **frame_errors(copy_last, truth),
-                        "latent_mse": latent_errors(last, out["true_latents"]),
-                        **scores["baseline"],
-                    }
-                )
-                if scores["floor"]:
-                    floor.update(scores["floor"])
+                scorer.update(rows, x, out)
                 if start == 0:
                     n = self.num_gif_sequences
                     examples[name] = (x[:n].cpu(), out["pred_frames"][:n].clamp(0, 1).cpu(), c)
-            results[name] = (model.compute(), baseline.compute())
-            if positions and positions.has_floor:
-                floors[name] = floor.compute()
+            results[name] = scorer.compute()
         if was_training:
             pl_module.train()
         if not results:
             return
-        self._log(pl_module, stage, results, floors)
+        self._log(pl_module, stage, results)
         self._write_files(trainer, stage, results, examples)
 
-    def _log(self, pl_module, stage: str, results: dict, floors: dict) -> None:
+    def _log(self, pl_module, stage: str, results: dict) -> None:
         several = len(results) > 1
         collected: dict[str, list[torch.Tensor]] = {}
-        for name, (model, baseline) in results.items():
-            for prefix, values in (("rollout", model), ("baseline_copy_last", baseline)):
-                for metric, per_step in values.items():
-                    for t, value in enumerate(per_step, start=1):
-                        key = f"{stage}/{prefix}_{metric}/t{t:02d}"
-                        collected.setdefault(key, []).append(value)
-                        if several and metric in PER_DATASET:
-                            pl_module.log(f"{stage}/{prefix}_{metric}/{name}/t{t:02d}", value)
-        for values in floors.values():
-            for metric, per_step in values.items():
-                for t, value in enumerate(per_step, start=1):
-                    collected.setdefault(f"{stage}/truth_{metric}/t{t:02d}", []).append(value)
+        for name, scores in results.items():
+            for key, value in horizon_keys(stage, scores).items():
+                collected.setdefault(key, []).append(value)
+            if several:
+                per_dataset = {
+                    p: {m: v for m, v in ms.items() if m in PER_DATASET} for p, ms in scores.items()
+                }
+                for key, value in horizon_keys(stage, per_dataset, dataset=name).items():
+                    if torch.isfinite(value):
+                        pl_module.log(key, value)
         for key, values in collected.items():
             stacked = torch.stack(values)
             if torch.isfinite(stacked).any():  # datasets without positions do not count in the mean
@@ -185,41 +152,83 @@ class RolloutEvaluation(L.Callback):
                     step=trainer.global_step,
                     caption=["per dataset: truth above prediction (context frames first)"],
                 )
-                columns = ["dataset", "horizon", "model_mse", "baseline_mse", "model_psnr", "baseline_psnr"]
-                data = [
-                    [
-                        name,
-                        t + 1,
-                        float(m["mse"][t]),
-                        float(b["mse"][t]),
-                        float(m["psnr"][t]),
-                        float(b["psnr"][t]),
-                    ]
-                    for name, (m, b) in results.items()
-                    for t in range(len(m["mse"]))
-                ]
+                columns, data = rollout_table(results)
                 logger.log_table(
                     f"{stage}/rollout_table", columns=columns, data=data, step=trainer.global_step
                 )
 
 
+TABLE_COLUMNS = (  # (predictor, metric) -> the W&B rollout table's columns
+    ("model", "mse"),
+    ("copy_last", "mse"),
+    ("tokenizer", "mse"),
+    ("model", "psnr"),
+    ("copy_last", "psnr"),
+    ("model", "pos_err"),
+    ("copy_last", "pos_err"),
+    ("const_vel", "pos_err"),
+    ("tokenizer", "pos_err"),
+    ("model", "pos_found"),
+    ("model", "sharpness"),
+    ("tokenizer", "sharpness"),
+)
+
+
+def rollout_table(results: dict) -> tuple[list[str], list[list]]:
+    """{dataset: {predictor: {metric: (K,)}}} -> columns and rows (one per dataset and horizon); NaN where a
+    dataset lacks a metric (wave: no positions)."""
+    columns = ["dataset", "horizon", *(f"{predictor}_{metric}" for predictor, metric in TABLE_COLUMNS)]
+    rows = []
+    for name, scores in results.items():
+        for t in range(len(scores["model"]["mse"])):
+            values = [scores.get(p, {}).get(m) for p, m in TABLE_COLUMNS]
+            rows.append([name, t + 1, *(float("nan") if v is None else float(v[t]) for v in values)])
+    return columns, rows
+
+
+PLOT_STYLES = {  # predictor -> line style and label of the error-vs-horizon plot
+    "model": ("-o", "model"),
+    "copy_last": ("--", "copy-last"),
+    "const_vel": ("-.", "const. velocity"),
+    "tokenizer": (":", "tokenizer floor"),
+}
+
+
 def error_vs_horizon_plot(results: dict, path: Path, title: str = "") -> None:
-    """Frame MSE and PSNR against the horizon: solid lines the model, dashed the copy-last baseline."""
-    import matplotlib
+    """Frame MSE, object position error and sharpness against the horizon, per dataset: the model solid,
+    copy-last dashed, constant velocity dash-dotted, the tokenizer floor dotted.
+    results: {dataset: {predictor: {metric: (K,)}}} as RolloutScorer.compute() gives per dataset."""
+    from physworld.evaluation.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for i, (name, (model, baseline)) in enumerate(results.items()):
+    plt = pyplot()
+    panels = (
+        ("mse", "frame MSE (per pixel)"),
+        ("pos_err", "position error (pixels)"),
+        ("sharpness", "sharpness"),
+    )
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for i, (name, scores) in enumerate(results.items()):
         colour = plt.cm.tab10(i % 10)
-        steps = np.arange(1, len(model["mse"]) + 1)
-        for ax, metric in zip(axes, ("mse", "psnr")):
-            ax.plot(steps, model[metric].cpu(), "-o", color=colour, ms=3, label=f"{name} model")
-            ax.plot(steps, baseline[metric].cpu(), "--", color=colour, alpha=0.7, label=f"{name} copy-last")
-    axes[0].set(xlabel="horizon (frames)", ylabel="frame MSE (per pixel)", yscale="log")
-    axes[1].set(xlabel="horizon (frames)", ylabel="PSNR (dB)")
-    axes[1].legend(fontsize=6, ncol=2 if len(results) > 3 else 1)
+        for ax, (metric, _) in zip(axes, panels):
+            for predictor, (style, label) in PLOT_STYLES.items():
+                steps = scores.get(predictor, {}).get(metric)
+                if steps is None or not torch.isfinite(steps).any():
+                    continue
+                x = np.arange(1, len(steps) + 1)
+                ax.plot(
+                    x,
+                    steps.cpu(),
+                    style,
+                    color=colour,
+                    ms=3,
+                    alpha=1 if predictor == "model" else 0.7,
+                    label=f"{name} {label}",
+                )
+    for ax, (_, label) in zip(axes, panels):
+        ax.set(xlabel="horizon (frames)", ylabel=label)
+    axes[0].set_yscale("log")
+    axes[2].axhline(1.0, color="grey", lw=0.5)
+    axes[1].legend(fontsize=5, ncol=2 if len(results) > 3 else 1)
     fig.suptitle(f"Rollout error vs horizon {title}".strip())
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -243,50 +252,3 @@ def write_rollout_gif(truth: torch.Tensor, pred: torch.Tensor, c: int, path: Pat
         )
         frames.append(Image.fromarray(grid))
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=200, loop=0)
-
-
-class _PositionScorer:
-    """Object-position errors per horizon for one split whose scene declares object positions."""
-
-    def __init__(self, scene: str, states: np.ndarray, colors: np.ndarray, index: tuple):
-        self.scene, self.states, self.colors, self.index = scene, states, colors, index
-        self.has_floor = scene not in GLOBAL_CENTROID_SCENES
-
-    @classmethod
-    def for_split(cls, path, arrays: dict) -> _PositionScorer | None:
-        scene = path.parent.name
-        index = getattr(SCENES.get(scene), "POSITIONS", ())
-        if not index or "states" not in arrays:
-            return None
-        colors = load_params(path).get("object_colors")
-        return None if colors is None else cls(scene, arrays["states"], colors, index)
-
-    def score(self, rows, c: int, pred: torch.Tensor, truth: torch.Tensor, copy_last: torch.Tensor) -> dict:
-        """pred, truth, copy_last (B, K, 3, H, W) -> {"model" | "baseline" | "floor": {"pos_err", "pos_found"}}."""
-        b, k = truth.shape[:2]
-        colors = torch.as_tensor(np.asarray(self.colors[rows]), dtype=torch.float32, device=truth.device)
-        colors = colors[:, None].expand(-1, k, -1, -1).flatten(0, 1)  # (B*K, objects, 3)
-        flat = lambda x: x.clamp(0, 1).flatten(0, 1)  # noqa: E731 (B*K, 3, H, W)
-
-        def summary(errors: torch.Tensor, valid: torch.Tensor) -> dict[str, torch.Tensor]:
-            """(B*K, objects) -> pos_err: mean over the found objects (NaN if none), pos_found: the fraction
-            of present objects found, each (B, K)."""
-            found = torch.isfinite(errors) & valid
-            return {
-                "pos_err": errors.nanmean(-1).unflatten(0, (b, k)),
-                "pos_found": (found.sum(-1) / valid.sum(-1).clamp_min(1)).unflatten(0, (b, k)),
-            }
-
-        if not self.has_floor:  # digits: distance to the estimate on the true frame
-            reference = lambda x: position_error_vs_reference(flat(x), flat(truth), colors, refine=False)  # noqa: E731
-            valid = torch.isfinite(reference(truth))
-            score = lambda x: summary(reference(x), valid)  # noqa: E731
-            return {"model": score(pred), "baseline": score(copy_last), "floor": {}}
-        states = np.asarray(self.states[rows, c : c + k])  # (B, K, S)
-        true = torch.as_tensor(
-            true_positions(states, self.index, num_objects=colors.shape[1]), device=truth.device
-        )
-        true = true.float().flatten(0, 1)  # (B*K, objects, 2)
-        valid = torch.isfinite(true).all(-1)
-        score = lambda x: summary(position_error(flat(x), true, colors), valid)  # noqa: E731
-        return {"model": score(pred), "baseline": score(copy_last), "floor": score(truth)}

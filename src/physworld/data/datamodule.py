@@ -17,14 +17,19 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from physworld.data.cache import ensure_split, load_split
 from physworld.data.device_windows import DeviceWindowLoader
 from physworld.data.samplers import EpochShuffleSampler, EpochWeightedSampler
+from physworld.data.tokens import ensure_tokens, load_tokens, vqvae_fingerprint
+from physworld.errors import DataError
+
+SERVED = ("frames", "tokens", "actions", "rewards")  # the arrays a window item carries (not states)
 
 
 class WindowDataset(Dataset):
     """Every window of `seq_len` consecutive frames, starting every `stride` frames, of one split.
 
     Items are dicts: frames uint8 (T, H, W, 3), actions float32 (T, A), dataset int (index of the dataset
-    in the mixture), and rewards float32 (T,) for datasets that store them. The files are opened lazily in
-    each worker, so pickling the dataset stays cheap.
+    in the mixture), and rewards float32 (T,) for datasets that store them. After `use_tokens(folder)` the
+    frames are replaced by their codes from the token cache, tokens int16 (T, G, h, w). The files are opened
+    lazily in each worker, so pickling the dataset stays cheap.
     """
 
     def __init__(self, path: str | Path, seq_len: int, stride: int, dataset_index: int = 0, verify=True):
@@ -34,29 +39,38 @@ class WindowDataset(Dataset):
         )  # checks shapes and hashes up front, in the main process
         self.num_sequences, self.num_frames = arrays["frames"].shape[:2]
         self.windows_per_sequence = (self.num_frames - seq_len) // stride + 1
+        self.tokens: Path | None = None  # the token-cache folder whose codes replace the frames
         self._arrays = None
+
+    def use_tokens(self, folder: str | Path) -> None:
+        """Serve the codes in the token-cache `folder` (data/tokens.py) instead of the frames."""
+        tokens = load_tokens(folder)  # checked once here, in the main process
+        if tokens.shape[:2] != (self.num_sequences, self.num_frames):
+            raise DataError(
+                f"{folder}: codes of {tokens.shape[:2]} frames for a split of {self.num_sequences}"
+            )
+        self.tokens, self._arrays = Path(folder), None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The memory-mapped arrays this dataset serves: the split's, with "tokens" in place of "frames"."""
+        arrays = load_split(self.path, verify=False)
+        if self.tokens is not None:
+            del arrays["frames"]
+            arrays["tokens"] = load_tokens(self.tokens)
+        return arrays
 
     def __len__(self) -> int:
         return self.num_sequences * self.windows_per_sequence
 
     def __getitem__(self, index: int) -> dict:
         if self._arrays is None:
-            self._arrays = load_split(self.path, verify=False)
+            self._arrays = {k: v for k, v in self.arrays().items() if k in SERVED}
         seq, window = divmod(int(index), self.windows_per_sequence)
-        start = window * self.stride
-        frames = np.array(self._arrays["frames"][seq, start : start + self.seq_len])  # copy out of the memmap
-        actions = np.array(self._arrays["actions"][seq, start : start + self.seq_len])
-        item = {
-            "frames": torch.from_numpy(frames),
-            "actions": torch.from_numpy(actions),
-            "dataset": self.dataset_index,
-        }
-        if (
-            "rewards" in self._arrays
-        ):  # interactive datasets (goal_reach): float32 (T,), rewards[t] scores frame t
-            item["rewards"] = torch.from_numpy(
-                np.array(self._arrays["rewards"][seq, start : start + self.seq_len])
-            )
+        window = slice(window * self.stride, window * self.stride + self.seq_len)
+        # frames or tokens, actions, and rewards (interactive datasets: rewards[t] scores frame t), copied out
+        # of the memmaps
+        item = {key: torch.from_numpy(np.array(value[seq, window])) for key, value in self._arrays.items()}
+        item["dataset"] = self.dataset_index
         return item
 
     def __getstate__(self):
@@ -71,7 +85,8 @@ class VideoDataModule(L.LightningDataModule):
     datasets: plain dicts as in `configs/dataset/<name>.yaml`; weights: sampling weight per dataset for
     the training mixture (None: proportional to size, i.e. plain concatenation); on_device: hold the
     training split in the memory of the trainer's device and cut windows there (val/test keep DataLoaders).
-    pin_memory may be "auto": on when CUDA is available.
+    pin_memory may be "auto": on when CUDA is available. token_cache (True, False or "auto"): whether a phase
+    with a frozen VQ-VAE may train on the token cache (`attach_token_cache`, called by the phase).
     """
 
     def __init__(
@@ -89,6 +104,7 @@ class VideoDataModule(L.LightningDataModule):
         progress: bool = True,
         on_device: bool = False,
         data_seed: int | None = None,
+        token_cache: bool | str = False,
     ):
         super().__init__()
         self.datasets, self.data_dir, self.seed = datasets, data_dir, seed
@@ -99,6 +115,7 @@ class VideoDataModule(L.LightningDataModule):
         self.pin_memory = torch.cuda.is_available() if pin_memory == "auto" else bool(pin_memory)
         self.persistent_workers = persistent_workers and num_workers > 0
         self.weights, self.progress, self.on_device = weights, progress, on_device
+        self.token_cache = token_cache
         self.splits: dict[str, list[WindowDataset]] = {}
         self._device_loader: DeviceWindowLoader | None = None
 
@@ -124,6 +141,20 @@ class VideoDataModule(L.LightningDataModule):
                     )
                     for i, d in enumerate(self.datasets)
                 ]
+
+    def attach_token_cache(self, vqvae: torch.nn.Module, device: torch.device | str = "cpu") -> list[Path]:
+        """Train on the codes of the frozen `vqvae` instead of the frames: encode every training split once
+        (or find its cache) and serve its codes. Validation and test keep the frames (their metrics decode
+        and compare frames). Returns the token-cache folders."""
+        self.setup("fit")
+        fingerprint = vqvae_fingerprint(vqvae)
+        folders = []
+        for part in self.splits["train"]:
+            folder = ensure_tokens(part.path, vqvae, device, fingerprint, progress=self.progress)
+            part.use_tokens(folder)
+            folders.append(folder)
+        self._device_loader = None  # built again from the codes
+        return folders
 
     def train_dataloader(self) -> DataLoader | DeviceWindowLoader:
         if self.on_device:

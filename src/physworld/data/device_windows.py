@@ -14,14 +14,13 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from physworld.data.cache import load_split
-
 COPY_CHUNK = 64  # sequences copied to the device at a time (bounds the host memory of the copy)
 
 
 class DeviceWindowLoader:
-    """An iterable of batch dicts like the DataLoader's: frames uint8 (B, T, H, W, 3), actions float32
-    (B, T, A), dataset int64 (B,), and rewards float32 (B, T) when every member stores them.
+    """An iterable of batch dicts like the DataLoader's: frames uint8 (B, T, H, W, 3) (or, from the token
+    cache, tokens int16 (B, T, G, h, w)), actions float32 (B, T, A), dataset int64 (B,), and rewards float32
+    (B, T) when every member stores them.
 
     parts: the WindowDatasets of one split, indexed as their ConcatDataset; sampler: the order of the window
     indices (None: in order); Lightning calls its set_epoch, as for a DataLoader's. rank / world_size: each
@@ -39,12 +38,13 @@ class DeviceWindowLoader:
     ):
         self.batch_size, self.device, self.sampler = batch_size, torch.device(device), sampler
         self.seq_len, self.rank, self.world_size = parts[0].seq_len, rank, world_size
-        arrays = [load_split(p.path, verify=False) for p in parts]
-        keys = ["frames", "actions"] + (["rewards"] if all("rewards" in a for a in arrays) else [])
+        arrays = [p.arrays() for p in parts]
+        pixels = "tokens" if all("tokens" in a for a in arrays) else "frames"
+        keys = [pixels, "actions"] + (["rewards"] if all("rewards" in a for a in arrays) else [])
         self.data = {key: self._to_device([a[key] for a in arrays]) for key in keys}  # each (F, ...)
         starts, members, offset = [], [], 0
         for part, a in zip(parts, arrays):
-            n, t = a["frames"].shape[:2]
+            n, t = a[pixels].shape[:2]
             window = torch.arange(part.windows_per_sequence) * part.stride  # (W,)
             starts.append((offset + torch.arange(n)[:, None] * t + window[None, :]).flatten())  # (n * W,)
             members.append(torch.full((n * part.windows_per_sequence,), part.dataset_index))

@@ -43,6 +43,8 @@ def describe(module: nn.Module) -> str:
         k, s = module.kernel_size[0], module.stride[0]
         return f"{type(module).__name__} {k}x{k}/{s}, {module.in_channels}->{module.out_channels}"
     if hasattr(module, "num_codes"):
+        if module.groups > 1:
+            return f"{module.groups} groups x {module.num_codes} codes x {module.group_dim}"
         return f"{module.num_codes} codes x {module.code_dim}"
     if hasattr(module, "hidden_channels"):
         return f"ConvGRU, {module.hidden_channels} channels"
@@ -78,7 +80,7 @@ def trace(phase) -> tuple[list[Block], list[Block]]:
         vqvae(frame)
         if dynamics is not None:
             z = vqvae.encode(frame)[0]
-            dynamics.step(z, torch.zeros(1, dynamics.action_dim, device=device))
+            dynamics.step(z, torch.zeros(1, dynamics.action_dim, device=device), codebook=phase.codebook)
     finally:
         for hook in hooks:
             hook.remove()
@@ -93,7 +95,7 @@ def trace(phase) -> tuple[list[Block], list[Block]]:
         detail = f"latent {'x'.join(map(str, latent))} + action ({dynamics.action_dim})"
         bottom.append(Block("z_t, a_t", detail, (latent[0] + dynamics.action_dim, *latent[1:]), 0, "input"))
         bottom += [b for b in blocks.values() if b.component == "dynamics"]
-        bottom[-1].name = "head -> z_t+1"
+        bottom[-1].name = "head -> codes of z_t+1" if dynamics.predicts_tokens else "head -> z_t+1"
     return top, bottom
 
 

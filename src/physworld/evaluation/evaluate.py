@@ -39,16 +39,10 @@ from physworld.evaluation.figures import preview_figures, reconstruction_figures
 from physworld.evaluation.loading import load_phase, training_config
 from physworld.evaluation.runs import run_config_file, training_run_dir
 from physworld.evaluation.scoring import DatasetScores, score_reconstruction, score_rollouts, to_frames
+from physworld.metrics.rollout import horizon_keys
 
 log = logging.getLogger(__name__)
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
-
-POSITION_KEYS = {
-    "model": "position_error",
-    "copy_last": "baseline_copy_last_position_error",
-    "floor": "position_error_floor",
-    "found": "position_found",
-}
 
 
 @dataclass
@@ -155,10 +149,10 @@ def score_dataset(phase, dataset: dict, plan: DataPlan, ev: DictConfig, device) 
         scores.notes.append(f"{t} frames stored, none left after {c} context frames: no rollout")
         return scores
     scores.context_frames = c
-    scores.rollout, scores.positions, scores.examples = score_rollouts(
+    scores.rollout, scores.examples = score_rollouts(
         phase, arrays, params, dataset["name"], n, c, k, ev.batch_size, device
     )
-    if scores.positions is None:
+    if "pos_err" not in scores.rollout["model"]:
         scores.notes.append("no point-like objects drawn in known colours: no position error")
     return scores
 
@@ -169,14 +163,8 @@ def flat_metrics(scores: dict[str, DatasetScores], stage: str) -> dict[str, floa
     for name, s in scores.items():
         metrics.update({f"{stage}/recon_{k}/{name}": v for k, v in s.recon.items()})
         metrics.update({f"{stage}/codebook_{k}/{name}": v for k, v in s.codebook.items()})
-        per_horizon = {}
         if s.rollout is not None:
-            for prefix, values in zip(("rollout", "baseline_copy_last"), s.rollout):
-                per_horizon.update({f"{prefix}_{metric}": steps for metric, steps in values.items()})
-        for key, steps in (s.positions or {}).items():
-            per_horizon[POSITION_KEYS[key]] = steps
-        for metric, steps in per_horizon.items():
-            metrics.update({f"{stage}/{metric}/{name}/t{t:02d}": float(v) for t, v in enumerate(steps, 1)})
+            metrics.update({k: float(v) for k, v in horizon_keys(stage, s.rollout, dataset=name).items()})
     metrics = scalar_metrics(metrics)  # drops NaN (e.g. a horizon where no object was found)
     groups: dict[str, list[float]] = {}
     for key, value in metrics.items():
@@ -205,7 +193,7 @@ def evaluation_record(ckpt_path: str, phase, plan: DataPlan, scores: dict, stage
                 "sequences": s.num_sequences,
                 "frames": s.num_frames,
                 "context_frames": s.context_frames or None,
-                "horizon": len(s.rollout[0]["mse"]) if s.rollout else None,
+                "horizon": len(s.rollout["model"]["mse"]) if s.rollout else None,
                 "notes": s.notes,
             }
             for s in scores.values()

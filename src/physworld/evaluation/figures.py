@@ -91,23 +91,27 @@ def rollout_figures(scores: dict[str, DatasetScores], out: Path, num_examples: i
     files = {}
     strip = []
     for name, s in rolled.items():
-        truth, pred = s.examples
+        truth, pred, floor = s.examples
         c, k = s.context_frames, pred.shape[1]
         context = truth[:, :c]
         rows = []
         for i in range(min(num_examples, truth.shape[0])):
             rows += [
                 (f"seq {i} truth", truth[i, : c + k]),
+                (f"seq {i} tokenizer", torch.cat([context[i], floor[i]])),
                 (f"seq {i} model", torch.cat([context[i], pred[i]])),
             ]
         file = f"physics_{name}_result.png"
         labelled_grid(
             rows,
             out / file,
-            f"{name}: {c} context frames, then the true future above the model's {k}-step rollout",
+            f"{name}: {c} context frames, then the truth, its codes decoded, and the model's {k}-step rollout",
             horizon_columns(c, k),
         )
-        files[file] = f"{name}: context frames, ground truth and the model's open-loop rollout."
+        files[file] = (
+            f"{name}: context frames, then per sequence the ground truth, the tokenizer floor (the true future's "
+            "codes decoded: the best any dynamics can show through this VQ-VAE) and the model's open-loop rollout."
+        )
         strip += [(f"{name}\ntruth", truth[0, : c + k]), (f"{name}\nmodel", torch.cat([context[0], pred[0]]))]
     c_max = max(s.context_frames for s in rolled.values())
     k_max = max(s.examples[1].shape[1] for s in rolled.values())
@@ -120,16 +124,18 @@ def rollout_figures(scores: dict[str, DatasetScores], out: Path, num_examples: i
     files["autoregressive_rollout.png"] = "One sequence per dataset: truth above the multi-step prediction."
     error_vs_horizon_plot({n: s.rollout for n, s in rolled.items()}, out / "rollout_error_vs_horizon.png")
     files["rollout_error_vs_horizon.png"] = (
-        "Frame MSE and PSNR against the horizon: the model (solid) and the copy-last-frame baseline (dashed)."
+        "Frame MSE, object position error and sharpness against the horizon: the model (solid), copy-last "
+        "(dashed), constant velocity (dash-dot, positions only) and the tokenizer floor (dotted)."
     )
-    if any(s.positions for s in rolled.values()):
+    if any("pos_err" in s.rollout["model"] for s in rolled.values()):
         position_plot(rolled, out / "position_error_vs_horizon.png")
         files["position_error_vs_horizon.png"] = (
-            "Object position error in pixels against the horizon: model (solid), copy-last (dashed), "
-            "the estimator on true frames (dotted); right: share of objects found in the prediction."
+            "Object position error in pixels against the horizon: model (solid), copy-last (dashed), constant "
+            "velocity (dash-dot), tokenizer floor (dotted), the estimator on true frames (thin); right: share of "
+            "objects found in the prediction."
         )
     for name, s in rolled.items():
-        truth, pred = s.examples
+        truth, pred, _ = s.examples
         file = f"rollout_{name}.gif"
         write_rollout_gif(truth[:num_gif], pred[:num_gif], s.context_frames, out / file)
         files[file] = f"{name}: rollout GIF, columns truth | model | copy-last baseline."
@@ -139,18 +145,33 @@ def rollout_figures(scores: dict[str, DatasetScores], out: Path, num_examples: i
 def position_plot(scores: dict[str, DatasetScores], path: Path) -> None:
     plt = pyplot()
     fig, (ax, found) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [2, 1]})
-    styles = {"model": ("-o", "model"), "copy_last": ("--", "copy-last"), "floor": (":", "estimator floor")}
+    styles = {
+        "model": ("-o", "model"),
+        "copy_last": ("--", "copy-last"),
+        "const_vel": ("-.", "const. velocity"),
+        "tokenizer": (":", "tokenizer floor"),
+        "truth": ("-", "estimator floor"),
+    }
     for i, (name, s) in enumerate(scores.items()):
-        if not s.positions:
+        if "pos_err" not in s.rollout["model"]:
             continue
         colour = plt.cm.tab10(i % 10)
-        steps = np.arange(1, len(s.positions["found"]) + 1)
+        steps = np.arange(1, len(s.rollout["model"]["pos_err"]) + 1)
         for key, (style, label) in styles.items():
-            if key in s.positions:
-                ax.plot(steps, s.positions[key], style, color=colour, ms=3, label=f"{name} {label}")
-        found.plot(steps, s.positions["found"], "-o", color=colour, ms=3, label=name)
+            if "pos_err" in s.rollout.get(key, {}):
+                lw = 0.6 if key == "truth" else 1.5
+                ax.plot(
+                    steps,
+                    s.rollout[key]["pos_err"],
+                    style,
+                    color=colour,
+                    ms=3,
+                    lw=lw,
+                    label=f"{name} {label}",
+                )
+        found.plot(steps, s.rollout["model"]["pos_found"], "-o", color=colour, ms=3, label=name)
     ax.set(xlabel="horizon (frames)", ylabel="position error (pixels)", title="Physics position error")
-    ax.legend(fontsize=6, ncol=2 if len(scores) > 3 else 1)
+    ax.legend(fontsize=5, ncol=2 if len(scores) > 3 else 1)
     found.set(xlabel="horizon (frames)", ylabel="objects found", ylim=(0, 1.05), title="Found in prediction")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

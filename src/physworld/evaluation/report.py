@@ -54,18 +54,23 @@ RECON_COLUMNS = [
 FRAME_COLUMNS = [
     ("rollout_mse", "MSE model"),
     ("baseline_copy_last_mse", "MSE copy-last"),
+    ("tokenizer_floor_mse", "MSE tokenizer floor"),
     ("rollout_psnr", "PSNR model"),
     ("baseline_copy_last_psnr", "PSNR copy-last"),
     ("rollout_ssim", "SSIM model"),
     ("baseline_copy_last_ssim", "SSIM copy-last"),
+    ("rollout_sharpness", "sharpness model"),
+    ("tokenizer_floor_sharpness", "sharpness tokenizer floor"),
 ]
 PHYSICS_COLUMNS = [
-    ("position_error", "position error model (px)"),
-    ("baseline_copy_last_position_error", "copy-last (px)"),
-    ("position_error_floor", "estimator floor (px)"),
-    ("position_found", "objects found"),
-    ("rollout_latent_mse", "latent MSE model"),
-    ("baseline_copy_last_latent_mse", "latent MSE copy-last"),
+    ("rollout_pos_err", "position error model (px)"),
+    ("baseline_copy_last_pos_err", "copy-last (px)"),
+    ("baseline_const_vel_pos_err", "const. velocity (px)"),
+    ("tokenizer_floor_pos_err", "tokenizer floor (px)"),
+    ("truth_pos_err", "estimator floor (px)"),
+    ("rollout_pos_found", "objects found"),
+    ("rollout_token_acc", "codes right model"),
+    ("baseline_copy_last_token_acc", "codes right copy-last"),
 ]
 HORIZON = re.compile(r"^(.*)/t(\d+)$")
 
@@ -276,14 +281,22 @@ def rollout_tables(metrics: dict[str, float], split: str, names: list[str]) -> l
         Text(
             "Open-loop rollouts: the model sees the context frames, then predicts every later frame from its "
             "own predictions. The copy-last baseline repeats the last context frame; a model that learned "
-            "the physics beats it. Position errors locate each object by its colour in the predicted frame "
+            "the physics beats it; constant velocity moves the true object positions on at their last velocity; "
+            "the tokenizer floor decodes the codes of the true future frames, the best a dynamics can show "
+            "through this VQ-VAE. Position errors locate each object by its colour in the predicted frame "
             "and measure the distance to the simulator's position (moving_mnist: to the position read off the "
             "true frame, as its stored position is the digit's box, not its ink); the estimator floor is the same "
-            "measurement on the true frames, and `objects found` the share of objects located at all."
+            "measurement on the true frames, and `objects found` the share of objects located at all. Sharpness "
+            "is the frames' gradient energy as a fraction of the true frames' (1: as crisp as the truth)."
         ),
     ]
     horizons = {name: rollout_steps(metrics, split, name) for name in names}
-    glance = [(k, label) for k, label in FRAME_COLUMNS[:2] + PHYSICS_COLUMNS[:2]]
+    glance = [
+        *FRAME_COLUMNS[:3],
+        *PHYSICS_COLUMNS[:4],
+        ("rollout_pos_found", "objects found"),
+        FRAME_COLUMNS[7],
+    ]
     rows = []
     for name, steps in horizons.items():
         for t in sorted({steps[0], steps[-1]}) if steps else []:
@@ -304,8 +317,8 @@ def rollout_tables(metrics: dict[str, float], split: str, names: list[str]) -> l
                 for k, _ in columns
                 if any(per_dataset(metrics, split, k, name, t) is not None for t in steps)
             }
-            if "position_found" in shown:
-                shown.add("position_error")
+            if "rollout_pos_found" in shown:
+                shown.add("rollout_pos_err")
             present = [(k, label) for k, label in columns if k in shown]
             if present:
                 blocks.append(

@@ -1,8 +1,8 @@
 """Scores of one dataset's held-out split: reconstruction, codebook usage, rollouts and position errors.
 
-The metrics are the project's own (metrics/frames.py, metrics/codebook.py, metrics/rollout.py), with the
-same conventions as the training-time callbacks, so `test/rollout_mse/t03` here and in a training run's
-metrics.json mean the same thing. Sequences are read whole from the stored split (not training windows):
+The metrics are the project's own (metrics/frames.py, metrics/codebook.py), and the rollouts are scored by the
+same RolloutScorer (metrics/rollout.py) as in the training-time callback, so `test/rollout_mse/t03` here and in a
+training run's metrics.json mean the same thing. Sequences are read whole from the stored split (not training windows):
 every frame is reconstructed; each rollout encodes the first `c` frames and predicts the next `k`.
 """
 
@@ -13,12 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from physworld.evaluation.physics import has_positions, position_errors
 from physworld.metrics.codebook import CodebookUsage
 from physworld.metrics.frames import FrameMetrics
-from physworld.metrics.rollout import HorizonMetrics, frame_errors, latent_errors
-
-POSITION_KEYS = ("model", "copy_last", "floor")
+from physworld.metrics.rollout import RolloutScorer
 
 
 @dataclass
@@ -33,9 +30,9 @@ class DatasetScores:
     recon_examples: tuple[torch.Tensor, torch.Tensor]  # inputs, reconstructions (n, 3, H, W)
     preview: torch.Tensor  # (n, T', 3, H, W): the first sequences, every other frame
     context_frames: int = 0
-    rollout: tuple[dict, dict] | None = None  # model, copy-last baseline: metric -> (K,) tensor
-    positions: dict[str, torch.Tensor] | None = None  # model, copy_last, floor, found: (K,) tensors
-    examples: tuple[torch.Tensor, torch.Tensor] | None = None  # truth (n, c+K, ...), prediction (n, K, ...)
+    rollout: dict[str, dict[str, torch.Tensor]] | None = None  # predictor -> metric -> (K,) (RolloutScorer)
+    examples: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # truth (n, c+K, ...), prediction
+    # (n, K, ...), tokenizer floor (n, K, ...)
     notes: list[str] = field(default_factory=list)  # why a part was skipped
 
 
@@ -49,7 +46,7 @@ def to_frames(array: np.ndarray, device: torch.device) -> torch.Tensor:
 def score_reconstruction(phase, frames: np.ndarray, n: int, batch_size: int, device, num_images: int):
     """Reconstruct every frame of the first n sequences -> (frame metrics, codebook usage, examples)."""
     metrics = FrameMetrics().to(device)
-    usage = CodebookUsage(phase.vqvae.quantizer.num_codes).to(device)
+    usage = CodebookUsage(phase.vqvae.quantizer.total_codes).to(device)
     examples = None
     for start in range(0, n, batch_size):
         x = to_frames(frames[start : min(start + batch_size, n)], device)  # (B, T, 3, H, W)
@@ -68,52 +65,17 @@ def score_reconstruction(phase, frames: np.ndarray, n: int, batch_size: int, dev
 
 @torch.no_grad()
 def score_rollouts(phase, arrays: dict, params: dict, scene: str, n: int, c: int, k: int, batch_size, device):
-    """Roll the dynamics k steps from c context frames of the first n sequences; score every horizon
-    against the truth, beside the copy-last-frame baseline -> ((model, baseline), positions, examples)."""
-    frames, actions, states = arrays["frames"], arrays["actions"], arrays["states"]
-    model, baseline = HorizonMetrics(k).to(device), HorizonMetrics(k).to(device)
-    with_positions = has_positions(scene, params)
-    sums = {key: torch.zeros(k, dtype=torch.float64) for key in (*POSITION_KEYS, "found", "present")}
-    counts = {key: torch.zeros(k, dtype=torch.float64) for key in POSITION_KEYS}
+    """Roll the dynamics k steps from c context frames of the first n sequences and score every horizon
+    (metrics/rollout.py) -> ({predictor: {metric: (K,)}}, examples)."""
+    frames, actions = arrays["frames"], arrays["actions"]
+    scorer = RolloutScorer(scene, params, arrays.get("states"), c, k).to(device)
     examples = None
     for start in range(0, n, batch_size):
-        rows = slice(start, min(start + batch_size, n))
+        rows = np.arange(start, min(start + batch_size, n))
         x = to_frames(frames[rows, : c + k], device)  # (B, c+K, 3, H, W)
         a = torch.from_numpy(np.array(actions[rows, : c + k])).to(device)
         out = phase.rollout(x, a, context_frames=c, horizon=k)
-        truth = x[:, c:]  # (B, K, 3, H, W)
-        copy_last = x[:, c - 1 : c].expand_as(truth)
-        last = out["last_latent"].unsqueeze(1).expand_as(out["true_latents"])
-        model.update(
-            {
-                **frame_errors(out["pred_frames"], truth),
-                "latent_mse": latent_errors(out["pred_latents"], out["true_latents"]),
-            }
-        )
-        baseline.update(
-            {**frame_errors(copy_last, truth), "latent_mse": latent_errors(last, out["true_latents"])}
-        )
-        if with_positions:
-            errors = position_errors(
-                scene,
-                {"model": out["pred_frames"].clamp(0, 1), "copy_last": copy_last},
-                truth,
-                states[rows, c : c + k],
-                params["object_colors"][rows],
-            )
-            for key in POSITION_KEYS:
-                if key in errors:
-                    finite = torch.isfinite(errors[key])  # (B, K, O)
-                    sums[key] += errors[key].nan_to_num(0.0).sum((0, 2)).double().cpu()
-                    counts[key] += finite.sum((0, 2)).double().cpu()
-            present = errors["present"]
-            sums["found"] += (present & torch.isfinite(errors["model"])).sum((0, 2)).double().cpu()
-            sums["present"] += present.sum((0, 2)).double().cpu()
+        scorer.update(rows, x, out)
         if examples is None:
-            examples = (x.cpu(), out["pred_frames"].clamp(0, 1).cpu())
-    positions = None
-    if with_positions and sums["present"].sum() > 0:
-        # Mean over the objects found; `found` says how many of those present that is.
-        positions = {key: (sums[key] / counts[key]).float() for key in POSITION_KEYS if counts[key].sum() > 0}
-        positions["found"] = (sums["found"] / sums["present"].clamp_min(1)).float()
-    return (model.compute(), baseline.compute()), positions, examples
+            examples = (x.cpu(), out["pred_frames"].clamp(0, 1).cpu(), out["floor_frames"].clamp(0, 1).cpu())
+    return scorer.compute(), examples

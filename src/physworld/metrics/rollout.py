@@ -1,26 +1,65 @@
-"""Per-horizon metrics of a multi-step rollout, for the model and for the copy-last-frame baseline.
+"""Scoring of multi-step rollouts at every horizon, for the model and for what it is compared with: the one
+scoring engine of the training-time callback (callbacks/rollout.py) and of scripts/evaluate.py.
 
-Conventions (so figures compare with published video-prediction tables, e.g. OpenSTL's):
-- frames are in [0, 1]; predictions are clamped to that range before scoring;
-- `mse`, `mae`: per-pixel means of one frame, averaged over frames; `mse_sum`, `mae_sum`: the same errors
-  summed over C x H x W per frame (the OpenSTL "MSE"/"MAE"), averaged over frames;
-- `rmse`: sqrt of the mean per-pixel MSE at that horizon (the seed's "3-step RMSE" is `rmse` at t03);
-- `psnr`: per frame with data_range 1, then averaged (not pooled over the dataset);
-- `ssim`: Gaussian-window SSIM per frame (torchmetrics' definition, physworld.metrics.frames), averaged;
-- `latent_mse`: mean squared error between the predicted latent and the encoded true frame.
+Predictors, each scored at horizons t = 1..K after `c` context frames, and their key prefixes:
+    rollout              the model's open-loop rollout (its own predictions fed back)
+    baseline_copy_last   the last context frame, repeated (its latent and its codes, likewise)
+    baseline_const_vel   the objects' true positions moved on at their last velocity, p_{c-1} + t (p_{c-1} - p_{c-2})
+                         (the simulator's states, not frames: position error only)
+    tokenizer_floor      the true future frames through the VQ-VAE (their codes, decoded): the error a perfect
+                         dynamics still shows through this VQ-VAE. For token dynamics no rollout can do better;
+                         a latent dynamics can in principle, as its latents need not be codebook entries
+    truth                the position estimator on the true frames: its own floor (pos_err, pos_found)
 
-`HorizonMetrics` accumulates sums over batches so an epoch's value is the mean over every evaluated
-sequence, and its states are summed across DDP ranks.
+Metrics (frames in [0, 1]; predictions clamped to that range; conventions as in OpenSTL's tables):
+- `mse`, `mae`: per-pixel means of one frame, averaged over frames; `mse_sum`, `mae_sum`: the same errors summed
+  over C x H x W per frame (OpenSTL's "MSE"/"MAE"); `rmse`: sqrt of `mse` at that horizon (the seed's "3-step
+  RMSE" is `rmse` at t03); `psnr`: per frame with data_range 1, then averaged (not pooled); `ssim`: Gaussian-window
+  SSIM per frame (torchmetrics' definition, physworld.metrics.frames);
+- `latent_mse`: squared error of the latent against the encoded true frame; `token_acc`: the fraction of the 8x8
+  cells whose code is the true frame's (for a latent dynamics, the code nearest to its predicted latent);
+- `sharpness`: the gradient energy sum |grad x|^2 of the frames (finite differences over rows and columns), as a
+  fraction of the true frames' at the same horizon (sums over every evaluated frame). A blur spreads an edge
+  over more pixels and lowers it by that factor; a fading object lowers it with the square of its contrast;
+  copying the truth gives 1;
+- `pos_err`: the distance in pixels between where an object is drawn in the frame (located by its colour,
+  physworld.metrics.positions) and where the simulator put it, averaged over every object found; `pos_found`:
+  the fraction of the objects present that are found at all. Scenes whose stored position is not the centroid
+  of what is drawn (moving_mnist's digit boxes, `REFERENCE_SCENES`) are compared with the estimate on the true
+  frame instead (0 for a perfect prediction), and have no `truth` floor. Scenes without point-like objects in
+  known colours (wave) have no position metrics.
+
+`HorizonMetrics` accumulates sums and counts, so a value is the mean over every evaluated frame (or object) and
+its states are summed across DDP ranks; NaN values (an object not found) are left out of their mean.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torchmetrics import Metric
 
+from physworld.data.scenes import SCENES
 from physworld.metrics.frames import psnr_per_frame, ssim_per_frame
+from physworld.metrics.positions import (
+    GLOBAL_CENTROID_SCENES,
+    estimate_positions,
+    position_error,
+    position_error_vs_reference,
+    true_positions,
+)
 
 FRAME_METRICS = ("mse", "mae", "mse_sum", "mae_sum", "psnr", "ssim")
+POSITION_METRICS = ("pos_err", "pos_found")
+PREFIXES = {
+    "model": "rollout",
+    "copy_last": "baseline_copy_last",
+    "const_vel": "baseline_const_vel",
+    "tokenizer": "tokenizer_floor",
+    "truth": "truth",
+}
+# Scenes located by the global centroid and compared with the estimate on the true frame (see the docstring).
+REFERENCE_SCENES = frozenset(GLOBAL_CENTROID_SCENES)
 
 
 def frame_errors(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -46,10 +85,69 @@ def latent_errors(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (pred.detach().float() - target.detach().float()).pow(2).flatten(2).mean(2)
 
 
-class HorizonMetrics(Metric):
-    """Sums of per-horizon values over sequences; `compute()` -> {name: (K,) means}, with `rmse` added.
+def gradient_energy(frames: torch.Tensor) -> torch.Tensor:
+    """frames (N, K, 3, H, W) -> sum over the frame of the squared finite differences along rows and
+    columns, (N, K): the numerator and denominator of `sharpness`."""
+    x = frames.detach().float().clamp(0, 1)
+    dy = (x[..., 1:, :] - x[..., :-1, :]).pow(2).sum((-3, -2, -1))
+    dx = (x[..., :, 1:] - x[..., :, :-1]).pow(2).sum((-3, -2, -1))
+    return dx + dy
 
-    NaN values (e.g. a position error where no object was found) are left out of their mean, not propagated.
+
+def has_positions(scene: str, params: dict) -> bool:
+    """Whether the scene draws point-like objects in known colours (wave, for one, has none)."""
+    return bool(getattr(SCENES.get(scene), "POSITIONS", ())) and "object_colors" in params
+
+
+def position_errors(
+    scene: str, frames: dict[str, torch.Tensor], truth: torch.Tensor, states: np.ndarray, colors: np.ndarray
+) -> dict[str, torch.Tensor]:
+    """Per-object position errors of several predictions of the same frames.
+
+    frames: name -> predicted frames (N, K, 3, H, W); truth (N, K, 3, H, W) the true frames; states (N, K, S)
+    their simulator states; colors (N, O, 3) the object colours. Returns name -> (N, K, O) distances in pixels,
+    NaN where the object is absent or not found, "truth": the estimator on the true frames (not for
+    REFERENCE_SCENES, where it is 0 by construction), and "present": (N, K, O) bool, the objects to be found.
+    """
+    n, k = truth.shape[:2]
+    colors_t = torch.as_tensor(np.asarray(colors), dtype=torch.float32, device=truth.device)
+    num_objects = colors_t.shape[1]
+    colors_t = colors_t[:, None].expand(n, k, num_objects, 3).flatten(0, 1)  # (N*K, O, 3)
+    flat = lambda x: x.detach().float().clamp(0, 1).flatten(0, 1)  # noqa: E731 (N*K, 3, H, W)
+    out: dict[str, torch.Tensor] = {}
+    if scene in REFERENCE_SCENES:
+        for name, pred in frames.items():
+            out[name] = position_error_vs_reference(flat(pred), flat(truth), colors_t, refine=False)
+        present = torch.isfinite(estimate_positions(flat(truth), colors_t, refine=False)).all(-1)
+    else:
+        true = object_positions(scene, states, num_objects, truth.device).flatten(0, 1)  # (N*K, O, 2)
+        present = torch.isfinite(true).all(-1)  # absent objects (falling_objects' empty slots) are NaN
+        for name, pred in {**frames, "truth": truth}.items():
+            out[name] = position_error(flat(pred), true, colors_t, valid=present)
+    out["present"] = present
+    return {name: value.reshape(n, k, num_objects) for name, value in out.items()}
+
+
+def object_positions(scene: str, states: np.ndarray, num_objects: int, device) -> torch.Tensor:
+    """The simulator's object centres (..., O, 2) of states (..., S), NaN for absent objects."""
+    positions = true_positions(np.asarray(states), SCENES[scene].POSITIONS, num_objects)
+    return torch.as_tensor(positions, dtype=torch.float32, device=device)
+
+
+def constant_velocity_errors(scene: str, states: np.ndarray, c: int, k: int, num_objects: int, device):
+    """states (N, >= c + K, S) -> (N, K, O) distances in pixels between the true positions at frames
+    c .. c + K - 1 and those extrapolated from frames c - 2 and c - 1 at constant velocity."""
+    p = object_positions(scene, states[:, c - 2 : c + k], num_objects, device)  # (N, 2 + K, O, 2)
+    steps = torch.arange(1, k + 1, device=device, dtype=p.dtype)[None, :, None, None]  # (1, K, 1, 1)
+    guess = p[:, 1:2] + steps * (p[:, 1:2] - p[:, :1])  # (N, K, O, 2)
+    return (guess - p[:, 2:]).norm(dim=-1)
+
+
+class HorizonMetrics(Metric):
+    """Sums of per-horizon values; `compute()` -> {name: (K,) means}, with `rmse` added where `mse` is.
+
+    update(values): name -> (N, K) per frame, or (N, K, O) per object; every finite entry counts once, NaN
+    entries (an object not found) are left out of their mean.
     """
 
     full_state_update = False
@@ -62,11 +160,15 @@ class HorizonMetrics(Metric):
         self.add_state("counts", default=torch.zeros(shape, dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, values: dict[str, torch.Tensor]) -> None:
-        """values: name -> (N, K) for every name of this metric."""
-        stacked = torch.stack([values[name].double() for name in self.names])  # (names, N, K)
-        finite = torch.isfinite(stacked)
-        self.sums += torch.where(finite, stacked, 0.0).sum(1)
-        self.counts += finite.sum(1)
+        for i, name in enumerate(self.names):
+            value = (
+                values[name].double().flatten(2)
+                if values[name].ndim > 2
+                else values[name].double()[..., None]
+            )
+            finite = torch.isfinite(value)  # (N, K, O)
+            self.sums[i] += torch.where(finite, value, 0.0).sum((0, 2))
+            self.counts[i] += finite.sum((0, 2))
 
     def compute(self) -> dict[str, torch.Tensor]:
         means = self.sums / self.counts  # NaN where nothing finite was seen
@@ -74,3 +176,91 @@ class HorizonMetrics(Metric):
         if "mse" in out:
             out["rmse"] = out["mse"].sqrt()
         return out
+
+
+class RolloutScorer(torch.nn.Module):
+    """Every predictor's metrics at every horizon for the rollouts of one split.
+
+    scene: the dataset's scene name; params: its params.npz (object colours); states: its states.npy (N, T, S);
+    c, k: context frames and horizon. `update(rows, frames, out)` takes the rows of the split that were rolled
+    out, their frames (B, >= c + K, 3, H, W) in [0, 1] and the phase's `rollout()` output; `compute()` ->
+    {predictor: {metric: (K,) tensor}} (see the module docstring for both). It is a Module so that `.to(device)`
+    moves its metric states.
+    """
+
+    def __init__(self, scene: str, params: dict, states: np.ndarray | None, c: int, k: int):
+        super().__init__()
+        self.scene, self.c, self.k, self.states = scene, c, k, states
+        self.colors = params.get("object_colors")
+        self.positions = states is not None and has_positions(scene, params)
+        self.const_vel = self.positions and c >= 2
+        self.truth_floor = self.positions and scene not in REFERENCE_SCENES
+        pos = POSITION_METRICS if self.positions else ()
+        names = {
+            "model": (*FRAME_METRICS, "latent_mse", "token_acc", "grad_energy", *pos),
+            "copy_last": (*FRAME_METRICS, "latent_mse", "token_acc", *pos),
+            "tokenizer": (*FRAME_METRICS, "grad_energy", *pos),
+            "truth": ("grad_energy", *(pos if self.truth_floor else ())),
+        }
+        if self.const_vel:
+            names["const_vel"] = ("pos_err",)
+        self.metrics = torch.nn.ModuleDict({key: HorizonMetrics(k, value) for key, value in names.items()})
+
+    @torch.no_grad()
+    def update(self, rows: np.ndarray, frames: torch.Tensor, out: dict) -> None:
+        c, k = self.c, self.k
+        truth = frames[:, c : c + k]  # (B, K, 3, H, W)
+        candidates = {
+            "model": out["pred_frames"],
+            "copy_last": frames[:, c - 1 : c].expand_as(truth),
+            "tokenizer": out["floor_frames"],
+        }
+        values = {name: frame_errors(pred, truth) for name, pred in candidates.items()}
+        true_latents, true_indices = out["true_latents"], out["true_indices"]
+        values["model"]["latent_mse"] = latent_errors(out["pred_latents"], true_latents)
+        values["copy_last"]["latent_mse"] = latent_errors(
+            out["last_latent"].unsqueeze(1).expand_as(true_latents), true_latents
+        )
+        values["model"]["token_acc"] = (out["pred_indices"] == true_indices).float().flatten(2).mean(2)
+        values["copy_last"]["token_acc"] = (
+            (out["last_indices"].unsqueeze(1) == true_indices).float().flatten(2).mean(2)
+        )
+        values["truth"] = {"grad_energy": gradient_energy(truth)}
+        for name in ("model", "tokenizer"):
+            values[name]["grad_energy"] = gradient_energy(candidates[name])
+        if self.positions:
+            states = np.asarray(self.states[rows])  # (B, T, S)
+            colors = np.asarray(self.colors[rows])  # (B, O, 3)
+            errors = position_errors(self.scene, candidates, truth, states[:, c : c + k], colors)
+            present = errors.pop("present")
+            for name, error in errors.items():
+                found = torch.isfinite(error).float().masked_fill(~present, float("nan"))
+                values[name].update(pos_err=error, pos_found=found)
+            if self.const_vel:
+                values["const_vel"] = {
+                    "pos_err": constant_velocity_errors(
+                        self.scene, states, c, k, colors.shape[1], frames.device
+                    )
+                }
+        for name, metric in self.metrics.items():
+            metric.update(values[name])
+
+    def compute(self) -> dict[str, dict[str, torch.Tensor]]:
+        results = {name: metric.compute() for name, metric in self.metrics.items()}
+        truth_energy = results["truth"].pop("grad_energy")
+        for name in ("model", "tokenizer"):
+            results[name]["sharpness"] = results[name].pop("grad_energy") / truth_energy
+        if not results["truth"]:
+            del results["truth"]
+        return results
+
+
+def horizon_keys(stage: str, results: dict, dataset: str | None = None) -> dict[str, torch.Tensor]:
+    """{predictor: {metric: (K,)}} -> flat keys `stage/<prefix>_<metric>[/<dataset>]/tNN` (one value each)."""
+    where = f"/{dataset}" if dataset else ""
+    return {
+        f"{stage}/{PREFIXES[predictor]}_{metric}{where}/t{t:02d}": value
+        for predictor, metrics in results.items()
+        for metric, steps in metrics.items()
+        for t, value in enumerate(steps, start=1)
+    }

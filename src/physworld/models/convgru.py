@@ -13,14 +13,35 @@ hidden convolutions of the gates are fused into one convolution over [x, h], whi
 
 `LatentDynamics` stacks `num_layers` cells. Its input at step t is the latent z_t (B, C, 8, 8) with the
 action a_t (B, A) tiled over the 8x8 grid as A extra channels; a 1x1 convolution of the top hidden state
-predicts z_{t+1} (or, with `residual=True`, the change z_{t+1} - z_t). Convention: a_t is the action taken
-after observing frame t, so (z_t, a_t) -> z_{t+1}; passive datasets store zero actions.
+predicts the next latent. Convention: a_t is the action taken after observing frame t, so (z_t, a_t) -> z_{t+1};
+passive datasets store zero actions.
+
+Two outputs (`output`):
+- "latent": the 1x1 convolution regresses z_{t+1} (or, with `residual=True`, the change z_{t+1} - z_t). A
+  regression of an uncertain future is the mean of its possibilities: an object that may be here or there
+  comes out as a faint blur over both.
+- "tokens": the 1x1 convolution gives logits (B, K, H, W) over the VQ-VAE's K codes at every cell (trained with
+  cross-entropy against the codes of the true future frame), and the next latent is the codebook entry of the
+  predicted code, so every predicted frame decodes from real codebook entries, as in token world models
+  (IRIS, Micheli et al. 2023). How the predicted code is fed back (`feedback`):
+    argmax            the most likely code; no gradient through the choice (only through the hidden state)
+    straight_through  the argmax code forward, the gradient of the expected code e = softmax(l) @ E backward
+    gumbel            a code sampled with the Gumbel-max trick, straight-through (Jang et al. 2017)
+    soft              the expected code softmax(l) @ E (not a codebook entry: training only)
+  Evaluation rolls out with argmax; imagination (RL) with straight_through, so that the actor's gradient
+  reaches its actions through the predicted codes.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+OUTPUTS = ("latent", "tokens")
+FEEDBACKS = ("argmax", "straight_through", "gumbel", "soft")
 
 
 class ConvGRUCell(nn.Module):
@@ -44,6 +65,43 @@ class ConvGRUCell(nn.Module):
         return (1 - update) * h + update * candidate
 
 
+class Rollout(NamedTuple):
+    """What `LatentDynamics.rollout` predicts for frames Tc .. Tc + K - 1."""
+
+    latents: torch.Tensor  # (B, K, C, H, W): the latents fed back (codebook entries with output="tokens")
+    logits: torch.Tensor | None  # (B, K, G * codes, H, W) with output="tokens", else None
+    indices: torch.Tensor | None  # (B, K, G, H, W) the codes chosen with output="tokens", else None
+
+
+def codes_to_latent(
+    logits: torch.Tensor, codebook: torch.Tensor, feedback: str = "argmax", groups: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """logits (B, G*K, H, W) over the codebook (G*K, C/G) (K codes in each of G groups, as the quantiser keeps
+    them) -> the latent fed back (B, C, H, W) and the chosen codes (B, G, H, W), as the quantiser's global row
+    numbers (for "soft", the argmax codes: the expectation is no single code)."""
+    if feedback not in FEEDBACKS:
+        raise ValueError(f"feedback={feedback!r}: accepted {list(FEEDBACKS)}")
+    b, _, h, w = logits.shape
+    k = codebook.shape[0] // groups
+    # fp32: a softmax over hundreds of codes in bf16 loses the small probabilities
+    logits = logits.float().view(b, groups, k, h, w)
+    weight = codebook.float()
+    if feedback == "gumbel":
+        noise = -torch.empty_like(logits).exponential_().log()  # Gumbel(0, 1)
+        local = (logits + noise).argmax(2)
+    else:
+        local = logits.argmax(2)  # (B, G, H, W)
+    indices = local + (torch.arange(groups, device=local.device) * k)[None, :, None, None]
+    latent = F.embedding(indices, weight)  # (B, G, H, W, C/G)
+    if feedback != "argmax":
+        probs = logits.softmax(2)  # (B, G, K, H, W)
+        soft = torch.einsum("bgkhw,gkd->bghwd", probs, weight.view(groups, k, -1))  # the expected code
+        # straight-through: the chosen code forward, the expectation's gradient backward
+        latent = soft if feedback == "soft" else latent + (soft - soft.detach())
+    latent = latent.permute(0, 1, 4, 2, 3).reshape(b, -1, h, w)  # (B, G * C/G, H, W): the quantiser's order
+    return latent.to(codebook.dtype), indices
+
+
 class LatentDynamics(nn.Module):
     """A stack of ConvGRU cells predicting the next latent from the current latent and action."""
 
@@ -55,22 +113,39 @@ class LatentDynamics(nn.Module):
         kernel_size: int = 3,
         action_dim: int = 2,
         residual: bool = False,
+        output: str = "latent",
+        num_codes: int | None = None,
+        feedback: str = "straight_through",
+        groups: int = 1,
     ):
         super().__init__()
-        self.action_dim, self.residual = action_dim, residual
+        if output not in OUTPUTS:
+            raise ValueError(f"output={output!r}: accepted {list(OUTPUTS)}")
+        if output == "tokens" and not num_codes:
+            raise ValueError("output='tokens' needs num_codes, the size of the VQ-VAE's codebook")
+        if feedback not in FEEDBACKS:
+            raise ValueError(f"feedback={feedback!r}: accepted {list(FEEDBACKS)}")
+        self.action_dim, self.residual, self.output, self.feedback = action_dim, residual, output, feedback
+        self.groups = groups  # the VQ-VAE's codebook groups: one set of logits per group and cell
         widths = [latent_channels + action_dim] + [hidden_channels] * num_layers
         self.cells = nn.ModuleList(ConvGRUCell(a, hidden_channels, kernel_size) for a in widths[:-1])
-        self.head = nn.Conv2d(hidden_channels, latent_channels, kernel_size=1)
+        out_channels = groups * num_codes if output == "tokens" else latent_channels
+        self.head = nn.Conv2d(hidden_channels, out_channels, kernel_size=1)
+
+    @property
+    def predicts_tokens(self) -> bool:
+        return self.output == "tokens"
 
     def initial_state(self, z: torch.Tensor) -> list[torch.Tensor]:
         """Zero hidden states for a batch shaped like z (B, C, H, W)."""
         b, _, h, w = z.shape
         return [z.new_zeros(b, cell.hidden_channels, h, w) for cell in self.cells]
 
-    def step(
+    def predict(
         self, z: torch.Tensor, action: torch.Tensor, state: list[torch.Tensor] | None = None
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """z_t (B, C, H, W), a_t (B, A), state -> predicted z_{t+1} (B, C, H, W), new state."""
+        """z_t (B, C, H, W), a_t (B, A), state -> the head's prediction for t + 1, new state. The prediction
+        is z_{t+1} (B, C, H, W) with output="latent", logits (B, G * codes, H, W) with output="tokens"."""
         if state is None:
             state = self.initial_state(z)
         tiled = action[:, :, None, None].to(z.dtype).expand(-1, -1, *z.shape[-2:])  # (B, A, H, W)
@@ -80,22 +155,65 @@ class LatentDynamics(nn.Module):
             x = cell(x, h)
             new_state.append(x)
         out = self.head(x)
-        return (z + out if self.residual else out), new_state
+        if not self.predicts_tokens and self.residual:
+            out = z + out
+        return out, new_state
 
-    def rollout(self, context: torch.Tensor, actions: torch.Tensor, horizon: int) -> torch.Tensor:
+    def step(
+        self,
+        z: torch.Tensor,
+        action: torch.Tensor,
+        state: list[torch.Tensor] | None = None,
+        codebook: torch.Tensor | None = None,
+        feedback: str | None = None,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """z_t (B, C, H, W), a_t (B, A), state -> predicted z_{t+1} (B, C, H, W), new state.
+
+        With output="tokens", `codebook` (G*K, C/G) (the VQ-VAE's embedding weight) turns the logits into the
+        latent, chosen by `feedback` (default: this module's)."""
+        out, new_state = self.predict(z, action, state)
+        if self.predicts_tokens:
+            out = codes_to_latent(out, self._codebook(codebook), feedback or self.feedback, self.groups)[0]
+        return out, new_state
+
+    def rollout(
+        self,
+        context: torch.Tensor,
+        actions: torch.Tensor,
+        horizon: int,
+        codebook: torch.Tensor | None = None,
+        feedback: str | None = None,
+    ) -> Rollout:
         """Warm up on the given latents, then feed back its own predictions.
 
         context (B, Tc, C, H, W): latents of the context frames; actions (B, >= Tc + horizon - 1, A): the
-        action after each frame. Returns the predictions of frames Tc .. Tc + horizon - 1, (B, K, C, H, W).
+        action after each frame; codebook and feedback as in `step`. Returns the predictions of
+        frames Tc .. Tc + horizon - 1 (see `Rollout`).
         """
         tc = context.shape[1]
         if actions.shape[1] < tc + horizon - 1:
             raise ValueError(f"rollout needs {tc + horizon - 1} actions, got {actions.shape[1]}")
+        if self.predicts_tokens:
+            codebook, feedback = self._codebook(codebook), feedback or self.feedback
         state = None
         for t in range(tc):  # teacher-forced warm-up: the last step predicts frame Tc
-            z, state = self.step(context[:, t], actions[:, t], state)
-        predictions = [z]
-        for k in range(1, horizon):
-            z, state = self.step(z, actions[:, tc + k - 1], state)
-            predictions.append(z)
-        return torch.stack(predictions, dim=1)
+            out, state = self.predict(context[:, t], actions[:, t], state)
+        latents, logits, indices = [], [], []
+        for k in range(horizon):
+            if k > 0:  # open loop: the previous prediction is the input
+                out, state = self.predict(latents[-1], actions[:, tc + k - 1], state)
+            if self.predicts_tokens:
+                z, chosen = codes_to_latent(out, codebook, feedback, self.groups)
+                logits.append(out)
+                indices.append(chosen)
+            else:
+                z = out
+            latents.append(z)
+        if not self.predicts_tokens:
+            return Rollout(torch.stack(latents, dim=1), None, None)
+        return Rollout(torch.stack(latents, dim=1), torch.stack(logits, dim=1), torch.stack(indices, dim=1))
+
+    def _codebook(self, codebook: torch.Tensor | None) -> torch.Tensor:
+        if codebook is None:
+            raise ValueError("output='tokens' needs the codebook (the VQ-VAE's embedding weight, G*K x C/G)")
+        return codebook

@@ -18,6 +18,16 @@ no scatter):
 - dead-code restart (Dhariwal et al., 2020, "Jukebox"): every `restart_every` training steps, codes used
   fewer than `restart_threshold` times the uniform share over those steps are moved to random encoder
   outputs of the current batch.
+
+Groups (product quantisation, Jegou et al. 2011; `groups` = G, 1 in the seed): each C-dim latent vector is cut
+into G parts of C/G dims, and each part is quantised against its own codebook of `num_codes` = K entries, so a
+cell takes one of K^G values instead of K, for the same K x C codebook parameters. Why: a single codebook has
+to spend one code on every combination of what a cell holds (background shade, the part of an object in it,
+the object's colour), and a scene of randomly coloured objects has far more combinations than 512; with groups
+the encoder can keep, say, colour and shape in different parts. The G codebooks are the rows of one embedding
+table (G * K, C / G); group g owns rows g * K .. g * K + K - 1, and indices are those global row numbers, shaped
+(B, G, H, W) (G = 1 included), so that code usage, the token cache and the dynamics need no group arithmetic
+beyond `lookup`.
 """
 
 from __future__ import annotations
@@ -26,6 +36,8 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+
+COUNT_CHUNK = 8192  # indices compared with the codes at a time in `counts`
 
 
 def _distributed() -> bool:
@@ -42,12 +54,16 @@ class VectorQuantizer(nn.Module):
         restart_dead_codes: bool = False,
         restart_threshold: float = 0.01,
         restart_every: int = 100,
+        groups: int = 1,
     ):
         super().__init__()
+        if groups < 1 or code_dim % groups:
+            raise ValueError(f"groups={groups}: a positive divisor of code_dim={code_dim} is accepted")
         self.num_codes, self.code_dim, self.commitment_cost = num_codes, code_dim, commitment_cost
+        self.groups, self.group_dim = groups, code_dim // groups
         self.restart_dead_codes, self.restart_threshold = restart_dead_codes, restart_threshold
         self.restart_every = restart_every
-        self.embedding = nn.Embedding(num_codes, code_dim)
+        self.embedding = nn.Embedding(groups * num_codes, self.group_dim)
         nn.init.uniform_(self.embedding.weight, -1.0 / num_codes, 1.0 / num_codes)
         # Buffers, so they are checkpointed: whether the data init is still to do, and assignments per code
         # since the last dead-code check.
@@ -56,23 +72,29 @@ class VectorQuantizer(nn.Module):
         # the device once per step (and break torch.compile graphs). Refreshed whenever a state dict loads.
         self._pending_init = bool(init_from_data)
         self.register_load_state_dict_post_hook(VectorQuantizer._refresh_pending_init)
-        self.register_buffer("window_counts", torch.zeros(num_codes))
+        self.register_buffer("window_counts", torch.zeros(groups * num_codes))
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        self.register_buffer("offsets", torch.arange(groups) * num_codes, persistent=False)  # (G,)
+
+    @property
+    def total_codes(self) -> int:
+        """Rows of the embedding table: K codes in each of the G groups."""
+        return self.groups * self.num_codes
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """z (B, C, H, W) -> quantized (B, C, H, W) with straight-through gradients, indices (B, H, W), loss."""
+        """z (B, C, H, W) -> quantized (B, C, H, W) with straight-through gradients, indices (B, G, H, W), loss."""
         b, c, h, w = z.shape
         flat = z.permute(0, 2, 3, 1).reshape(-1, c)  # (B*H*W, C)
         if self.training and self._pending_init:
             self._init_from(flat.detach())
-        indices = self.nearest(flat)  # (B*H*W,)
-        codes = self.embedding(indices)  # (B*H*W, C)
+        indices = self.nearest(flat)  # (B*H*W, G)
+        codes = self.embedding(indices).view(-1, c)  # (B*H*W, C)
         loss = F.mse_loss(codes, flat.detach()) + self.commitment_cost * F.mse_loss(flat, codes.detach())
         quantized = flat + (codes - flat).detach()  # straight-through: forward = codes, backward = identity
         if self.training and self.restart_dead_codes:
             self._track_and_restart(flat.detach(), indices)
         quantized = quantized.view(b, h, w, c).permute(0, 3, 1, 2)  # (B, C, H, W)
-        return quantized, indices.view(b, h, w), loss
+        return quantized, indices.view(b, h, w, self.groups).permute(0, 3, 1, 2), loss
 
     @staticmethod
     def _refresh_pending_init(module, incompatible_keys) -> None:
@@ -80,21 +102,38 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def nearest(self, flat: torch.Tensor) -> torch.Tensor:
-        """Index of the nearest code (squared Euclidean) for each row of flat (N, C) -> (N,)."""
-        weight = self.embedding.weight  # (K, C)
+        """Index of the nearest code (squared Euclidean) of each group of each row of flat (N, C) -> (N, G)."""
+        x = flat.view(flat.shape[0], self.groups, self.group_dim)  # (N, G, d)
+        weight = self.embedding.weight.view(self.groups, self.num_codes, self.group_dim)  # (G, K, d)
         distances = (
-            flat.pow(2).sum(1, keepdim=True) - 2 * flat @ weight.t() + weight.pow(2).sum(1)[None, :]
-        )  # (N, K)
-        return distances.argmin(1)
+            x.pow(2).sum(-1, keepdim=True)
+            - 2 * torch.einsum("ngd,gkd->ngk", x, weight.to(x.dtype))
+            + weight.pow(2).sum(-1)[None]
+        )  # (N, G, K)
+        return distances.argmin(-1) + self.offsets  # global row numbers
 
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
-        """indices (B, H, W) -> codes (B, C, H, W)."""
-        return self.embedding(indices).permute(0, 3, 1, 2)
+        """indices (B, G, H, W) -> codes (B, C, H, W)."""
+        b, g, h, w = indices.shape
+        codes = self.embedding(indices.permute(0, 2, 3, 1))  # (B, H, W, G, d)
+        return codes.reshape(b, h, w, g * self.group_dim).permute(0, 3, 1, 2)
 
     @staticmethod
     def counts(indices: torch.Tensor, num_codes: int) -> torch.Tensor:
-        """How often each code is used: indices (any shape) -> float (K,). one_hot + sum: no scatter (MPS)."""
-        return F.one_hot(indices.reshape(-1), num_codes).sum(0).float()
+        """How often each code is used: indices (any shape) -> float (K,). A comparison with every code and a
+        sum, in chunks: no scatter (MPS), and a bool table of at most COUNT_CHUNK x K at a time."""
+        flat = indices.reshape(-1)
+        codes = torch.arange(num_codes, device=flat.device)
+        total = torch.zeros(num_codes, device=flat.device)
+        for first in range(0, flat.numel(), COUNT_CHUNK):
+            total += (flat[first : first + COUNT_CHUNK, None] == codes).sum(0)
+        return total
+
+    def group_counts(self, indices: torch.Tensor) -> torch.Tensor:
+        """Usage of each of the G * K codes, from indices (N, G): each group compared with its own K codes only."""
+        local = indices - self.offsets  # (N, G) in 0..K-1
+        codes = torch.arange(self.num_codes, device=indices.device)
+        return (local[..., None] == codes).sum(0).flatten().float()  # (G * K,)
 
     @torch.no_grad()
     def _sample_rows(self, flat: torch.Tensor, n: int) -> torch.Tensor:
@@ -110,7 +149,10 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _init_from(self, flat: torch.Tensor) -> None:
-        rows = self._sample_rows(flat, self.num_codes)
+        rows = self._sample_rows(flat, self.num_codes)  # (K, C): code k of group g is part g of row k
+        rows = (
+            rows.view(self.num_codes, self.groups, self.group_dim).transpose(0, 1).reshape(-1, self.group_dim)
+        )
         # A little noise separates duplicates when the batch has fewer distinct vectors than codes.
         noise = torch.randn_like(rows) * rows.std().clamp_min(1e-6) * 1e-2
         if _distributed():
@@ -121,16 +163,21 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _track_and_restart(self, flat: torch.Tensor, indices: torch.Tensor) -> None:
-        counts = self.counts(indices, self.num_codes)
+        counts = self.group_counts(indices)
         if _distributed():
             dist.all_reduce(counts)  # every rank sees the same usage, so restarts stay identical
         self.window_counts += counts
         self.steps += 1
         if int(self.steps) % self.restart_every:
             return
-        uniform_share = self.window_counts.sum() / self.num_codes
-        dead = self.window_counts < self.restart_threshold * uniform_share
+        window = self.window_counts.view(self.groups, self.num_codes)
+        uniform_share = window.sum(1, keepdim=True) / self.num_codes  # (G, 1)
+        dead = (window < self.restart_threshold * uniform_share).flatten()  # (G * K,)
         self.window_counts.zero_()
         num_dead = int(dead.sum())
         if num_dead:
-            self.embedding.weight.data[dead] = self._sample_rows(flat, num_dead)
+            rows = self._sample_rows(flat, num_dead).view(num_dead, self.groups, self.group_dim)
+            group = (
+                torch.nonzero(dead).squeeze(1) // self.num_codes
+            )  # (num_dead,) the group of each dead code
+            self.embedding.weight.data[dead] = rows[torch.arange(num_dead, device=rows.device), group]

@@ -80,13 +80,13 @@ class VQVAE(nn.Module):
         self.decoder = Decoder(hidden_channels, code_dim, skip=skip)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x (B, 3, 64, 64) -> reconstruction (B, 3, 64, 64), indices (B, 8, 8), vq loss."""
+        """x (B, 3, 64, 64) -> reconstruction (B, 3, 64, 64), indices (B, G, 8, 8), vq loss."""
         z, features = self.encoder(x)
         quantized, indices, vq_loss = self.quantizer(z)
         return self.decoder(quantized, features if self.decoder.skip else None), indices, vq_loss
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x (B, 3, 64, 64) -> quantized latent (B, C, 8, 8), indices (B, 8, 8), vq loss."""
+        """x (B, 3, 64, 64) -> quantized latent (B, C, 8, 8), indices (B, G, 8, 8), vq loss."""
         return self.quantizer(self.encoder(x)[0])
 
     def decode(self, quantized: torch.Tensor) -> torch.Tensor:

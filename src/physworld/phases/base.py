@@ -40,6 +40,7 @@ def build_vqvae(model: dict) -> VQVAE:
         restart_dead_codes=vq["restart_dead_codes"],
         restart_threshold=vq["restart_threshold"],
         restart_every=vq["restart_every"],
+        groups=vq.get("groups", 1),  # checkpoints from before groups had one codebook
     )
 
 
@@ -52,6 +53,11 @@ class WorldModelPhase(L.LightningModule):
     configs/phase; they are saved as hyperparameters (plain values only, never modules)."""
 
     needs_trained_dynamics = False  # whether phase.init_from must bring the dynamics (the RL phase's does)
+
+    @property
+    def vqvae_frozen(self) -> bool:
+        """Whether this phase keeps the VQ-VAE fixed, so that it may train on the token cache."""
+        return False
 
     def __init__(self, model: dict, phase: dict, dataset_names: list[str] | None = None):
         super().__init__()
@@ -79,11 +85,21 @@ class WorldModelPhase(L.LightningModule):
         rank_zero_info(f"phase.init_from: loaded {', '.join(loaded)} from {path}")
         self._initialised = True
 
+    def on_fit_start(self) -> None:
+        # After the weights are final (phase.init_from loaded, a resumed checkpoint restored) and before the
+        # training loader is built: a frozen VQ-VAE's codes of the training frames never change, so train on
+        # them (data.token_cache).
+        datamodule = self.trainer.datamodule
+        if getattr(datamodule, "token_cache", False) in (True, "auto") and self.vqvae_frozen:
+            folders = datamodule.attach_token_cache(self.vqvae, self.device)
+            rank_zero_info(f"data.token_cache: training on the codes in {', '.join(map(str, folders))}")
+
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         # uint8 (B, T, H, W, 3) crossed to the device; now float (B, T, 3, H, W) in [0, 1]. The permuted view
         # keeps the channels-last layout in memory (what channels_last networks want); otherwise make it NCHW.
-        frames = batch["frames"]
-        if frames.dtype == torch.uint8:
+        # (Batches from the token cache carry codes, not frames.)
+        frames = batch.get("frames")
+        if frames is not None and frames.dtype == torch.uint8:
             frames = frames.permute(0, 1, 4, 2, 3).float().div_(255.0)
             batch["frames"] = frames if self.uses("channels_last") else frames.contiguous()
         return batch
@@ -164,6 +180,11 @@ class WorldModelPhase(L.LightningModule):
         if self.fast_paths["fused_adamw"] == "auto" and trainer is not None:
             return not (getattr(trainer.precision_plugin, "scaler", None) and trainer.gradient_clip_val)
         return True
+
+    @property
+    def codebook(self) -> torch.Tensor:
+        """The VQ-VAE's codebook (K, C): a token dynamics' predicted codes are fed back as its entries."""
+        return self.vqvae.quantizer.embedding.weight
 
     def hot_modules(self) -> list[nn.Module]:
         """The networks every training step runs: what channels_last converts and torch.compile compiles.

@@ -46,13 +46,29 @@ def check_world_model_checkpoint(ckpt: dict, path: str, model: dict, key: str = 
             f"{key}={path!r} is a checkpoint of phase {name!r}: accepted one of {list(WORLD_MODEL_PHASES)}"
         )
     saved = (ckpt.get("hyper_parameters") or {}).get("model") or {}
+    has_dynamics = any(k.startswith("dynamics.") for k in ckpt["state_dict"])
+    # What the networks' shapes and meaning depend on; a checkpoint saved before a key existed had its default.
+    defaults = {"vq": {"groups": 1}, "dynamics": {"output": "latent", "residual": False}}
+    sizes = (
+        "hidden_channels",
+        "num_codes",
+        "code_dim",
+        "groups",
+        "num_layers",
+        "kernel_size",
+        "output",
+        "residual",
+    )
     for group in ("encoder", "vq", "dynamics"):
-        for size in ("hidden_channels", "num_codes", "code_dim", "num_layers", "kernel_size"):
-            mine, theirs = (model.get(group) or {}).get(size), (saved.get(group) or {}).get(size)
+        for size in sizes:
+            if group == "dynamics" and not has_dynamics:
+                continue  # a reconstruction checkpoint's dynamics keys describe no trained network
+            mine = (model.get(group) or {}).get(size)
+            theirs = (saved.get(group) or {}).get(size, defaults.get(group, {}).get(size))
             if mine is not None and theirs is not None and list(_aslist(mine)) != list(_aslist(theirs)):
                 raise CheckpointError(
                     f"{key}={path!r} was trained with model.{group}.{size}={theirs}, "
-                    f"this run has model.{group}.{size}={mine}: use the same model sizes"
+                    f"this run has model.{group}.{size}={mine}: use the same model settings"
                 )
 
 

@@ -7,24 +7,34 @@ on the ConvGRU weights:
 
     L_pred = sum_k w_k * ||sg[z_{c+k}] - z_hat_{c+k}||^2 + l2 * sum ||W_dyn||^2,   w = 0.5, 0.3, 0.1, 0.05, 0.05
 
+With `model.dynamics.output=tokens` the dynamics predicts the code of every cell of the next latent instead,
+and the latent term is the same weighted sum of cross-entropies against the codes of the true future frames:
+
+    L_pred = sum_k w_k * CE(logits_{c+k}, k*_{c+k}) + l2 * sum ||W_dyn||^2
+
 Training on its own rollouts (not teacher-forced one-step targets) is what makes the loss see the compounding
 error the seed describes. The VQ-VAE comes from `phase.init_from` (a reconstruction checkpoint) and is frozen
 by default; `recon_weight > 0` adds the reconstruction loss of every frame of the window, which is the
-seed's phase 3 objective L_recon + lambda * L_pred (see comprehensive.py).
+seed's phase 3 objective L_recon + lambda * L_pred (see comprehensive.py). With the VQ-VAE frozen, the
+training windows may come as codes from the token cache (data/tokens.py) instead of frames: the encoder
+then does not run at all in training.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
 
 from physworld.metrics.frames import FrameMetrics
 from physworld.models.convgru import LatentDynamics
 from physworld.phases.base import WorldModelPhase
+from physworld.phases.losses import reconstruction_losses
 
 STAGES = ("val", "test")
-EVAL_TERMS = ("loss", "pred_latent_mse", "pred_frame_mse", "recon_l1")
+EVAL_TERMS = ("loss", "pred_latent_mse", "pred_token_ce", "pred_token_acc", "pred_frame_mse", "recon_l1")
+TRAIN_TERMS = ("pred_latent_mse", "pred_token_ce", "pred_token_acc", "pred_frame_mse", "recon_l1", "vq_loss")
 
 
 def build_dynamics(model: dict) -> LatentDynamics:
@@ -36,6 +46,10 @@ def build_dynamics(model: dict) -> LatentDynamics:
         kernel_size=dyn["kernel_size"],
         action_dim=dyn["action_dim"],
         residual=dyn["residual"],
+        output=dyn.get("output", "latent"),  # checkpoints from before the token option predicted latents
+        num_codes=model["vq"]["num_codes"],
+        feedback=dyn.get("feedback", "straight_through"),
+        groups=model["vq"].get("groups", 1),
     )
 
 
@@ -43,6 +57,18 @@ def weighted_latent_mse(pred: torch.Tensor, target: torch.Tensor, weights: torch
     """pred, target (B, K, C, H, W), weights (K,) -> sum_k w_k * mean over (B, C, H, W) of the squared error."""
     per_step = (pred - target).pow(2).mean(dim=(0, 2, 3, 4))  # (K,)
     return (weights.to(per_step) * per_step).sum()
+
+
+def weighted_token_ce(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """logits (B, K, G * codes, H, W), target codes (B, K, G, H, W) as the quantiser's global row numbers
+    (group g's codes are g * codes .. g * codes + codes - 1), weights (K,) -> sum_k w_k * the cross-entropy of
+    step k, averaged over (B, G, H, W)."""
+    b, k, gk, h, w = logits.shape
+    g = target.shape[2]
+    logits = logits.float().view(b, k, g, gk // g, h, w).movedim(3, 1)  # (B, codes, K, G, H, W)
+    local = target - (torch.arange(g, device=target.device) * (gk // g)).view(1, 1, g, 1, 1)
+    ce = F.cross_entropy(logits, local, reduction="none")  # (B, K, G, H, W)
+    return (weights.to(ce) * ce.mean(dim=(0, 2, 3, 4))).sum()
 
 
 class PredictionPhase(WorldModelPhase):
@@ -70,6 +96,10 @@ class PredictionPhase(WorldModelPhase):
         return bool(self.hparams.phase["freeze_vqvae"])
 
     @property
+    def vqvae_frozen(self) -> bool:
+        return self.frozen
+
+    @property
     def context_frames(self) -> int:
         return int(self.hparams.phase["context_frames"])
 
@@ -77,48 +107,68 @@ class PredictionPhase(WorldModelPhase):
     def horizon(self) -> int:
         return len(self.hparams.phase["loss_weights"])
 
-    def forward(self, frames: torch.Tensor, actions: torch.Tensor) -> dict[str, torch.Tensor]:
-        """frames (B, T, 3, H, W) in [0, 1], actions (B, T, A) -> the loss terms and the tensors behind them."""
-        b, t = frames.shape[:2]
+    def compute_losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        """A batch (frames (B, T, 3, H, W) in [0, 1] or token-cache codes (B, T, h, w); actions (B, T, A))
+        -> the loss terms and the tensors behind them."""
         phase, c, k = self.hparams.phase, self.context_frames, self.horizon
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
-            latents, indices, vq_loss = self.vqvae.encode(frames.flatten(0, 1))  # (B*T, C, h, w)
-        latents = latents.unflatten(0, (b, t))  # (B, T, C, h, w)
-        pred = self.dynamics.rollout(latents[:, :c], actions, horizon=k)  # (B, K, C, h, w)
-        target = latents[:, c : c + k].detach()
-        latent_mse = weighted_latent_mse(pred, target, self.loss_weights)
+        latents, indices, vq_loss = self.latents_of(batch)  # (B, T, C, h, w), (B, T, G, h, w)
+        b = latents.shape[0]
+        roll = self.dynamics.rollout(latents[:, :c], batch["actions"], horizon=k, codebook=self.codebook)
+        pred = roll.latents  # (B, K, C, h, w)
+        out = {"indices": indices}
+        out["pred_latent_mse"] = weighted_latent_mse(pred, latents[:, c : c + k].detach(), self.loss_weights)
+        if self.dynamics.predicts_tokens:
+            target = indices[:, c : c + k]  # (B, K, G, h, w)
+            out["pred_token_ce"] = weighted_token_ce(roll.logits, target, self.loss_weights)
+            out["pred_token_acc"] = (roll.indices == target).float().mean()
+            pred_loss = out["pred_token_ce"]
+        else:
+            pred_loss = out["pred_latent_mse"]
         l2 = sum(p.pow(2).sum() for name, p in self.dynamics.named_parameters() if name.endswith("weight"))
-        loss = phase["pred_weight"] * latent_mse + phase["dynamics_l2"] * l2
-        out = {"pred_latent_mse": latent_mse, "dynamics_l2": l2, "indices": indices}
-        # Frame-space error of the decoded predictions (a training signal only through recon, never here).
-        with torch.no_grad():
-            pred_frames = self.vqvae.decode(pred.flatten(0, 1)).unflatten(0, (b, k))
-            out["pred_frame_mse"] = (pred_frames.clamp(0, 1) - frames[:, c : c + k]).pow(2).mean()
-            out["pred_frames"] = pred_frames
+        loss = phase["pred_weight"] * pred_loss + phase["dynamics_l2"] * l2
+        out["dynamics_l2"] = l2
+        frames = batch.get("frames")
+        if frames is not None:
+            # Frame-space error of the decoded predictions (a training signal only through recon, never here).
+            with torch.no_grad():
+                pred_frames = self.vqvae.decode(pred.flatten(0, 1)).unflatten(0, (b, k))
+                out["pred_frame_mse"] = (pred_frames.clamp(0, 1) - frames[:, c : c + k]).pow(2).mean()
+                out["pred_frames"] = pred_frames
         if phase["recon_weight"] > 0:
             recon = self.vqvae.decode(latents.flatten(0, 1))
             target_frames = frames.flatten(0, 1)
-            out["recon_l1"] = (recon - target_frames).abs().mean()
-            out["recon_mse"] = (recon - target_frames).pow(2).mean()
+            terms = reconstruction_losses(recon, target_frames, phase.get("foreground_weight", 0.0))
+            out["recon_l1"], out["recon_mse"], out["recon_gdl"] = terms["l1"], terms["mse"], terms["gdl"]
             out["vq_loss"] = vq_loss
             recon_loss = (
-                out["recon_l1"] + phase["mse_weight"] * out["recon_mse"] + phase["vq_weight"] * vq_loss
+                out["recon_l1"]
+                + phase["mse_weight"] * out["recon_mse"]
+                + phase.get("gradient_weight", 0.0) * out["recon_gdl"]
+                + phase["vq_weight"] * vq_loss
             )
             loss = loss + phase["recon_weight"] * recon_loss
             out["recon"], out["target"] = recon, target_frames
         out["loss"] = loss
         return out
 
+    def latents_of(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The quantized latents (B, T, C, h, w), codes (B, T, G, h, w) and VQ loss of a batch's windows: looked
+        up from the token cache's codes when the batch has them (the VQ-VAE is frozen), else encoded."""
+        tokens = batch.get("tokens")
+        if tokens is not None:
+            indices = tokens.long()
+            latents = self.vqvae.quantizer.lookup(indices.flatten(0, 1)).unflatten(0, indices.shape[:2])
+            return latents, indices, latents.new_zeros(())
+        frames = batch["frames"]
+        b, t = frames.shape[:2]
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            latents, indices, vq_loss = self.vqvae.encode(frames.flatten(0, 1))  # (B*T, C, h, w)
+        return latents.unflatten(0, (b, t)), indices.unflatten(0, (b, t)), vq_loss
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        out = self(batch["frames"], batch["actions"])
+        out = self.compute_losses(batch)
         self.log("train/loss", out["loss"], prog_bar=True)
-        self.log_dict(
-            {
-                f"train/{k}": out[k]
-                for k in ("pred_latent_mse", "pred_frame_mse", "recon_l1", "vq_loss")
-                if k in out
-            }
-        )
+        self.log_dict({f"train/{k}": out[k] for k in TRAIN_TERMS if k in out})
         return out["loss"]
 
     def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0):
@@ -145,21 +195,38 @@ class PredictionPhase(WorldModelPhase):
     def rollout(self, frames: torch.Tensor, actions: torch.Tensor, context_frames: int, horizon: int) -> dict:
         """Open-loop rollout for evaluation: frames (B, >= c + K, 3, H, W), actions (B, >= c + K, A) ->
         pred_frames (B, K, 3, H, W) (decoded, not clamped), pred_latents and true_latents (B, K, C, h, w),
-        last_latent (B, C, h, w): the latent of the last context frame (the copy-last baseline)."""
+        last_latent (B, C, h, w): the latent of the last context frame (the copy-last baseline),
+        floor_frames (B, K, 3, H, W): the true future codes decoded (the tokenizer floor: what a perfect
+        dynamics would show through this VQ-VAE), and the codes pred_indices, true_indices, last_indices.
+        Token predictions are fed back by argmax: the rollout is deterministic."""
         b, c, k = frames.shape[0], context_frames, horizon
-        latents = self.vqvae.encode(frames[:, : c + k].flatten(0, 1))[0].unflatten(0, (b, c + k))
-        pred = self.dynamics.rollout(latents[:, :c], actions, horizon=k)
-        pred_frames = self.vqvae.decode(pred.flatten(0, 1)).unflatten(0, (b, k))
+        latents, indices, _ = self.vqvae.encode(frames[:, : c + k].flatten(0, 1))
+        latents, indices = latents.unflatten(0, (b, c + k)), indices.unflatten(0, (b, c + k))
+        roll = self.dynamics.rollout(
+            latents[:, :c], actions, horizon=k, codebook=self.codebook, feedback="argmax"
+        )
+        pred = roll.latents
+        if roll.indices is not None:
+            pred_indices = roll.indices
+        else:  # the code nearest to each predicted latent, for the token accuracy
+            flat = pred.permute(0, 1, 3, 4, 2).reshape(-1, pred.shape[2])
+            h, w = pred.shape[-2:]
+            pred_indices = self.vqvae.quantizer.nearest(flat).view(b, k, h, w, -1).permute(0, 1, 4, 2, 3)
+        decode = lambda z: self.vqvae.decode(z.flatten(0, 1)).unflatten(0, (b, k))  # noqa: E731
         return {
-            "pred_frames": pred_frames,
+            "pred_frames": decode(pred),
+            "floor_frames": decode(latents[:, c:]),
             "pred_latents": pred,
             "true_latents": latents[:, c:],
             "last_latent": latents[:, c - 1],
+            "pred_indices": pred_indices,
+            "true_indices": indices[:, c:],
+            "last_indices": indices[:, c - 1],
         }
 
     def _eval_step(self, stage: str, batch: dict, dataloader_idx: int) -> dict:
         frames = batch["frames"]
-        out = self(frames, batch["actions"])
+        out = self.compute_losses(batch)
         terms = self.eval_terms[stage][self.dataset_names[dataloader_idx]]
         n = frames.shape[0]
         for key, metric in terms.items():

@@ -1,7 +1,8 @@
 """Phase 1 of the seed: train the VQ-VAE to reconstruct single frames.
 
     L_recon = |x - x_hat|_1 + alpha * L_vq          (seed, "Phase 1: Reconstruction")
-            (+ mse_weight * |x - x_hat|_2^2, off by default)
+            (+ mse_weight * |x - x_hat|_2^2 + gradient_weight * GDL, both off by default, and pixel weights
+            `foreground_weight`: see losses.py)
 
 Each window of `seq_len` frames is flattened into independent images. The optional MSE term is ours: with
 L1 alone, on sparse scenes, some initialisations sit on the all-black solution for hundreds of steps
@@ -18,6 +19,7 @@ from torchmetrics import MeanMetric
 from physworld.metrics.codebook import CodebookUsage
 from physworld.metrics.frames import FrameMetrics
 from physworld.phases.base import WorldModelPhase
+from physworld.phases.losses import reconstruction_losses
 
 STAGES = ("val", "test")
 
@@ -27,20 +29,21 @@ class ReconstructionPhase(WorldModelPhase):
         super().__init__(model, phase, dataset_names)
         # One set of metric objects per evaluation stage (never shared between val and test).
         self.frame_metrics = nn.ModuleDict({s: FrameMetrics() for s in STAGES})
-        self.codebook_usage = nn.ModuleDict({s: CodebookUsage(model["vq"]["num_codes"]) for s in STAGES})
+        codes = self.vqvae.quantizer.total_codes  # K codes in each of G groups
+        self.codebook_usage = nn.ModuleDict({s: CodebookUsage(codes) for s in STAGES})
         # Losses averaged over all evaluation loaders (dataset=all has one loader per member).
         self.eval_losses = nn.ModuleDict(
             {s: nn.ModuleDict({"loss": MeanMetric(), "vq_loss": MeanMetric()}) for s in STAGES}
         )
 
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """frames (B, T, 3, H, W) -> reconstructions (B*T, 3, H, W), indices (B*T, h, w), vq loss."""
+        """frames (B, T, 3, H, W) -> reconstructions (B*T, 3, H, W), indices (B*T, G, h, w), vq loss."""
         return self.vqvae(frames.flatten(0, 1))
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         out = self._losses(batch)
         self.log("train/loss", out["loss"], prog_bar=True)
-        self.log_dict({f"train/{k}": out[k] for k in ("recon_l1", "recon_mse", "vq_loss")})
+        self.log_dict({f"train/{k}": out[k] for k in ("recon_l1", "recon_mse", "recon_gdl", "vq_loss")})
         self.log("train/lr", self.optimizers().param_groups[0]["lr"])
         return out["loss"]
 
@@ -62,14 +65,19 @@ class ReconstructionPhase(WorldModelPhase):
         """Loss terms plus the tensors the metrics need (target, recon, indices)."""
         target = batch["frames"].flatten(0, 1)  # (B*T, 3, H, W)
         recon, indices, vq_loss = self(batch["frames"])
-        l1 = (recon - target).abs().mean()
-        mse = (recon - target).pow(2).mean()
         phase = self.hparams.phase
-        loss = l1 + phase["mse_weight"] * mse + phase["vq_weight"] * vq_loss
+        terms = reconstruction_losses(recon, target, phase.get("foreground_weight", 0.0))
+        loss = (
+            terms["l1"]
+            + phase["mse_weight"] * terms["mse"]
+            + phase.get("gradient_weight", 0.0) * terms["gdl"]
+            + phase["vq_weight"] * vq_loss
+        )
         return {
             "loss": loss,
-            "recon_l1": l1,
-            "recon_mse": mse,
+            "recon_l1": terms["l1"],
+            "recon_mse": terms["mse"],
+            "recon_gdl": terms["gdl"],
             "vq_loss": vq_loss,
             "target": target,
             "recon": recon,

@@ -60,6 +60,10 @@ class RLPhase(WorldModelPhase):
         self.last_episodes: dict[str, Episodes] = {}  # the latest real-environment evaluation (for figures)
         self._baselines: dict[tuple, dict[str, float]] = {}
 
+    @property
+    def vqvae_frozen(self) -> bool:
+        return True
+
     def forward(self, z: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         """The deterministic action for model states z (B, C, 8, 8), h (B, Hc, 8, 8) -> (B, A)."""
         return self.actor.act(torch.cat([z, hidden], dim=1))
@@ -67,14 +71,16 @@ class RLPhase(WorldModelPhase):
     def training_step(self, batch: dict, batch_idx: int) -> None:
         opt_reward, opt_actor, opt_critic = self.optimizers()
         phase = self.hparams.phase
-        z = self._encode(batch["frames"])  # (B, T, C, h, w)
+        z = self._latents(batch)  # (B, T, C, h, w)
         rewards = batch["rewards"]
         reward_loss = F.mse_loss(self.reward_model(z.flatten(0, 1)), rewards.flatten())
         if phase.get("reward_on_predicted", True):
             # The actor's rewards come from predicted latents, which are smoother than encoded ones: fit the
             # reward model on those too (open-loop predictions of the window from its first frame, real actions).
             with torch.no_grad():
-                predicted = self.dynamics.rollout(z[:, :1], batch["actions"], z.shape[1] - 1)  # frames 1..T-1
+                predicted = self.dynamics.rollout(  # frames 1..T-1
+                    z[:, :1], batch["actions"], z.shape[1] - 1, codebook=self.codebook, feedback="argmax"
+                ).latents
             predicted_loss = F.mse_loss(self.reward_model(predicted.flatten(0, 1)), rewards[:, 1:].flatten())
             self.log("train/reward_loss_predicted", predicted_loss)
             reward_loss = 0.5 * (reward_loss + predicted_loss)
@@ -123,10 +129,14 @@ class RLPhase(WorldModelPhase):
     # ------------------------------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def _encode(self, frames: torch.Tensor) -> torch.Tensor:
-        """frames (B, T, 3, H, W) -> quantized latents (B, T, C, h, w)."""
-        b, t = frames.shape[:2]
-        return self.vqvae.encode(frames.flatten(0, 1))[0].unflatten(0, (b, t))
+    def _latents(self, batch: dict) -> torch.Tensor:
+        """A batch's quantized latents (B, T, C, h, w): its token-cache codes looked up, or its frames
+        (B, T, 3, H, W) encoded."""
+        tokens = batch.get("tokens")
+        if tokens is not None:
+            return self.vqvae.quantizer.lookup(tokens.long().flatten(0, 1)).unflatten(0, tokens.shape[:2])
+        frames = batch["frames"]
+        return self.vqvae.encode(frames.flatten(0, 1))[0].unflatten(0, frames.shape[:2])
 
     @torch.no_grad()
     def _start_states(
@@ -136,7 +146,7 @@ class RLPhase(WorldModelPhase):
         (z_t, hidden after consuming z_{t-1}, a_{t-1}). Returns z (N, C, h, w), hidden per layer (N, Hc, h, w)."""
         state, starts_z, starts_h = None, [], []
         for t in range(z.shape[1] - 1):
-            _, state = self.dynamics.step(z[:, t], actions[:, t], state)
+            _, state = self.dynamics.predict(z[:, t], actions[:, t], state)
             starts_z.append(z[:, t + 1])
             starts_h.append(state)
         n = self.hparams.phase["imagination_starts"]
@@ -154,7 +164,8 @@ class RLPhase(WorldModelPhase):
             f = torch.cat([z, state[-1]], dim=1)
             action, entropy = self.actor.sample(f)
             action = (action + phase["action_noise"] * torch.randn_like(action)).clamp(-1.0, 1.0)
-            z, state = self.dynamics.step(z, action, state)
+            # token dynamics: the predicted code straight-through, so the actor's gradient passes the choice
+            z, state = self.dynamics.step(z, action, state, self.codebook, feedback="straight_through")
             features.append(f)
             entropies.append(entropy)
             rewards.append(self.reward_model(z))  # the reward of the state the action led to
@@ -190,7 +201,7 @@ class RLPhase(WorldModelPhase):
         optimizer.step()
 
     def _eval_reward(self, stage: str, batch: dict) -> None:
-        z = self._encode(batch["frames"])
+        z = self._latents(batch)
         loss = F.mse_loss(self.reward_model(z.flatten(0, 1)), batch["rewards"].flatten())
         self.eval_reward_loss[stage].update(loss, weight=batch["frames"].shape[0])
 
@@ -251,7 +262,7 @@ class LatentPolicy:
         if self.prev is None:
             self.state = phase.dynamics.initial_state(z)
         else:
-            _, self.state = phase.dynamics.step(*self.prev, self.state)
+            _, self.state = phase.dynamics.predict(*self.prev, self.state)
         action = phase(z, self.state[-1])
         self.prev = (z, action)
         return action.float().cpu().numpy()
