@@ -99,8 +99,11 @@ def test_prediction_checkpoint_writes_every_figure_and_metric(pred_eval, pred_ru
         "recon_ssim",
         "codebook_perplexity",
         "codebook_dead_codes",
+        "recon_sharpness",
+        "recon_pos_found",
     ):
         assert f"test/{key}/pendulum" in metrics and f"test/{key}" in metrics
+    assert 0 < metrics["test/recon_sharpness/pendulum"] < 2
     for prefix in ("rollout", "baseline_copy_last"):
         for metric in ("mse", "psnr", "ssim", "latent_mse"):
             assert f"test/{prefix}_{metric}/pendulum/t06" in metrics

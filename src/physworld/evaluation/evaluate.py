@@ -137,7 +137,7 @@ def score_dataset(phase, dataset: dict, plan: DataPlan, ev: DictConfig, device) 
     total, t = arrays["frames"].shape[:2]
     n = total if ev.num_sequences is None else min(ev.num_sequences, total)
     recon, codebook, examples = score_reconstruction(
-        phase, arrays["frames"], n, ev.batch_size, device, ev.num_images
+        phase, arrays, params, dataset["name"], n, ev.batch_size, device, ev.num_images
     )
     preview = to_frames(arrays["frames"][:4, ::2], torch.device("cpu"))[:, : ev.num_images]
     scores = DatasetScores(dataset["name"], n, t, recon, codebook, examples, preview)

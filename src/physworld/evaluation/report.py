@@ -47,6 +47,8 @@ RECON_COLUMNS = [
     ("recon_mse", "MSE"),
     ("recon_psnr", "PSNR (dB)"),
     ("recon_ssim", "SSIM"),
+    ("recon_sharpness", "sharpness"),
+    ("recon_pos_err", "position error (px)"),
     ("codebook_perplexity", "codebook perplexity"),
     ("codebook_dead_codes", "dead codes"),
     ("codebook_used_fraction", "codes used"),

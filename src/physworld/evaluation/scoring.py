@@ -15,7 +15,14 @@ import torch
 
 from physworld.metrics.codebook import CodebookUsage
 from physworld.metrics.frames import FrameMetrics
-from physworld.metrics.rollout import RolloutScorer
+from physworld.metrics.rollout import (
+    POSITION_METRICS,
+    HorizonMetrics,
+    RolloutScorer,
+    gradient_energy,
+    has_positions,
+    position_errors,
+)
 
 
 @dataclass
@@ -25,7 +32,7 @@ class DatasetScores:
     name: str
     num_sequences: int
     num_frames: int
-    recon: dict[str, float]  # l1, mse, psnr, ssim (per frame, averaged)
+    recon: dict[str, float]  # l1, mse, psnr, ssim (per frame, averaged), sharpness, pos_err and pos_found
     codebook: dict[str, float]  # perplexity, dead_codes, used_fraction
     recon_examples: tuple[torch.Tensor, torch.Tensor]  # inputs, reconstructions (n, 3, H, W)
     preview: torch.Tensor  # (n, T', 3, H, W): the first sequences, every other frame
@@ -43,21 +50,50 @@ def to_frames(array: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def score_reconstruction(phase, frames: np.ndarray, n: int, batch_size: int, device, num_images: int):
-    """Reconstruct every frame of the first n sequences -> (frame metrics, codebook usage, examples)."""
+def score_reconstruction(
+    phase, arrays: dict, params: dict, scene: str, n: int, batch_size: int, device, num_images
+):
+    """Reconstruct every frame of the first n sequences -> (frame metrics, codebook usage, examples).
+
+    Beside L1, MSE, PSNR and SSIM, the object-level scores of metrics/rollout.py on the reconstructions (what the
+    tokenizer floor of a rollout is made of): `sharpness` (gradient energy of the reconstructions over the
+    frames'), and for scenes with point-like objects `pos_err` (pixels) and `pos_found`."""
+    frames, states = arrays["frames"], arrays.get("states")
     metrics = FrameMetrics().to(device)
     usage = CodebookUsage(phase.vqvae.quantizer.total_codes).to(device)
+    objects = HorizonMetrics(1, POSITION_METRICS).to(device)
+    with_positions = states is not None and has_positions(scene, params)
+    energy = torch.zeros(2, dtype=torch.float64)  # reconstructions, frames
     examples = None
     for start in range(0, n, batch_size):
-        x = to_frames(frames[start : min(start + batch_size, n)], device)  # (B, T, 3, H, W)
+        rows = np.arange(start, min(start + batch_size, n))
+        x = to_frames(frames[rows], device)  # (B, T, 3, H, W)
         flat = x.flatten(0, 1)  # (B*T, 3, H, W)
         recon, indices, _ = phase.vqvae(flat)
         metrics.update(recon, flat)
         usage.update(indices)
+        energy += torch.stack(
+            [gradient_energy(recon[:, None]).sum(), gradient_energy(flat[:, None]).sum()]
+        ).cpu()
+        if with_positions:  # every frame as a one-step "rollout" of its own
+            t = x.shape[1]
+            colors = np.repeat(np.asarray(params["object_colors"][rows]), t, axis=0)  # (B*T, O, 3)
+            errors = position_errors(
+                scene,
+                {"model": recon[:, None]},
+                flat[:, None],
+                np.asarray(states[rows]).reshape(len(rows) * t, 1, -1),
+                colors,
+            )
+            found = torch.isfinite(errors["model"]).float().masked_fill(~errors["present"], float("nan"))
+            objects.update({"pos_err": errors["model"], "pos_found": found})
         if examples is None:  # the first frame of each of the first sequences
             shown = recon.unflatten(0, x.shape[:2])[:num_images, 0]
             examples = (x[:num_images, 0].cpu(), shown.clamp(0, 1).cpu())
     recon_scores = {k: float(v) for k, v in metrics.compute().items()}
+    recon_scores["sharpness"] = float(energy[0] / energy[1])
+    if with_positions:
+        recon_scores.update({k: float(v.reshape(-1)[0]) for k, v in objects.compute().items()})
     codebook = {k: float(v) for k, v in usage.compute().items()}
     codebook["used_fraction"] = 1.0 - codebook["dead_codes"] / usage.num_codes
     return recon_scores, codebook, examples
