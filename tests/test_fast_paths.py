@@ -224,11 +224,14 @@ def test_benchmark_quick_writes_json_and_markdown(tmp_path):
     assert "host_reads_per_step" in training["host_reads"]
     assert report["loading"]["reconstruction"]["on_device"]["frames_per_s"] > 0
     assert report["imagination"]["dynamics fp32"]["latent_steps_per_s"] > 0
+    for output in ("latent", "tokens"):  # the prediction phase on the token cache and encoding every batch
+        cache = report["token_cache"][output]
+        assert cache["on"]["frames_per_s"] > 0 and cache["off"]["frames_per_s"] > 0 and cache["speedup"] > 0
     assert report["flops"]["reconstruction"]["flops_per_frame"] > 0
     assert len(report["environment"]["loadavg_start"]) == 3
     assert any(t["met"] is None and t["target"].startswith("GPU") for t in report["targets"])
     table = next(out.glob("*.md")).read_text()
-    assert "| reconstruction |" in table and "## Targets" in table
+    assert "| reconstruction |" in table and "## Targets" in table and "token cache" in table
 
 
 @pytest.mark.slow

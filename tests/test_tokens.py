@@ -253,3 +253,60 @@ def test_bad_token_settings_fail_with_one_line(make_cfg, tmp_path):
         check_config(make_cfg("phase=comprehensive", "data.token_cache=true"))
     with pytest.raises(ConfigError, match=r"phase.foreground_weight=-1 is not accepted"):
         check_config(make_cfg("phase.foreground_weight=-1"))
+
+
+@pytest.mark.parametrize("head", ["copy", "distance"])
+def test_untrained_copy_and_distance_heads_predict_every_cell_keeps_its_code(head):
+    torch.manual_seed(0)
+    codebook = torch.randn(2 * 12, 3)  # two groups of 12 codes, 3 dims each: C = 6
+    dyn = LatentDynamics(
+        latent_channels=6,
+        hidden_channels=8,
+        action_dim=2,
+        output="tokens",
+        num_codes=12,
+        groups=2,
+        token_head=head,
+    )
+    codes = torch.stack([torch.randint(0, 12, (2, 3, 8, 8)), 12 + torch.randint(0, 12, (2, 3, 8, 8))], dim=2)
+    context = torch.stack([lookup_codes(codebook, codes[:, t]) for t in range(3)], dim=1)  # (B, 3, C, H, W)
+    roll = dyn.rollout(context, torch.randn(2, 6, 2), horizon=3, codebook=codebook, feedback="argmax")
+    for k in range(3):
+        assert torch.equal(roll.indices[:, k], codes[:, -1]), (head, k)  # copy-last, at every step
+
+
+def lookup_codes(codebook: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """indices (B, G, H, W) of a (G*K, d) codebook -> latents (B, G*d, H, W), as the quantiser looks them up."""
+    from physworld.models.vector_quantizer import VectorQuantizer
+
+    vq = VectorQuantizer(num_codes=codebook.shape[0] // 2, code_dim=2 * codebook.shape[1], groups=2)
+    vq.embedding.weight.data.copy_(codebook)
+    return vq.lookup(indices)
+
+
+def test_frame_loss_trains_the_dynamics_through_the_frozen_decoder(make_cfg, recon_ckpts):
+    cfg = make_cfg(
+        "debug=tiny",
+        "phase=prediction",
+        "dataset=pendulum",
+        f"phase.init_from={recon_ckpts['pendulum']}",
+        "phase.frame_weight=1",
+        "phase.pred_weight=0",
+    )
+    phase = PredictionPhase(model=plain(cfg.model), phase=plain(cfg.phase))
+    phase.setup("fit")
+    assert phase.trains_on_frames
+    dm = build_datamodule(cfg)
+    dm.prepare_data()
+    dm.attach_token_cache(phase.vqvae, frames=phase.trains_on_frames)
+    batch = phase.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
+    assert "tokens" in batch and "frames" in batch  # codes for the latents, frames for the loss
+    out = phase.compute_losses(batch)
+    out["loss"].backward()
+    assert out["pred_frame_loss"] > 0 and torch.isclose(
+        out["loss"], out["pred_frame_loss"] + cfg.phase.dynamics_l2 * out["dynamics_l2"]
+    )
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in phase.dynamics.cells.parameters())
+    assert all(
+        p.grad is None for p in phase.vqvae.parameters()
+    )  # frozen: the decoder only carries the gradient

@@ -113,9 +113,10 @@ def check_dynamics(cfg: DictConfig, files: bool = True) -> None:
 
 def check_dynamics_output(cfg: DictConfig) -> None:
     """What the dynamics predicts and how token predictions are fed back (models/convgru.py)."""
-    from physworld.models.convgru import FEEDBACKS, OUTPUTS
+    from physworld.models.convgru import FEEDBACKS, OUTPUTS, TOKEN_HEADS
 
     require(cfg, "model.dynamics.output", lambda v: v in OUTPUTS, f"one of {list(OUTPUTS)}")
+    require(cfg, "model.dynamics.token_head", lambda v: v in TOKEN_HEADS, f"one of {list(TOKEN_HEADS)}")
     require(cfg, "model.dynamics.feedback", lambda v: v in FEEDBACKS, f"one of {list(FEEDBACKS)}")
 
 

@@ -40,22 +40,24 @@ class WindowDataset(Dataset):
         self.num_sequences, self.num_frames = arrays["frames"].shape[:2]
         self.windows_per_sequence = (self.num_frames - seq_len) // stride + 1
         self.tokens: Path | None = None  # the token-cache folder whose codes replace the frames
+        self.keep_frames = False  # with tokens: serve the frames too
         self._arrays = None
 
-    def use_tokens(self, folder: str | Path) -> None:
-        """Serve the codes in the token-cache `folder` (data/tokens.py) instead of the frames."""
+    def use_tokens(self, folder: str | Path, keep_frames: bool = False) -> None:
+        """Serve the codes in the token-cache `folder` (data/tokens.py) instead of the frames (or beside them)."""
         tokens = load_tokens(folder)  # checked once here, in the main process
         if tokens.shape[:2] != (self.num_sequences, self.num_frames):
             raise DataError(
                 f"{folder}: codes of {tokens.shape[:2]} frames for a split of {self.num_sequences}"
             )
-        self.tokens, self._arrays = Path(folder), None
+        self.tokens, self.keep_frames, self._arrays = Path(folder), keep_frames, None
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The memory-mapped arrays this dataset serves: the split's, with "tokens" in place of "frames"."""
         arrays = load_split(self.path, verify=False)
         if self.tokens is not None:
-            del arrays["frames"]
+            if not self.keep_frames:
+                del arrays["frames"]
             arrays["tokens"] = load_tokens(self.tokens)
         return arrays
 
@@ -142,16 +144,18 @@ class VideoDataModule(L.LightningDataModule):
                     for i, d in enumerate(self.datasets)
                 ]
 
-    def attach_token_cache(self, vqvae: torch.nn.Module, device: torch.device | str = "cpu") -> list[Path]:
+    def attach_token_cache(
+        self, vqvae: torch.nn.Module, device: torch.device | str = "cpu", frames: bool = False
+    ) -> list[Path]:
         """Train on the codes of the frozen `vqvae` instead of the frames: encode every training split once
-        (or find its cache) and serve its codes. Validation and test keep the frames (their metrics decode
-        and compare frames). Returns the token-cache folders."""
+        (or find its cache) and serve its codes (with `frames`, beside the frames, for a loss that needs them).
+        Validation and test keep the frames (their metrics decode and compare frames). Returns the folders."""
         self.setup("fit")
         fingerprint = vqvae_fingerprint(vqvae)
         folders = []
         for part in self.splits["train"]:
             folder = ensure_tokens(part.path, vqvae, device, fingerprint, progress=self.progress)
-            part.use_tokens(folder)
+            part.use_tokens(folder, keep_frames=frames)
             folders.append(folder)
         self._device_loader = None  # built again from the codes
         return folders

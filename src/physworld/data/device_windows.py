@@ -39,12 +39,12 @@ class DeviceWindowLoader:
         self.batch_size, self.device, self.sampler = batch_size, torch.device(device), sampler
         self.seq_len, self.rank, self.world_size = parts[0].seq_len, rank, world_size
         arrays = [p.arrays() for p in parts]
-        pixels = "tokens" if all("tokens" in a for a in arrays) else "frames"
-        keys = [pixels, "actions"] + (["rewards"] if all("rewards" in a for a in arrays) else [])
+        pixels = [key for key in ("frames", "tokens") if all(key in a for a in arrays)]
+        keys = [*pixels, "actions"] + (["rewards"] if all("rewards" in a for a in arrays) else [])
         self.data = {key: self._to_device([a[key] for a in arrays]) for key in keys}  # each (F, ...)
         starts, members, offset = [], [], 0
         for part, a in zip(parts, arrays):
-            n, t = a[pixels].shape[:2]
+            n, t = a[pixels[0]].shape[:2]
             window = torch.arange(part.windows_per_sequence) * part.stride  # (W,)
             starts.append((offset + torch.arange(n)[:, None] * t + window[None, :]).flatten())  # (n * W,)
             members.append(torch.full((n * part.windows_per_sequence,), part.dataset_index))

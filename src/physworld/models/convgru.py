@@ -20,10 +20,17 @@ Two outputs (`output`):
 - "latent": the 1x1 convolution regresses z_{t+1} (or, with `residual=True`, the change z_{t+1} - z_t). A
   regression of an uncertain future is the mean of its possibilities: an object that may be here or there
   comes out as a faint blur over both.
-- "tokens": the 1x1 convolution gives logits (B, K, H, W) over the VQ-VAE's K codes at every cell (trained with
-  cross-entropy against the codes of the true future frame), and the next latent is the codebook entry of the
-  predicted code, so every predicted frame decodes from real codebook entries, as in token world models
-  (IRIS, Micheli et al. 2023). How the predicted code is fed back (`feedback`):
+- "tokens": logits (B, K, H, W) over the VQ-VAE's K codes at every cell (trained with cross-entropy against the
+  codes of the true future frame), and the next latent is the codebook entry of the predicted code, so every
+  predicted frame decodes from real codebook entries, as in token world models (IRIS, Micheli et al. 2023).
+  Where the logits come from (`token_head`):
+    distance          the 1x1 convolution predicts the change of the latent, z_hat = z_t + dz, and the logit of
+                      code e_k is -s |z_hat - e_k|^2 / d, d the mean squared distance between two codes of the
+                      codebook (so s, learned, is scale-free). The head starts at zero, so an untrained dynamics
+                      predicts "every cell keeps its code" (copy-last) and learns the changes; and codes close to
+                      each other get close logits, so what is learned about one code carries to its neighbours
+    linear            the 1x1 convolution gives the K logits directly: every code is a class of its own
+  How the predicted code is fed back (`feedback`):
     argmax            the most likely code; no gradient through the choice (only through the hidden state)
     straight_through  the argmax code forward, the gradient of the expected code e = softmax(l) @ E backward
     gumbel            a code sampled with the Gumbel-max trick, straight-through (Jang et al. 2017)
@@ -34,6 +41,7 @@ Two outputs (`output`):
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -42,6 +50,7 @@ from torch import nn
 
 OUTPUTS = ("latent", "tokens")
 FEEDBACKS = ("argmax", "straight_through", "gumbel", "soft")
+TOKEN_HEADS = ("copy", "linear", "distance")
 
 
 class ConvGRUCell(nn.Module):
@@ -71,6 +80,7 @@ class Rollout(NamedTuple):
     latents: torch.Tensor  # (B, K, C, H, W): the latents fed back (codebook entries with output="tokens")
     logits: torch.Tensor | None  # (B, K, G * codes, H, W) with output="tokens", else None
     indices: torch.Tensor | None  # (B, K, G, H, W) the codes chosen with output="tokens", else None
+    continuous: torch.Tensor | None = None  # (B, K, C, H, W) token_head="distance": z_hat before the choice
 
 
 def codes_to_latent(
@@ -117,6 +127,7 @@ class LatentDynamics(nn.Module):
         num_codes: int | None = None,
         feedback: str = "straight_through",
         groups: int = 1,
+        token_head: str = "distance",
     ):
         super().__init__()
         if output not in OUTPUTS:
@@ -125,27 +136,73 @@ class LatentDynamics(nn.Module):
             raise ValueError("output='tokens' needs num_codes, the size of the VQ-VAE's codebook")
         if feedback not in FEEDBACKS:
             raise ValueError(f"feedback={feedback!r}: accepted {list(FEEDBACKS)}")
+        if token_head not in TOKEN_HEADS:
+            raise ValueError(f"token_head={token_head!r}: accepted {list(TOKEN_HEADS)}")
         self.action_dim, self.residual, self.output, self.feedback = action_dim, residual, output, feedback
         self.groups = groups  # the VQ-VAE's codebook groups: one set of logits per group and cell
+        self.token_head = token_head if output == "tokens" else None
         widths = [latent_channels + action_dim] + [hidden_channels] * num_layers
         self.cells = nn.ModuleList(ConvGRUCell(a, hidden_channels, kernel_size) for a in widths[:-1])
-        out_channels = groups * num_codes if output == "tokens" else latent_channels
+        out_channels = groups * num_codes if self.token_head in ("linear", "copy") else latent_channels
         self.head = nn.Conv2d(hidden_channels, out_channels, kernel_size=1)
+        if self.token_head == "copy":
+            nn.init.zeros_(
+                self.head.weight
+            )  # logits = the copy bias alone: the untrained dynamics keeps every code
+            nn.init.zeros_(self.head.bias)
+            self.log_copy = nn.Parameter(torch.tensor(math.log(5.0)))
+        if self.token_head == "distance":
+            nn.init.zeros_(self.head.weight)  # dz = 0: the untrained dynamics keeps every cell's code
+            nn.init.zeros_(self.head.bias)
+            # s = 10: at z_hat = e_i a code at the mean distance is 10 logits below e_i, its nearest neighbours
+            # (~0.1 of the mean distance, measured on the demo's codebooks) about 1: copy-last, not certain
+            self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))
 
     @property
     def predicts_tokens(self) -> bool:
         return self.output == "tokens"
+
+    def copy_bias(self, z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+        """(B, G*K, H, W): the learned copy bias b = exp(log_copy) on the logit of every cell's current code (the
+        code nearest to z in each group, z itself for codebook entries), 0 elsewhere."""
+        b, c, h, w = z.shape
+        g = self.groups
+        weight = codebook.detach().to(z.dtype).view(g, -1, c // g)  # (G, K, d)
+        zg = z.detach().view(b, g, c // g, h, w)
+        d2 = weight.pow(2).sum(-1)[None, :, :, None, None] - 2 * torch.einsum("bgdhw,gkd->bgkhw", zg, weight)
+        current = F.one_hot(d2.argmin(2), weight.shape[1]).permute(0, 1, 4, 2, 3)  # (B, G, K, H, W)
+        return (self.log_copy.exp() * current).reshape(b, -1, h, w)
+
+    def distance_logits(self, z_hat: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+        """Predicted latents (B, C, H, W), codebook (G*K, C/G) -> logits (B, G*K, H, W): minus the squared
+        distance to every code of the cell's group, over the group's mean squared distance between two codes,
+        times the learned scale. The codebook is the VQ-VAE's and stays out of this loss's gradient."""
+        b, c, h, w = z_hat.shape
+        g = self.groups
+        weight = codebook.detach().float().view(g, -1, c // g)  # (G, K, d)
+        z = z_hat.float().view(b, g, c // g, h, w)
+        d2 = (
+            z.pow(2).sum(2, keepdim=True)
+            - 2 * torch.einsum("bgdhw,gkd->bgkhw", z, weight)
+            + weight.pow(2).sum(-1)[None, :, :, None, None]
+        )  # (B, G, K, H, W)
+        with torch.no_grad():  # the mean squared distance between two codes of a group
+            k = weight.shape[1]
+            spacing = (torch.cdist(weight, weight).pow(2).sum((1, 2)) / (k * (k - 1))).clamp_min(
+                1e-12
+            )  # (G,)
+        logits = -self.log_scale.exp() * d2 / spacing[None, :, None, None, None]
+        return logits.reshape(b, -1, h, w)
 
     def initial_state(self, z: torch.Tensor) -> list[torch.Tensor]:
         """Zero hidden states for a batch shaped like z (B, C, H, W)."""
         b, _, h, w = z.shape
         return [z.new_zeros(b, cell.hidden_channels, h, w) for cell in self.cells]
 
-    def predict(
+    def advance(
         self, z: torch.Tensor, action: torch.Tensor, state: list[torch.Tensor] | None = None
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """z_t (B, C, H, W), a_t (B, A), state -> the head's prediction for t + 1, new state. The prediction
-        is z_{t+1} (B, C, H, W) with output="latent", logits (B, G * codes, H, W) with output="tokens"."""
+    ) -> list[torch.Tensor]:
+        """z_t (B, C, H, W), a_t (B, A), state -> the new state of every layer (B, hidden, H, W), no head."""
         if state is None:
             state = self.initial_state(z)
         tiled = action[:, :, None, None].to(z.dtype).expand(-1, -1, *z.shape[-2:])  # (B, A, H, W)
@@ -154,10 +211,33 @@ class LatentDynamics(nn.Module):
         for cell, h in zip(self.cells, state):
             x = cell(x, h)
             new_state.append(x)
-        out = self.head(x)
-        if not self.predicts_tokens and self.residual:
-            out = z + out
+        return new_state
+
+    def predict(
+        self,
+        z: torch.Tensor,
+        action: torch.Tensor,
+        state: list[torch.Tensor] | None = None,
+        codebook: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """z_t (B, C, H, W), a_t (B, A), state -> the head's prediction for t + 1, new state. The prediction
+        is z_{t+1} (B, C, H, W) with output="latent", logits (B, G * codes, H, W) with output="tokens" (the
+        distance head needs the codebook)."""
+        out, new_state, _ = self._predict(z, action, state, codebook)
         return out, new_state
+
+    def _predict(self, z, action, state, codebook):
+        """predict(), plus the distance head's z_hat (None for the other heads)."""
+        new_state = self.advance(z, action, state)
+        out, z_hat = self.head(new_state[-1]), None
+        if self.token_head == "copy":
+            out = out + self.copy_bias(z, self._codebook(codebook))
+        elif self.token_head == "distance":
+            z_hat = z + out
+            out = self.distance_logits(z_hat, self._codebook(codebook))
+        elif not self.predicts_tokens and self.residual:
+            out = z + out
+        return out, new_state, z_hat
 
     def step(
         self,
@@ -171,7 +251,7 @@ class LatentDynamics(nn.Module):
 
         With output="tokens", `codebook` (G*K, C/G) (the VQ-VAE's embedding weight) turns the logits into the
         latent, chosen by `feedback` (default: this module's)."""
-        out, new_state = self.predict(z, action, state)
+        out, new_state = self.predict(z, action, state, codebook)
         if self.predicts_tokens:
             out = codes_to_latent(out, self._codebook(codebook), feedback or self.feedback, self.groups)[0]
         return out, new_state
@@ -196,12 +276,14 @@ class LatentDynamics(nn.Module):
         if self.predicts_tokens:
             codebook, feedback = self._codebook(codebook), feedback or self.feedback
         state = None
-        for t in range(tc):  # teacher-forced warm-up: the last step predicts frame Tc
-            out, state = self.predict(context[:, t], actions[:, t], state)
-        latents, logits, indices = [], [], []
+        for t in range(tc - 1):  # teacher-forced warm-up on the context
+            state = self.advance(context[:, t], actions[:, t], state)
+        out, state, z_hat = self._predict(context[:, tc - 1], actions[:, tc - 1], state, codebook)  # frame Tc
+        latents, logits, indices, continuous = [], [], [], []
         for k in range(horizon):
             if k > 0:  # open loop: the previous prediction is the input
-                out, state = self.predict(latents[-1], actions[:, tc + k - 1], state)
+                out, state, z_hat = self._predict(latents[-1], actions[:, tc + k - 1], state, codebook)
+            continuous.append(z_hat)
             if self.predicts_tokens:
                 z, chosen = codes_to_latent(out, codebook, feedback, self.groups)
                 logits.append(out)
@@ -211,7 +293,12 @@ class LatentDynamics(nn.Module):
             latents.append(z)
         if not self.predicts_tokens:
             return Rollout(torch.stack(latents, dim=1), None, None)
-        return Rollout(torch.stack(latents, dim=1), torch.stack(logits, dim=1), torch.stack(indices, dim=1))
+        return Rollout(
+            torch.stack(latents, dim=1),
+            torch.stack(logits, dim=1),
+            torch.stack(indices, dim=1),
+            torch.stack(continuous, dim=1) if self.token_head == "distance" else None,
+        )
 
     def _codebook(self, codebook: torch.Tensor | None) -> torch.Tensor:
         if codebook is None:

@@ -59,6 +59,11 @@ class WorldModelPhase(L.LightningModule):
         """Whether this phase keeps the VQ-VAE fixed, so that it may train on the token cache."""
         return False
 
+    @property
+    def trains_on_frames(self) -> bool:
+        """Whether its training loss needs the frames even when the token cache gives the codes."""
+        return False
+
     def __init__(self, model: dict, phase: dict, dataset_names: list[str] | None = None):
         super().__init__()
         # dataset_names: one per val/test dataloader (dataset=all has one per member), for per-dataset metrics.
@@ -91,8 +96,9 @@ class WorldModelPhase(L.LightningModule):
         # them (data.token_cache).
         datamodule = self.trainer.datamodule
         if getattr(datamodule, "token_cache", False) in (True, "auto") and self.vqvae_frozen:
-            folders = datamodule.attach_token_cache(self.vqvae, self.device)
-            rank_zero_info(f"data.token_cache: training on the codes in {', '.join(map(str, folders))}")
+            folders = datamodule.attach_token_cache(self.vqvae, self.device, frames=self.trains_on_frames)
+            where = folders[0] if len(folders) == 1 else f"<dataset>/train/tokens/{folders[0].name}"
+            rank_zero_info(f"data.token_cache: training on the codes of {len(folders)} split(s): {where}")
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         # uint8 (B, T, H, W, 3) crossed to the device; now float (B, T, 3, H, W) in [0, 1]. The permuted view

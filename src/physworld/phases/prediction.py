@@ -34,7 +34,16 @@ from physworld.phases.losses import reconstruction_losses
 
 STAGES = ("val", "test")
 EVAL_TERMS = ("loss", "pred_latent_mse", "pred_token_ce", "pred_token_acc", "pred_frame_mse", "recon_l1")
-TRAIN_TERMS = ("pred_latent_mse", "pred_token_ce", "pred_token_acc", "pred_frame_mse", "recon_l1", "vq_loss")
+TRAIN_TERMS = (
+    "pred_latent_mse",
+    "pred_token_ce",
+    "pred_token_acc",
+    "pred_zhat_mse",
+    "pred_frame_loss",
+    "pred_frame_mse",
+    "recon_l1",
+    "vq_loss",
+)
 
 
 def build_dynamics(model: dict) -> LatentDynamics:
@@ -50,12 +59,24 @@ def build_dynamics(model: dict) -> LatentDynamics:
         num_codes=model["vq"]["num_codes"],
         feedback=dyn.get("feedback", "straight_through"),
         groups=model["vq"].get("groups", 1),
+        token_head=dyn.get("token_head", "distance"),
     )
 
 
 def weighted_latent_mse(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """pred, target (B, K, C, H, W), weights (K,) -> sum_k w_k * mean over (B, C, H, W) of the squared error."""
     per_step = (pred - target).pow(2).mean(dim=(0, 2, 3, 4))  # (K,)
+    return (weights.to(per_step) * per_step).sum()
+
+
+def weighted_frame_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """pred, target frames (B, K, 3, H, W), weights (K,) -> sum_k w_k * (L1 + GDL) of step k (phases/losses.py)."""
+    per_step = torch.stack(
+        [
+            sum(reconstruction_losses(pred[:, i], target[:, i])[key] for key in ("l1", "gdl"))
+            for i in range(pred.shape[1])
+        ]
+    )
     return (weights.to(per_step) * per_step).sum()
 
 
@@ -100,6 +121,11 @@ class PredictionPhase(WorldModelPhase):
         return self.frozen
 
     @property
+    def trains_on_frames(self) -> bool:
+        """Whether the training loss needs the frames (a frame loss through the decoder), token cache or not."""
+        return bool(self.hparams.phase.get("frame_weight", 0.0))
+
+    @property
     def context_frames(self) -> int:
         return int(self.hparams.phase["context_frames"])
 
@@ -122,6 +148,12 @@ class PredictionPhase(WorldModelPhase):
             out["pred_token_ce"] = weighted_token_ce(roll.logits, target, self.loss_weights)
             out["pred_token_acc"] = (roll.indices == target).float().mean()
             pred_loss = out["pred_token_ce"]
+            if roll.continuous is not None and phase.get("latent_weight", 0.0):
+                # the distance head's z_hat regressed onto the true code too: a smooth signal beside the CE
+                out["pred_zhat_mse"] = weighted_latent_mse(
+                    roll.continuous, latents[:, c : c + k].detach(), self.loss_weights
+                )
+                pred_loss = pred_loss + phase["latent_weight"] * out["pred_zhat_mse"]
         else:
             pred_loss = out["pred_latent_mse"]
         l2 = sum(p.pow(2).sum() for name, p in self.dynamics.named_parameters() if name.endswith("weight"))
@@ -129,11 +161,17 @@ class PredictionPhase(WorldModelPhase):
         out["dynamics_l2"] = l2
         frames = batch.get("frames")
         if frames is not None:
-            # Frame-space error of the decoded predictions (a training signal only through recon, never here).
-            with torch.no_grad():
+            # The decoded predictions against the true frames: with frame_weight, a loss through the decoder
+            # (L1 + GDL, the multi-step weights), else only a metric.
+            with torch.set_grad_enabled(torch.is_grad_enabled() and bool(phase.get("frame_weight", 0.0))):
                 pred_frames = self.vqvae.decode(pred.flatten(0, 1)).unflatten(0, (b, k))
-                out["pred_frame_mse"] = (pred_frames.clamp(0, 1) - frames[:, c : c + k]).pow(2).mean()
-                out["pred_frames"] = pred_frames
+                if phase.get("frame_weight", 0.0):
+                    out["pred_frame_loss"] = weighted_frame_loss(
+                        pred_frames, frames[:, c : c + k], self.loss_weights
+                    )
+                    loss = loss + phase["frame_weight"] * out["pred_frame_loss"]
+            out["pred_frame_mse"] = (pred_frames.detach().clamp(0, 1) - frames[:, c : c + k]).pow(2).mean()
+            out["pred_frames"] = pred_frames.detach()
         if phase["recon_weight"] > 0:
             recon = self.vqvae.decode(latents.flatten(0, 1))
             target_frames = frames.flatten(0, 1)

@@ -146,7 +146,7 @@ class RLPhase(WorldModelPhase):
         (z_t, hidden after consuming z_{t-1}, a_{t-1}). Returns z (N, C, h, w), hidden per layer (N, Hc, h, w)."""
         state, starts_z, starts_h = None, [], []
         for t in range(z.shape[1] - 1):
-            _, state = self.dynamics.predict(z[:, t], actions[:, t], state)
+            state = self.dynamics.advance(z[:, t], actions[:, t], state)
             starts_z.append(z[:, t + 1])
             starts_h.append(state)
         n = self.hparams.phase["imagination_starts"]
@@ -262,7 +262,7 @@ class LatentPolicy:
         if self.prev is None:
             self.state = phase.dynamics.initial_state(z)
         else:
-            _, self.state = phase.dynamics.predict(*self.prev, self.state)
+            self.state = phase.dynamics.advance(*self.prev, self.state)
         action = phase(z, self.state[-1])
         self.prev = (z, action)
         return action.float().cpu().numpy()
