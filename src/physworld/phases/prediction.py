@@ -59,7 +59,7 @@ def build_dynamics(model: dict) -> LatentDynamics:
         num_codes=model["vq"]["num_codes"],
         feedback=dyn.get("feedback", "straight_through"),
         groups=model["vq"].get("groups", 1),
-        token_head=dyn.get("token_head", "distance"),
+        token_head=dyn.get("token_head", "linear"),  # checkpoints from before the option had the linear head
     )
 
 
