@@ -39,9 +39,10 @@ def test_demo_pipeline_runs_every_phase_in_order_and_resumes(tmp_path):
     assert "phase.init_from: loaded vqvae from" in first.stdout + first.stderr
     rl = json.loads((root / "5_rl" / "metrics.json").read_text())
     assert {"test/return_policy", "test/return_random", "test/return_oracle"} <= set(rl)
-    comprehensive = json.loads((root / "3_comprehensive" / "metrics.json").read_text())
-    assert "test/rollout_mse/pendulum/t01" in comprehensive
-    # the pipeline ends with an evaluation of each world-model step and one report for all of them
+    # the world-model steps skip their own test (test=false); the pipeline ends with an evaluation of each of
+    # them on the test split, and one report for all of them
+    (evaluation,) = (root / "3_comprehensive" / "evaluate").glob("*/metrics.json")
+    assert "test/rollout_pos_err/bouncing_balls/t01" in json.loads(evaluation.read_text())
     assert list((root / "2_prediction" / "evaluate").glob("*/architecture_diagram.png"))
     report = (root / "report.md").read_text()
     assert "5_rl" in report and "rl_trajectory.png" in report and (root / "report.html").is_file()
@@ -63,3 +64,19 @@ def test_experiment_without_steps_fails_with_one_line(tmp_path):
         and "has no pipeline.steps" in result.stderr
         and "Traceback" not in result.stderr
     )
+
+
+def test_fidelity_steps_are_the_demos_physics_steps_with_its_fidelity_settings():
+    from physworld.config import check_config
+    from physworld.pipeline import plan
+
+    _, demo, _ = plan(["experiment=demo"])
+    root, steps, _ = plan(["experiment=fidelity"])
+    assert [name for name, _ in steps] == [name for name, _ in demo[:3]]
+    for (name, cfg), (_, twin) in zip(steps, demo):
+        check_config(cfg, files=False)
+        assert cfg.phase.name == twin.phase.name and cfg.dataset.name == twin.dataset.name == "all", name
+        assert cfg.model.vq.groups == 8 and cfg.model.dynamics.residual, name
+        assert cfg.paths.data_dir != twin.paths.data_dir  # other sizes: it must not regenerate the demo's data
+    assert steps[1][1].phase.init_from == str(root / "1_reconstruction" / "checkpoints" / "best.ckpt")
+    assert steps[0][1].phase.foreground_weight > 0 and steps[0][1].phase.gradient_weight > 0
