@@ -77,6 +77,8 @@ def test_fidelity_steps_are_the_demos_physics_steps_with_its_fidelity_settings()
         check_config(cfg, files=False)
         assert cfg.phase.name == twin.phase.name and cfg.dataset.name == twin.dataset.name == "all", name
         assert cfg.model.vq.groups == 8 and cfg.model.dynamics.residual, name
-        assert cfg.paths.data_dir != twin.paths.data_dir  # other sizes: it must not regenerate the demo's data
+        assert (
+            cfg.paths.data_dir != twin.paths.data_dir
+        )  # other sizes: it must not regenerate the demo's data
     assert steps[1][1].phase.init_from == str(root / "1_reconstruction" / "checkpoints" / "best.ckpt")
     assert steps[0][1].phase.foreground_weight > 0 and steps[0][1].phase.gradient_weight > 0
