@@ -48,6 +48,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from physworld.models.vector_quantizer import squared_distances
+
 OUTPUTS = ("latent", "tokens")
 FEEDBACKS = ("argmax", "straight_through", "gumbel", "soft")
 TOKEN_HEADS = ("copy", "linear", "distance")
@@ -146,9 +148,8 @@ class LatentDynamics(nn.Module):
         out_channels = groups * num_codes if self.token_head in ("linear", "copy") else latent_channels
         self.head = nn.Conv2d(hidden_channels, out_channels, kernel_size=1)
         if self.token_head == "copy":
-            nn.init.zeros_(
-                self.head.weight
-            )  # logits = the copy bias alone: the untrained dynamics keeps every code
+            # logits = the copy bias alone: the untrained dynamics keeps every code
+            nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
             self.log_copy = nn.Parameter(torch.tensor(math.log(5.0)))
         if self.token_head == "distance":
@@ -165,32 +166,30 @@ class LatentDynamics(nn.Module):
     def copy_bias(self, z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
         """(B, G*K, H, W): the learned copy bias b = exp(log_copy) on the logit of every cell's current code (the
         code nearest to z in each group, z itself for codebook entries), 0 elsewhere."""
+        b, _, h, w = z.shape
+        d2 = self.code_distances(z.detach(), codebook.detach().to(z.dtype))  # (B, G, K, H, W)
+        current = F.one_hot(d2.argmin(2), d2.shape[2]).permute(0, 1, 4, 2, 3)  # (B, G, K, H, W)
+        return (self.log_copy.exp() * current).reshape(b, -1, h, w)
+
+    def code_distances(self, z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+        """Latents (B, C, H, W), codebook (G*K, C/G) -> squared distance of every cell's group part to every
+        code of its group (B, G, K, H, W), in z's dtype (the quantiser's `squared_distances`)."""
         b, c, h, w = z.shape
         g = self.groups
-        weight = codebook.detach().to(z.dtype).view(g, -1, c // g)  # (G, K, d)
-        zg = z.detach().view(b, g, c // g, h, w)
-        d2 = weight.pow(2).sum(-1)[None, :, :, None, None] - 2 * torch.einsum("bgdhw,gkd->bgkhw", zg, weight)
-        current = F.one_hot(d2.argmin(2), weight.shape[1]).permute(0, 1, 4, 2, 3)  # (B, G, K, H, W)
-        return (self.log_copy.exp() * current).reshape(b, -1, h, w)
+        parts = z.view(b, g, c // g, h, w).permute(0, 3, 4, 1, 2)  # (B, H, W, G, d)
+        d2 = squared_distances(parts, codebook.view(g, -1, c // g))  # (B, H, W, G, K)
+        return d2.permute(0, 3, 4, 1, 2)
 
     def distance_logits(self, z_hat: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
         """Predicted latents (B, C, H, W), codebook (G*K, C/G) -> logits (B, G*K, H, W): minus the squared
         distance to every code of the cell's group, over the group's mean squared distance between two codes,
         times the learned scale. The codebook is the VQ-VAE's and stays out of this loss's gradient."""
-        b, c, h, w = z_hat.shape
-        g = self.groups
-        weight = codebook.detach().float().view(g, -1, c // g)  # (G, K, d)
-        z = z_hat.float().view(b, g, c // g, h, w)
-        d2 = (
-            z.pow(2).sum(2, keepdim=True)
-            - 2 * torch.einsum("bgdhw,gkd->bgkhw", z, weight)
-            + weight.pow(2).sum(-1)[None, :, :, None, None]
-        )  # (B, G, K, H, W)
-        with torch.no_grad():  # the mean squared distance between two codes of a group
+        b, _, h, w = z_hat.shape
+        weight = codebook.detach().float().view(self.groups, -1, codebook.shape[1])  # (G, K, d)
+        d2 = self.code_distances(z_hat.float(), codebook.detach().float())  # (B, G, K, H, W)
+        with torch.no_grad():  # the mean squared distance between two codes of a group, (G,)
             k = weight.shape[1]
-            spacing = (torch.cdist(weight, weight).pow(2).sum((1, 2)) / (k * (k - 1))).clamp_min(
-                1e-12
-            )  # (G,)
+            spacing = (torch.cdist(weight, weight).pow(2).sum((1, 2)) / (k * (k - 1))).clamp_min(1e-12)
         logits = -self.log_scale.exp() * d2 / spacing[None, :, None, None, None]
         return logits.reshape(b, -1, h, w)
 

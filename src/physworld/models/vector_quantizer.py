@@ -40,6 +40,16 @@ from torch import nn
 COUNT_CHUNK = 8192  # indices compared with the codes at a time in `counts`
 
 
+def squared_distances(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Squared Euclidean distance of every group part to every code of its group: x (..., G, d), weight
+    (G, K, d) -> (..., G, K), in x's dtype. Shared by the quantiser and the dynamics' token heads."""
+    return (
+        x.pow(2).sum(-1, keepdim=True)
+        - 2 * torch.einsum("...gd,gkd->...gk", x, weight.to(x.dtype))
+        + weight.pow(2).sum(-1)
+    )
+
+
 def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
 
@@ -105,12 +115,7 @@ class VectorQuantizer(nn.Module):
         """Index of the nearest code (squared Euclidean) of each group of each row of flat (N, C) -> (N, G)."""
         x = flat.view(flat.shape[0], self.groups, self.group_dim)  # (N, G, d)
         weight = self.embedding.weight.view(self.groups, self.num_codes, self.group_dim)  # (G, K, d)
-        distances = (
-            x.pow(2).sum(-1, keepdim=True)
-            - 2 * torch.einsum("ngd,gkd->ngk", x, weight.to(x.dtype))
-            + weight.pow(2).sum(-1)[None]
-        )  # (N, G, K)
-        return distances.argmin(-1) + self.offsets  # global row numbers
+        return squared_distances(x, weight).argmin(-1) + self.offsets  # global row numbers
 
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
         """indices (B, G, H, W) -> codes (B, C, H, W)."""
