@@ -27,4 +27,8 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    from physworld.choices import exit_on_bad_choice
+
+    # a misspelt group option (debug=tinny): one line, exit 2
+    exit_on_bad_choice(Path(__file__).resolve().parent / "configs")
     main()

@@ -51,4 +51,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    from physworld.choices import exit_on_bad_choice
+
+    exit_on_bad_choice(ROOT / "configs")  # a misspelt group option (debug=tinny): one line, exit 2
     main()

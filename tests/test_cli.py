@@ -12,7 +12,7 @@ import pytest
 
 from physworld.config import check_config
 from physworld.errors import ConfigError
-from tests.conftest import ROOT
+from tests.conftest import CONFIGS, ROOT
 
 
 def run(args, tmp_path, env=None):
@@ -71,8 +71,8 @@ def test_multirun_jobs_get_their_own_folders(tmp_path):
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("dataset=nope", "Available options in 'dataset'"),
-        ("phase=nope", "Available options in 'phase'"),
+        ("dataset=nope", "dataset='nope' is not accepted: one of ['all', 'bouncing_balls', "),
+        ("phase=nope", "phase='nope' is not accepted: one of ['comprehensive', 'prediction', "),
         ("phase.batch_size=-4", "phase.batch_size=-4 is not accepted: a positive integer"),
         ("ckpt_path=/no/such.ckpt", "ckpt_path='/no/such.ckpt': no such checkpoint file"),
     ],
@@ -101,6 +101,30 @@ def test_config_checks_name_the_key(make_cfg, override, key):
     with pytest.raises(ConfigError, match=re.escape(key)) as err:
         check_config(make_cfg("debug=tiny", override))
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("script", "override"),
+    [
+        ("train.py", "debug=tinny"),
+        ("train.py", "experiment=demoo"),
+        ("train.py", "hparams_search=grid"),
+        ("train.py", "-m debug=tiny,tinny"),
+        ("scripts/generate_data.py", "debug=tinny"),
+        ("scripts/evaluate.py", "experiment=demoo"),
+        ("scripts/pipeline.py", "experiment=demoo"),
+    ],
+)
+def test_misspelt_group_option_is_one_line_with_the_options(tmp_path, script, override):
+    result = run([script, *override.split()], tmp_path)
+    group, value = override.split()[-1].split("=")
+    options = sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
+    bad = value.split(",")[-1]
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert (
+        result.stderr.strip()
+        == f"physworld: error: {group}={bad!r} is not accepted: one of {options} (configs/{group}/)"
+    )
 
 
 def test_generate_data_cli(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 
 from tests.conftest import CONFIGS, ROOT, compose_raw
@@ -62,3 +63,14 @@ def test_generate_data_config_matches_train(monkeypatch):
         assert gen.paths.data_dir == train.paths.data_dir
         assert gen.data.seed == train.data.seed
         assert gen.dataset == train.dataset
+
+
+@pytest.mark.parametrize("config_name", ["train", "generate_data", "evaluate"])
+@pytest.mark.parametrize("override", ["debug=tinny", "experiment=demoo", "hparams_search=grid"])
+def test_misspelt_option_of_an_off_by_default_group_fails(config_name, override):
+    # Such groups were `optional` in the defaults lists, which made Hydra compose the full default config for
+    # a misspelt option instead of failing. hparams_search is a group of train.yaml only.
+    if config_name != "train" and override.startswith("hparams_search"):
+        pytest.skip("train.yaml only")
+    with pytest.raises(MissingConfigException, match=f"Available options in '{override.split('=')[0]}'"):
+        compose_raw([override], config_name=config_name)

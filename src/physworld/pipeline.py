@@ -26,6 +26,7 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from physworld.choices import check_choices, group_options
 from physworld.config import datasets_for
 from physworld.data.cache import SPLITS, ensure_split
 from physworld.errors import ConfigError
@@ -44,15 +45,23 @@ def compose_train(overrides: list[str]) -> DictConfig:
     return cfg
 
 
+def has_steps(experiment: str) -> bool:
+    """Whether configs/experiment/<experiment>.yaml defines pipeline.steps (so scripts/pipeline.py can run it)."""
+    node = OmegaConf.load(CONFIGS / "experiment" / f"{experiment}.yaml")
+    return bool(OmegaConf.select(node, "pipeline.steps"))
+
+
 def plan(overrides: list[str]) -> tuple[Path, list[tuple[str, DictConfig]], DictConfig]:
     """The pipeline folder, each step's composed config (with its run folder and starting checkpoint) and the
     experiment's `pipeline` node."""
+    check_choices(overrides, CONFIGS)  # experiment=demoo: one line naming the experiments there are
     base = compose_train(overrides)
     pipeline = base.get("pipeline")
     if not pipeline or not pipeline.get("steps"):
+        with_steps = [name for name in group_options(CONFIGS, "experiment") if has_steps(name)]
         raise ConfigError(
-            "this experiment has no pipeline.steps: accepted an experiment that defines them "
-            f"(e.g. experiment=demo); got experiment={base.get('experiment_name')!r}"
+            f"experiment={HydraConfig.get().runtime.choices.get('experiment')!r} has no pipeline.steps: "
+            f"accepted an experiment that defines them, one of {with_steps}"
         )
     root = Path(pipeline.dir)
     steps, names = [], []
@@ -62,6 +71,7 @@ def plan(overrides: list[str]) -> tuple[Path, list[tuple[str, DictConfig]], Dict
         if init is not None and init not in names:
             raise ConfigError(f"pipeline step {name!r}: init_from={init!r} is not an earlier step ({names})")
         extra = [*step.overrides, *overrides]  # the command line wins, e.g. phase.max_epochs=1 for every step
+        check_choices(list(step.overrides), CONFIGS)
         if init is not None:
             extra.append(f"phase.init_from={root / init / 'checkpoints' / 'best.ckpt'}")
         cfg = compose_train(extra)
