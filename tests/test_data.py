@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 import types
 
 import numpy as np
@@ -14,6 +17,7 @@ from physworld.data.cache import ensure_split, load_split, read_manifest
 from physworld.data.datamodule import VideoDataModule, WindowDataset
 from physworld.data.scenes import moving_mnist
 from physworld.errors import DataError
+from tests.conftest import ROOT
 
 MNIST = {
     "name": "moving_mnist",
@@ -125,6 +129,38 @@ def test_killed_generation_leaves_nothing_that_loads(tmp_path, monkeypatch):
     folder = tmp_path / "moving_mnist"
     assert not (folder / "train").exists()
     assert [p for p in folder.iterdir() if ".tmp-" in p.name] == []
+
+
+def test_cache_imports_without_fcntl():
+    # Windows has no fcntl module; the cache (and so train.py) must still import there.
+    code = "import sys; sys.modules['fcntl'] = None; import physworld.data.cache, physworld.data.tokens"
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_split_lock_waits_for_another_process(tmp_path):
+    # Concurrent generators (DDP ranks, multirun jobs) of one split take turns: while another process holds
+    # the split's lock, taking it here waits until that process lets go.
+    lock = tmp_path / ".train.lock"
+    hold = 1.5
+    code = (
+        "import sys, time; from physworld.data.cache import _lock\n"
+        f"with _lock({str(lock)!r}):\n"
+        "    print('held', flush=True); time.sleep(float(sys.argv[1]))\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(hold)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        started = time.perf_counter()
+        with cache._lock(lock):
+            waited = time.perf_counter() - started
+    finally:
+        holder.wait(timeout=60)
+    assert waited > hold / 2
 
 
 def test_window_dataset_and_datamodule(tmp_path):

@@ -17,7 +17,6 @@ A lock file serialises concurrent generators (DDP ranks, multirun jobs) of the s
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -27,6 +26,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 from tqdm.auto import tqdm
 
 from physworld.data.scenes import SCENES
@@ -264,11 +264,8 @@ def _verify_hashes(path: Path, manifest: dict, name: str) -> None:
             stamp_file.write_text(json.dumps(stamps))
 
 
-@contextlib.contextmanager
-def _lock(file: Path):
-    with open(file, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _lock(file: Path) -> FileLock:
+    """An exclusive lock on `file` (created if missing, left in place), waited for without a timeout: a context
+    manager. filelock takes an OS lock on the open file (flock on Unix, msvcrt on Windows), so the kernel
+    releases it when a holder dies, as fcntl.flock did; unlike fcntl it imports everywhere."""
+    return FileLock(file)
