@@ -23,15 +23,16 @@ demo: $(STAMP) ## The main job: the four phases end to end on small data, then a
 	$(BIN)/python scripts/pipeline.py experiment=demo
 
 # RUN: a training run folder for `make evaluate`, a run or pipeline folder for `make report` (default: the newest
-# folder in outputs/train/runs).
-RUN ?= $(patsubst %/,%,$(lastword $(sort $(wildcard outputs/train/runs/*/))))
+# run in outputs/train/runs with a checkpoints/best.ckpt; the folder names start with the time, so sorting them
+# sorts by age, and runs that stopped before their first checkpoint are passed over).
+RUN ?= $(patsubst %/checkpoints/best.ckpt,%,$(lastword $(sort $(wildcard outputs/train/runs/*/checkpoints/best.ckpt))))
 
 evaluate: $(STAMP) ## Evaluate RUN's best checkpoint on its test split: metrics.json + figures in RUN/evaluate/
-	@test -n "$(RUN)" || { echo "make evaluate: no run in outputs/train/runs; pass RUN=<run folder>" >&2; exit 2; }
+	@test -n "$(RUN)" || { echo "make evaluate: no run with checkpoints/best.ckpt in outputs/train/runs; pass RUN=<run folder>" >&2; exit 2; }
 	$(BIN)/python scripts/evaluate.py ckpt_path=$(RUN)/checkpoints/best.ckpt
 
 report: $(STAMP) ## Write RUN/report.md and RUN/report.html (RUN: a run or pipeline folder)
-	@test -n "$(RUN)" || { echo "make report: no run in outputs/train/runs; pass RUN=<folder>" >&2; exit 2; }
+	@test -n "$(RUN)" || { echo "make report: no run with checkpoints/best.ckpt in outputs/train/runs; pass RUN=<folder>" >&2; exit 2; }
 	$(BIN)/python scripts/report.py $(RUN)
 
 test: $(STAMP) ## Fast test suite (a few minutes on 2 CPU cores)

@@ -221,3 +221,43 @@ def test_report_errors_are_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"physworld: error: {tmp_path / 'nope'}: no such folder (pass a run, pipeline or evaluation folder)"
     ]
+
+
+def test_report_refuses_a_folder_whose_runs_stopped_at_start(tmp_path):
+    # What train.py leaves when a bad value stops it: the run folder with its config and log, no results.
+    failed = tmp_path / "runs" / "2026-01-02_10-00-00-000000_reconstruction_moving_mnist"
+    (failed / ".hydra").mkdir(parents=True)
+    OmegaConf.save(
+        OmegaConf.create({"phase": {"name": "reconstruction"}, "dataset": {"name": "x"}}),
+        failed / ".hydra" / "config.yaml",
+    )
+    (failed / "train.log").write_text("")
+    result = subprocess.run(
+        [sys.executable, "scripts/report.py", str(tmp_path / "runs")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2, result.stdout
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"physworld: error: {tmp_path / 'runs'}: no training run with results")
+    assert not (tmp_path / "runs" / "report.md").exists()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+def test_make_picks_the_newest_run_with_a_best_checkpoint(tmp_path):
+    # `make evaluate` / `make report` default RUN: a newer run that stopped at start (no best.ckpt) is skipped.
+    runs = tmp_path / "outputs" / "train" / "runs"
+    names = [f"2026-01-0{day}_10-00-00-000000_reconstruction_moving_mnist" for day in (1, 2, 3)]
+    for name in names[:2]:
+        (runs / name / "checkpoints").mkdir(parents=True)
+        (runs / name / "checkpoints" / "best.ckpt").write_bytes(b"")
+    (runs / names[2] / ".hydra").mkdir(parents=True)
+    result = subprocess.run(
+        ["make", "-s", "--no-print-directory", "-f", str(ROOT / "Makefile"), "-C", str(tmp_path)]
+        + ["--eval", "print-run: ; @echo $(RUN)", "print-run"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"outputs/train/runs/{names[1]}"

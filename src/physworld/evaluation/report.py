@@ -91,8 +91,10 @@ def discover(root: Path) -> tuple[list[Path], list[Path]]:
 
 
 def is_training_run(folder: Path) -> bool:
-    csv_log = (folder / "csv" / "metrics.csv").is_file()
-    return csv_log or (folder / "checkpoints").is_dir() or run_config_file(folder) is not None
+    """A run with something to report: a CSV log, checkpoints or metrics. A folder with only its config is a
+    run that stopped at start-up (a bad value, a crash before the first checkpoint): nothing to show."""
+    results = ("csv/metrics.csv", "checkpoints", "metrics.json")
+    return any((folder / name).exists() for name in results)
 
 
 def read_config(run: Path) -> DictConfig | None:
@@ -342,7 +344,7 @@ def build(root: Path) -> list[Block]:
     runs, evaluations = discover(root)
     if not runs and not evaluations:
         raise PhysworldError(
-            f"{root}: no training run (.hydra/config.yaml, csv/metrics.csv, checkpoints/) or evaluation "
+            f"{root}: no training run with results (csv/metrics.csv, checkpoints/ or metrics.json) or evaluation "
             "(evaluation.json) in it: pass a run folder, a pipeline folder or an evaluation folder"
         )
     # An evaluation reached directly still shows the run it evaluated, when that run exists.
