@@ -68,6 +68,18 @@ def test_multirun_jobs_get_their_own_folders(tmp_path):
         assert (sweeps[0] / job / "metrics.json").is_file()
 
 
+def test_lightning_log_lines_print_once(tmp_path):
+    # Lightning's own console handler and Hydra's (on the root logger) both printed every Lightning INFO line.
+    args = ["train.py", "debug=tiny", "trainer.fast_dev_run=true", "logger=none", "test=false"]
+    result = run([*args, f"paths.data_dir={tmp_path / 'data'}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    output = result.stdout + result.stderr
+    for line in ("GPU available: ", "precision: ", "parameters: encoder "):
+        assert output.count(line) == 1, (line, output[-3000:])
+    (log,) = (tmp_path / "outputs" / "train" / "runs").glob("*/train.log")  # Hydra's file handler keeps them
+    assert log.read_text().count("GPU available: ") == 1
+
+
 @pytest.mark.parametrize(
     ("override", "expected"),
     [

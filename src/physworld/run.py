@@ -13,6 +13,7 @@ from physworld import loggers as run_loggers
 from physworld.callbacks.metrics_file import scalar_metrics, write_metrics
 from physworld.config import check_config, dataset_members, datasets_for, resolve_ckpt_path, resolve_precision
 from physworld.data.datamodule import VideoDataModule
+from physworld.log_handlers import drop_lightning_console_handler
 from physworld.phases import PHASES
 
 
@@ -66,6 +67,7 @@ def format_counts(counts: dict[str, int]) -> str:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit and/or test the phase chosen by `phase=`; write `<run dir>/metrics.json`; return its metrics."""
     check_config(cfg)
+    drop_lightning_console_handler()  # Hydra's console handler prints Lightning's lines; its own would repeat them
     rank_zero_info(f"precision: {resolve_precision(cfg)}")
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)

@@ -39,6 +39,7 @@ from physworld.evaluation.figures import preview_figures, reconstruction_figures
 from physworld.evaluation.loading import load_phase, training_config
 from physworld.evaluation.runs import run_config_file, training_run_dir
 from physworld.evaluation.scoring import DatasetScores, score_reconstruction, score_rollouts, to_frames
+from physworld.log_handlers import drop_lightning_console_handler
 from physworld.metrics.rollout import horizon_keys
 
 log = logging.getLogger(__name__)
@@ -206,6 +207,7 @@ def evaluation_record(ckpt_path: str, phase, plan: DataPlan, scores: dict, stage
 def evaluate(cfg: DictConfig) -> tuple[Path, dict[str, float]]:
     """Evaluate `cfg.ckpt_path`; write the evaluation folder; return it and the flat metrics."""
     check_evaluation(cfg)
+    drop_lightning_console_handler()  # under Hydra its console handler prints Lightning's lines already
     ckpt_path = str(cfg.ckpt_path)
     phase, _ = load_phase(ckpt_path)
     plan = data_plan(cfg, ckpt_path)
