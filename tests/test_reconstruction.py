@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import torch
+from lightning.pytorch.utilities.model_summary import ModelSummary
 
 from physworld.phases.reconstruction import ReconstructionPhase
-from physworld.run import build_datamodule, train
+from physworld.run import build_datamodule, build_phase, train
 
 
 def test_fast_dev_run(make_cfg):
@@ -62,3 +63,17 @@ def test_overfit_halves_the_loss(make_cfg):
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], (losses[0], losses[-1])
+
+
+def test_model_summary_counts_the_flops_of_a_frame(make_cfg):
+    # The summary runs forward on example_input_array; without one it reported 0 FLOPs.
+    phase = build_phase(make_cfg("debug=tiny"))
+    flops = ModelSummary(phase).total_flops
+    # A lower bound from the encoder's convs alone: 2 * Cin * Cout * k * k multiply-adds per output pixel.
+    side, bound = 64, 0
+    for conv in phase.vqvae.encoder.convs:
+        side //= conv.stride[0]
+        bound += (
+            2 * conv.in_channels * conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1] * side**2
+        )
+    assert flops >= bound > 0

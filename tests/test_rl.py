@@ -15,7 +15,7 @@ from physworld.envs.episodes import OraclePolicy, RandomPolicy, run_episodes
 from physworld.errors import CheckpointError, ConfigError
 from physworld.models.agent import Actor, Critic, RewardPredictor, lambda_returns
 from physworld.phases.rl import RLPhase
-from physworld.run import build_datamodule, plain, train
+from physworld.run import build_datamodule, build_phase, plain, train
 from tests.conftest import compose_config
 
 RL = ("debug=tiny", "phase=rl", "dataset=goal_reach")
@@ -48,6 +48,14 @@ def test_heads_shapes_and_squashed_actions():
     mean, std = actor(f)
     assert (std >= actor.min_std).all() and (std <= actor.max_std).all()
     assert torch.equal(actor.act(f), torch.tanh(mean))
+
+
+def test_model_summary_counts_the_actor_step_flops(make_cfg):
+    from lightning.pytorch.utilities.model_summary import ModelSummary
+
+    phase = build_phase(make_cfg(*RL))  # init_from is read at setup, not here
+    summary = ModelSummary(phase)
+    assert summary.total_flops > 0 and summary.flop_counts["actor"]
 
 
 def test_lambda_returns_match_hand_computation():

@@ -35,6 +35,9 @@ class ReconstructionPhase(WorldModelPhase):
         self.eval_losses = nn.ModuleDict(
             {s: nn.ModuleDict({"loss": MeanMetric(), "vq_loss": MeanMetric()}) for s in STAGES}
         )
+        # One 64x64 frame, (B, T, 3, H, W): the model summary runs forward on it to count the FLOPs per frame.
+        # A dict, so that on_after_batch_transfer (which reads batch dicts) leaves it as it is.
+        self.example_input_array = {"frames": torch.zeros(1, 1, 3, 64, 64)}
 
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """frames (B, T, 3, H, W) -> reconstructions (B*T, 3, H, W), indices (B*T, G, h, w), vq loss."""

@@ -59,6 +59,13 @@ class RLPhase(WorldModelPhase):
         self.eval_reward_loss = torch.nn.ModuleDict({s: MeanMetric() for s in ("val", "test")})
         self.last_episodes: dict[str, Episodes] = {}  # the latest real-environment evaluation (for figures)
         self._baselines: dict[tuple, dict[str, float]] = {}
+        # One model state, z (1, C, h, w) and h (1, Hc, h, w) on the latent grid (64 px halved by every encoder
+        # conv): the model summary runs forward, the actor's step, on it to count its FLOPs.
+        grid = 64 // 2 ** (len(model["encoder"]["hidden_channels"]) + 1)
+        self.example_input_array = {
+            "z": torch.zeros(1, code, grid, grid),
+            "hidden": torch.zeros(1, hidden, grid, grid),
+        }
 
     @property
     def vqvae_frozen(self) -> bool:
