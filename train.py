@@ -15,10 +15,15 @@ os.environ.setdefault("PHYSWORLD_ROOT", str(Path(__file__).resolve().parent))
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    from physworld.config import check_config
     from physworld.errors import PhysworldError
-    from physworld.run import train
 
     try:
+        # The checks of the values first, before torch and Lightning are imported (seconds): a bad value is
+        # reported at once. train() checks again with the checkpoint files, which need torch to read.
+        check_config(cfg, files=False)
+        from physworld.run import train
+
         metrics = train(cfg)
     except PhysworldError as err:
         print(f"physworld: error: {err}", file=sys.stderr)

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -95,6 +96,35 @@ def test_bad_input_is_one_clear_line(tmp_path, override, expected):
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "data").exists()  # stopped before generating anything
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("data.max_sequences=-1", "data.max_sequences=-1 is not accepted"),
+        ("dataset.name=nope", "dataset: name='nope' is not accepted: one of ["),
+    ],
+)
+def test_bad_value_is_reported_before_torch_is_imported(tmp_path, override, expected):
+    # The checks run before torch and Lightning are imported (which alone take seconds): a bad value comes
+    # back about as fast as Hydra composes. The bound is loose for a loaded machine.
+    started = time.perf_counter()
+    result = run(["train.py", override], tmp_path)
+    took = time.perf_counter() - started
+    assert result.returncode == 2 and expected in result.stderr, result.stderr[-2000:]
+    assert took < 6, f"{took:.1f} s"
+
+
+def test_config_checks_import_neither_torch_nor_lightning():
+    code = (
+        "import sys; import physworld.config, physworld.phases; "
+        "print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize(

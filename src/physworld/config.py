@@ -1,5 +1,8 @@
 """Start-up checks of a composed config: a bad value stops the run before any work, with one line naming
-the key, the value and what is accepted."""
+the key, the value and what is accepted.
+
+This module imports neither torch nor Lightning at the top (train.py runs check_config before importing them,
+so a bad value is reported in seconds); the few checks that need torch import it where they run."""
 
 from __future__ import annotations
 
@@ -9,8 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from physworld.data.scenes import SCENES
 from physworld.errors import ConfigError
-from physworld.phases import PHASES
-from physworld.phases.checkpoints import checkpoint_phase, read_checkpoint
+from physworld.phases import PHASE_NAMES
 
 
 def _get(cfg: DictConfig, key: str):
@@ -213,10 +215,11 @@ def check_ddp_in_sweep(cfg: DictConfig) -> None:
     re-run the whole sweep. Refuse it there (ddp_spawn or the SLURM launcher work)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
-    from lightning.fabric.plugins.environments import SLURMEnvironment
 
     strategy = (cfg.get("trainer") or {}).get("strategy")
     if strategy == "ddp" and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        from lightning.fabric.plugins.environments import SLURMEnvironment
+
         if not SLURMEnvironment.detect():
             raise ConfigError(
                 "trainer.strategy='ddp' is not accepted in a multirun (-m): its child processes would re-run the "
@@ -267,7 +270,7 @@ def check_config(cfg: DictConfig, files: bool = True) -> None:
     """Raise ConfigError for the first bad value. Called by train() before anything is built.
     files=False skips the checks of checkpoint files (a pipeline checks its later steps before their
     checkpoints exist)."""
-    require(cfg, "phase.name", lambda v: v in PHASES, f"one of {sorted(PHASES)}")
+    require(cfg, "phase.name", lambda v: v in PHASE_NAMES, f"one of {sorted(PHASE_NAMES)}")
     require(cfg, "seed", non_negative_int, "a non-negative integer")
     for key in ("phase.batch_size", "phase.seq_len", "phase.max_epochs"):
         require(cfg, key, positive_int, "a positive integer")
@@ -337,6 +340,8 @@ def check_config(cfg: DictConfig, files: bool = True) -> None:
     check_ddp_in_sweep(cfg)
     ckpt = resolve_ckpt_path(cfg) if files else None
     if ckpt is not None:
+        from physworld.phases.checkpoints import checkpoint_phase, read_checkpoint  # torch
+
         saved = checkpoint_phase(read_checkpoint(ckpt, key="ckpt_path"))
         if saved != cfg.phase.name:
             raise ConfigError(

@@ -1,13 +1,25 @@
-"""LightningModules, one per `phase=<name>`."""
+"""LightningModules, one per `phase=<name>`.
 
-from physworld.phases.comprehensive import ComprehensivePhase
-from physworld.phases.prediction import PredictionPhase
-from physworld.phases.reconstruction import ReconstructionPhase
-from physworld.phases.rl import RLPhase
+`PHASES` maps each name to its class. The classes import Lightning, so PHASES is built on first use (a module
+`__getattr__`): the start-up checks (physworld.config) check `phase=` against PHASE_NAMES without importing
+Lightning, and so report a bad value in about the time Hydra takes to compose.
+"""
 
-PHASES = {
-    "reconstruction": ReconstructionPhase,
-    "prediction": PredictionPhase,
-    "comprehensive": ComprehensivePhase,
-    "rl": RLPhase,
+from __future__ import annotations
+
+import importlib
+
+# phase name -> (module, class)
+_CLASSES = {
+    "reconstruction": ("physworld.phases.reconstruction", "ReconstructionPhase"),
+    "prediction": ("physworld.phases.prediction", "PredictionPhase"),
+    "comprehensive": ("physworld.phases.comprehensive", "ComprehensivePhase"),
+    "rl": ("physworld.phases.rl", "RLPhase"),
 }
+PHASE_NAMES = tuple(_CLASSES)
+
+
+def __getattr__(name: str):
+    if name == "PHASES":
+        return {key: getattr(importlib.import_module(module), cls) for key, (module, cls) in _CLASSES.items()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
