@@ -144,3 +144,36 @@ def test_log_files_sends_gifs_as_videos_and_pngs_as_images(tmp_path):
         ("video", "val/rollout_gif", [str(tmp_path / "a.gif")], 7, {"caption": ["truth | prediction"]}),
         ("image", "val/grid", [str(tmp_path / "b.png")], 7, {}),
     ]
+
+
+def test_logger_wandb_without_wandb_is_one_line_naming_the_extra(make_cfg, monkeypatch, tmp_path):
+    # wandb is the optional extra physworld[wandb]; simulate an install without it (None in sys.modules makes
+    # `import wandb` fail).
+    from physworld.config import check_config
+    from physworld.errors import ConfigError
+
+    check_config(make_cfg("debug=tiny", "logger=wandb"))  # installed here: accepted
+    monkeypatch.setitem(sys.modules, "wandb", None)
+    with pytest.raises(ConfigError, match=r"logger=wandb needs the wandb package.*physworld\[wandb\]"):
+        check_config(make_cfg("debug=tiny", "logger=wandb"))
+    check_config(make_cfg("debug=tiny", "logger=csv"))  # only the W&B logger needs it
+
+    # train.py as a user runs it: one line, exit code 2, before anything is generated.
+    argv = [
+        "train.py",
+        "debug=tiny",
+        "logger=wandb",
+        f"paths.log_dir={tmp_path}",
+        f"paths.data_dir={tmp_path}/d",
+    ]
+    code = (
+        f"import runpy, sys; sys.modules['wandb'] = None; sys.argv = {argv!r}; "
+        "runpy.run_path('train.py', run_name='__main__')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert "logger=wandb needs the wandb package" in line and "physworld[wandb]" in line
+    assert not (tmp_path / "d").exists()

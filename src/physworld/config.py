@@ -6,6 +6,8 @@ so a bad value is reported in seconds); the few checks that need torch import it
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -192,6 +194,30 @@ def check_perf(cfg: DictConfig) -> None:
         )
 
 
+# Packages a logger needs that are not dependencies of physworld: logger class -> (module, what to install).
+LOGGER_PACKAGES = {"WandbLogger": ("wandb", "pip install 'physworld[wandb]'")}
+
+
+def importable(module: str) -> bool:
+    """Whether `import module` would find it (without importing it: wandb alone takes a second or more)."""
+    if module in sys.modules:
+        return sys.modules[module] is not None  # None: marked missing (as tests simulate an absent package)
+    return importlib.util.find_spec(module) is not None
+
+
+def check_loggers(cfg: DictConfig) -> None:
+    """A logger whose package is an optional extra: one line naming the extra when it is not installed."""
+    for name, node in (cfg.get("logger") or {}).items():
+        target = str((node or {}).get("_target_", ""))
+        cls = target.rsplit(".", 1)[-1]
+        if cls in LOGGER_PACKAGES:
+            module, install = LOGGER_PACKAGES[cls]
+            if not importable(module):
+                raise ConfigError(
+                    f"logger={name} needs the {module} package, which is not installed: {install}"
+                )
+
+
 def resolve_ckpt_path(cfg: DictConfig) -> str | None:
     """`ckpt_path`, with `last` meaning `<this run's dir>/checkpoints/last.ckpt` (resuming needs a stable run
     dir: rerun with the killed run's `hydra.run.dir=<run dir>`). ConfigError if the file does not exist."""
@@ -337,6 +363,7 @@ def check_config(cfg: DictConfig, files: bool = True) -> None:
         check_dynamics(cfg, files)
     if cfg.phase.name == "rl":
         check_rl(cfg, files)
+    check_loggers(cfg)
     check_ddp_in_sweep(cfg)
     ckpt = resolve_ckpt_path(cfg) if files else None
     if ckpt is not None:
