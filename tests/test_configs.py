@@ -74,3 +74,12 @@ def test_misspelt_option_of_an_off_by_default_group_fails(config_name, override)
         pytest.skip("train.yaml only")
     with pytest.raises(MissingConfigException, match=f"Available options in '{override.split('=')[0]}'"):
         compose_raw([override], config_name=config_name)
+
+
+def test_default_callbacks_choose_the_rich_progress_bar(make_cfg):
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    from physworld.run import build_callbacks
+
+    bars = [cb for cb in build_callbacks(make_cfg("debug=tiny")) if isinstance(cb, RichProgressBar)]
+    assert len(bars) == 1
