@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from PIL import Image
 
 from physworld.errors import CheckpointError, ConfigError
 from physworld.evaluation.evaluate import evaluate_run
+from physworld.evaluation.report import write_report
 from physworld.run import train
 from tests.conftest import ROOT, compose_config
 
@@ -240,3 +242,15 @@ def test_dataset_all_reports_every_member(pred_run, tmp_path):
     assert metrics["test/recon_psnr"] == pytest.approx(mean)
     assert "test/truth_pos_err/wave/t01" not in metrics  # wave draws no point-like objects
     assert "test/rollout_pos_err/wave/t01" not in metrics and "test/rollout_sharpness/wave/t01" in metrics
+
+
+def test_evaluation_and_report_show_progress_bars(pred_run, tmp_path, capsys):
+    # tqdm bars (on stderr) over the evaluation's batches and the report's runs.
+    evaluate_run(pred_run, ["evaluation.split=val", f"output_dir={tmp_path / 'e'}"], "last.ckpt")
+    err = capsys.readouterr().err
+    assert "evaluate pendulum: reconstruction" in err and "evaluate pendulum: rollouts" in err
+    copy = shutil.copytree(
+        pred_run, tmp_path / "run"
+    )  # the report writes into the folder: not the shared run
+    write_report(copy)
+    assert "report: runs" in capsys.readouterr().err

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+from tqdm.auto import tqdm
 
 from physworld.errors import PhysworldError
 from physworld.evaluation.curves import plot_training_curves, read_training_log
@@ -377,7 +378,7 @@ def build(root: Path) -> list[Block]:
                 ],
             ),
         ]
-    for run in runs:
+    for run in tqdm(runs, desc="report: runs", unit="run", leave=False):  # curves and figures of each run
         blocks += run_section(run, root, files)
         for folder in evaluations:
             if owner[folder] == run:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from physworld.metrics.codebook import CodebookUsage
 from physworld.metrics.frames import FrameMetrics
@@ -65,7 +66,8 @@ def score_reconstruction(
     with_positions = states is not None and has_positions(scene, params)
     energy = torch.zeros(2, dtype=torch.float64)  # reconstructions, frames
     examples = None
-    for start in range(0, n, batch_size):
+    batches = range(0, n, batch_size)
+    for start in tqdm(batches, desc=f"evaluate {scene}: reconstruction", unit="batch", leave=False):
         rows = np.arange(start, min(start + batch_size, n))
         x = to_frames(frames[rows], device)  # (B, T, 3, H, W)
         flat = x.flatten(0, 1)  # (B*T, 3, H, W)
@@ -106,7 +108,8 @@ def score_rollouts(phase, arrays: dict, params: dict, scene: str, n: int, c: int
     frames, actions = arrays["frames"], arrays["actions"]
     scorer = RolloutScorer(scene, params, arrays.get("states"), c, k).to(device)
     examples = None
-    for start in range(0, n, batch_size):
+    batches = range(0, n, batch_size)
+    for start in tqdm(batches, desc=f"evaluate {scene}: rollouts", unit="batch", leave=False):
         rows = np.arange(start, min(start + batch_size, n))
         x = to_frames(frames[rows, : c + k], device)  # (B, c+K, 3, H, W)
         a = torch.from_numpy(np.array(actions[rows, : c + k])).to(device)
