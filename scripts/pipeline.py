@@ -2,6 +2,10 @@
 
 Every argument is a train.py override applied to every step (e.g. `trainer=gpu`, `paths.log_dir=/scratch`).
 Rerunning the same command resumes at the first unfinished step. See src/physworld/pipeline.py.
+
+Main keys: experiment (required: one that defines pipeline.steps, e.g. demo or fidelity), pipeline.report
+(false: no evaluation and report at the end), pipeline.evaluate_sequences, paths.log_dir (the pipeline folder
+is <paths.log_dir>/pipelines/<experiment>), and any train.py key (e.g. phase.max_epochs=1 for every step).
 """
 
 import os

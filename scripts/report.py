@@ -15,7 +15,9 @@ os.environ.setdefault("PHYSWORLD_ROOT", str(ROOT))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="report.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
         "folder", help="a training run, a pipeline folder (several runs) or an evaluation folder"
     )

@@ -169,6 +169,24 @@ def test_misspelt_group_option_is_one_line_with_the_options(tmp_path, script, ov
     )
 
 
+@pytest.mark.parametrize(
+    ("script", "what", "keys"),
+    [
+        ("train.py", "train.py: train one phase of the world model", "Main keys: phase.lr"),
+        ("scripts/evaluate.py", "evaluate.py: score a trained world model", "Main keys: ckpt_path"),
+        ("scripts/generate_data.py", "generate_data.py: generate (or verify)", "Main keys: dataset.sizes"),
+        ("scripts/pipeline.py", "Run an experiment's phases in order", "Main keys: experiment"),
+        ("scripts/report.py", "Write a report of a run or a pipeline folder", "Writes `<folder>/report.md`"),
+    ],
+)
+def test_help_says_what_the_script_does(script, what, keys):
+    result = subprocess.run(
+        [sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert what in result.stdout and keys in result.stdout and "powered by Hydra" not in result.stdout
+
+
 def test_generate_data_cli(tmp_path):
     result = run(
         [
