@@ -1,8 +1,11 @@
 """The Python API on tiny goal_reach models: `physworld.load_world_model` (encode, decode, rollout, imagine),
-`physworld.datasets.load`, the README's example block and the two scripts in examples/."""
+`physworld.datasets.load`, the README's example block and the two scripts in examples/; and the export
+(scripts/export.py): loading an export gives the checkpoint's rollouts, its model card copies the run's
+files, the command line fails with one line, and logger=wandb logs the folder as an artifact."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -12,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 import physworld
 from physworld.data.cache import ensure_split, load_split
@@ -37,7 +41,11 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
     ]
     train(compose_config(tmp / "rec", common))
     recon = tmp / "rec" / "run" / "checkpoints" / "last.ckpt"
-    train(compose_config(tmp / "pred", [*common, "phase=prediction", f"phase.init_from={recon}"]))
+    # the prediction run is tested and keeps its config where Hydra would: the model card reads both
+    cfg = compose_config(tmp / "pred", [*common, "test=true", "phase=prediction", f"phase.init_from={recon}"])
+    train(cfg)
+    (tmp / "pred" / "run" / ".hydra").mkdir()
+    OmegaConf.save(cfg, tmp / "pred" / "run" / ".hydra" / "config.yaml")
     pred = tmp / "pred" / "run" / "checkpoints" / "last.ckpt"
     return {"reconstruction": recon, "prediction": pred, "data": tmp / "data"}
 
@@ -202,3 +210,147 @@ def test_the_examples_run_on_a_tiny_model(tiny, tmp_path):
     )
     assert policy.returncode == 0, policy.stderr[-2000:]
     assert re.search(r"real return over 2 episodes: policy -?\d+\.\d+, random -?\d+\.\d+", policy.stdout)
+
+
+# -- export --------------------------------------------------------------------------------------------------
+
+
+def test_export_then_load_gives_identical_rollouts(tiny, data, tmp_path):
+    from safetensors.torch import load_file
+
+    from physworld.export import export_world_model
+
+    out = export_world_model(tiny["prediction"], tmp_path / "export")
+    assert sorted(p.name for p in out.iterdir()) == ["MODEL_CARD.md", "config.json", "model.safetensors"]
+    ckpt = torch.load(tiny["prediction"], weights_only=True)
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"] == ckpt["hyper_parameters"]["model"] and config["networks"] == [
+        "vqvae",
+        "dynamics",
+    ]
+    tensors = load_file(out / "model.safetensors")
+    assert set(tensors) == {k for k in ckpt["state_dict"] if k.startswith(("vqvae.", "dynamics."))}
+
+    original = physworld.load_world_model(tiny["prediction"], device="cpu")
+    exported = physworld.load_world_model(out, device="cpu")
+    a = original.rollout(data.frames[:4, :2], data.actions[:4], horizon=6)
+    b = exported.rollout(data.frames[:4, :2], data.actions[:4], horizon=6)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert torch.equal(original.encode(data.frames).tokens, exported.encode(data.frames).tokens)
+    steer = lambda z, h: torch.tanh(z.mean((1, 2, 3)))[:, None].expand(-1, 2)  # noqa: E731  a state-dependent policy
+    dream_a = original.imagine(steer, data.frames[:3, :2], 5, start_actions=data.actions[:3])
+    dream_b = exported.imagine(steer, data.frames[:3, :2], 5, start_actions=data.actions[:3])
+    assert torch.equal(dream_a.frames, dream_b.frames) and torch.equal(dream_a.actions, dream_b.actions)
+
+
+def test_model_card_copies_the_runs_files(tiny, tmp_path):
+    from physworld.evaluation.document import fmt
+    from physworld.export import COLUMNS, export_world_model
+    from physworld.metrics.rollout import PREFIXES
+
+    out = export_world_model(tiny["prediction"], tmp_path / "export")
+    card = (out / "MODEL_CARD.md").read_text()
+    run = tiny["prediction"].parent.parent
+    metrics = json.loads((run / "metrics.json").read_text())
+    manifest = json.loads((tiny["data"] / "goal_reach" / "test" / "manifest.json").read_text())
+    version, sha = manifest["spec"]["version"], manifest["files"]["frames"]["sha256"]
+    row = f"| goal_reach | test | 8 | 8 | {version} | 42 | `{sha}` |"
+    assert row in card
+    assert (run / ".hydra" / "config.yaml").read_text().rstrip() in card  # the training config, verbatim
+    # every cell of every rollout table is metrics.json's value of that horizon and column
+    label_to_prefix = {label: PREFIXES[column] for column, label in COLUMNS.items()}
+    checked = 0
+    for metric, table in re.findall(r"^### `(\w+)`\n\n(\|.*?)(?:\n\n|\Z)", card, re.S | re.M):
+        lines = [
+            line.strip("|").split(" | ") for line in table.strip().splitlines() if not line.startswith("|---")
+        ]
+        header = [c.strip() for c in lines[0]]
+        assert header[:2] == ["horizon", "model"]
+        for cells in lines[1:]:
+            cells = [c.strip() for c in cells]
+            for label, cell in zip(header[1:], cells[1:]):
+                key = f"test/{label_to_prefix[label]}_{metric}/{cells[0]}"
+                assert cell == fmt(metrics.get(key)), key
+                checked += cell != "-"
+    assert checked >= 30 and "| t05 |" in card
+    assert f"| `test/loss` | {fmt(metrics['test/loss'])} |" in card
+
+
+def test_export_folder_errors_are_one_line(tiny, tmp_path):
+    from physworld.export import export_world_model
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(
+        CheckpointError, match=r"path='.*empty' is a folder without config.json, model.safetensors"
+    ):
+        physworld.load_world_model(tmp_path / "empty")
+    out = export_world_model(tiny["prediction"], tmp_path / "export")
+    config = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**config, "format_version": 99}))
+    with pytest.raises(CheckpointError, match=r"has format_version=99: accepted 1"):
+        physworld.load_world_model(out)
+    (out / "config.json").write_text(json.dumps(config))
+    (out / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(CheckpointError, match=r"model.safetensors is not readable"):
+        physworld.load_world_model(out)
+
+
+def export_cli(args: list[str], tmp_path: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}, **(env or {})}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "export.py"), *args, f"paths.log_dir={tmp_path / 'logs'}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_export_command_line_and_its_one_line_errors(tiny, tmp_path):
+    ok = export_cli([f"ckpt_path={tiny['prediction']}", f"out={tmp_path / 'out'}"], tmp_path)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert f"exported: {tmp_path / 'out'}" in ok.stdout and (tmp_path / "out" / "model.safetensors").is_file()
+    evil, marker = malicious_checkpoint(tmp_path)
+    file = tmp_path / "a_file"
+    file.write_text("")
+    for args, line in (
+        (
+            [f"out={tmp_path / 'x'}"],
+            "ckpt_path=None is not accepted: pass ckpt_path=<run>/checkpoints/best.ckpt",
+        ),
+        ([f"ckpt_path={tiny['prediction']}"], "out=None is not accepted: pass out=exports/<name>"),
+        (
+            [f"ckpt_path={evil}", f"out={tmp_path / 'x'}"],
+            f"ckpt_path='{evil}' holds io.open, which no physworld checkpoint holds: refused without loading it "
+            "(accepted: tensors, state dicts and plain values (numbers, strings, lists, tuples, dicts))",
+        ),
+        (
+            [f"ckpt_path={tiny['prediction']}", f"out={file}"],
+            f"out='{file}' is a file: accepted a folder (created if missing)",
+        ),
+    ):
+        result = export_cli(args, tmp_path)
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert result.stderr.strip().splitlines() == [f"physworld: error: {line}"]
+    assert not marker.exists() and not (tmp_path / "x").exists()
+
+
+def test_export_with_wandb_logs_the_folder_as_an_artifact(tiny, tmp_path):
+    result = export_cli(
+        [f"ckpt_path={tiny['prediction']}", f"out={tmp_path / 'out'}", "logger=wandb"],
+        tmp_path,
+        env={"WANDB_SILENT": "true"},  # no mode and no key: offline
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "W&B artifact: world-model-prediction-goal_reach" in result.stdout
+    runs = list((tmp_path / "logs" / "export" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, runs
+    record = next(runs[0].glob("*.wandb")).read_bytes()  # W&B's offline log keeps the strings as they are
+    for text in (
+        b"world-model-prediction-goal_reach",
+        b"model.safetensors",
+        b"config.json",
+        b"MODEL_CARD.md",
+    ):
+        assert text in record, text

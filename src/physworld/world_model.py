@@ -239,11 +239,17 @@ def default_device() -> torch.device:
 def load_world_model(path: str | Path, device=None) -> WorldModel:
     """The world model of a training checkpoint or an exported folder (scripts/export.py), on `device`
     (default: CUDA, else MPS, else CPU). CheckpointError (one line naming the path) for anything else."""
+    from physworld.export import read_export
+
     path = Path(path)
-    model, state = read_export(path) if path.is_dir() else read_training_checkpoint(path)
+    if path.is_dir():
+        model, state = read_export(path, key=KEY)
+    else:
+        hparams, state = read_training_checkpoint(path)
+        model = hparams["model"]
     nets = {
-        net: {k[len(net) + 1 :]: v for k, v in state.items() if k.startswith(f"{net}.")}
-        for net in ("vqvae", "dynamics")
+        n: {k[len(n) + 1 :]: v for k, v in state.items() if k.startswith(f"{n}.")}
+        for n in ("vqvae", "dynamics")
     }
     try:
         vqvae = build_vqvae(model)
@@ -260,20 +266,16 @@ def load_world_model(path: str | Path, device=None) -> WorldModel:
     return WorldModel(model, vqvae, dynamics, device if device is not None else default_device())
 
 
-def read_training_checkpoint(path: Path) -> tuple[dict, dict]:
-    """A Lightning checkpoint's model config and state dict."""
-    ckpt = read_checkpoint(path, key=KEY)
+def read_training_checkpoint(path: Path, key: str = KEY) -> tuple[dict, dict]:
+    """A Lightning checkpoint's hyperparameters ({"model", "phase", "dataset_names"}) and state dict, read
+    safely; CheckpointError unless it is a checkpoint of a phase with a world model."""
+    ckpt = read_checkpoint(path, key=key)
     name = checkpoint_phase(ckpt)
     if name not in PHASES_WITH_WORLD_MODEL:
         raise CheckpointError(
-            f"{KEY}={str(path)!r} is a checkpoint of phase {name!r}: accepted one of {list(PHASES_WITH_WORLD_MODEL)}"
+            f"{key}={str(path)!r} is a checkpoint of phase {name!r}: accepted one of {list(PHASES_WITH_WORLD_MODEL)}"
         )
-    return ckpt["hyper_parameters"]["model"], ckpt["state_dict"]
-
-
-def read_export(folder: Path) -> tuple[dict, dict]:
-    """An exported folder's model config (config.json) and weights (model.safetensors)."""
-    raise CheckpointError(f"{KEY}={str(folder)!r}: a folder, but reading exports is not implemented yet")
+    return ckpt["hyper_parameters"], ckpt["state_dict"]
 
 
 def to_images(frames) -> np.ndarray:
