@@ -37,7 +37,9 @@ def real_return(wm, act, seeds: list[int], steps: int) -> float:
             state = (
                 wm.dynamics.initial_state(z) if previous is None else wm.dynamics.advance(*previous, state)
             )
-            action = act(z, state[-1])
+            action = torch.as_tensor(
+                act(z, state[-1]), device=wm.device
+            ).float()  # (E, A) on the model's device
             previous = (z, action)
             obs, reward, _, _, _ = envs.step(action.cpu().numpy())
             total += reward
@@ -53,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--num-frames", type=int, default=None, help="cap the sequence length (debug=tiny: 8)"
     )
+    parser.add_argument("--sequences", type=int, default=256, help="training sequences used (the first ones)")
     parser.add_argument("--reward-steps", type=int, default=500, help="reward-predictor training steps")
     parser.add_argument("--actor-steps", type=int, default=300, help="actor training steps")
     parser.add_argument("--horizon", type=int, default=10, help="imagined steps per actor update")
@@ -68,8 +71,9 @@ def main(argv: list[str] | None = None) -> None:
     data = physworld.datasets.load(
         "goal_reach", "train", args.data_dir, num_sequences=args.num_sequences, num_frames=args.num_frames
     )
-    z = wm.encode(data.frames).latents.flatten(0, 1)  # (N*T, C, h, w)
-    rewards = torch.as_tensor(np.array(data.rewards), device=wm.device).flatten()  # (N*T,)
+    frames = data.frames[: args.sequences]  # uint8 (N, T, 64, 64, 3), still memory-mapped
+    z = wm.encode(frames).latents.flatten(0, 1)  # (N*T, C, h, w)
+    rewards = torch.as_tensor(np.array(data.rewards[: args.sequences]), device=wm.device).flatten()  # (N*T,)
 
     reward_model = RewardPredictor(wm.latent_channels).to(wm.device)
     optimizer = torch.optim.Adam(reward_model.parameters(), lr=1e-3)
@@ -84,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
 
     actor = Actor(wm.latent_channels + wm.hidden_channels, action_dim=wm.action_dim).to(wm.device)
     optimizer = torch.optim.Adam(actor.parameters(), lr=3e-4)
-    starts = data.frames.reshape(-1, 1, *data.frames.shape[2:])  # every frame a one-frame start (N*T, 1, ...)
+    starts = frames.reshape(-1, 1, *frames.shape[2:])  # every frame a one-frame start (N*T, 1, 64, 64, 3)
     for step in range(args.actor_steps):
         pick = np.random.default_rng(step).choice(len(starts), min(args.batch, len(starts)), replace=False)
         dream = wm.imagine(

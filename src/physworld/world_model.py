@@ -82,6 +82,8 @@ class WorldModel:
     def encode(self, frames, batch_size: int = 256) -> Encoding:
         """Frames (..., H, W, 3) uint8 or (..., 3, H, W) float in [0, 1] -> latents (..., C, h, w) and codes
         (..., G, h, w). Encoded `batch_size` frames at a time, so a whole memory-mapped split fits."""
+        if not hasattr(frames, "shape"):  # a list of frames
+            frames = np.asarray(frames)
         shape = tuple(frames.shape)
         if len(shape) < 3:
             self._frames(frames)  # raises the one-line error naming the shape
