@@ -63,7 +63,8 @@ def test_pickled_globals_names_each_import_and_loading_refuses_it(tmp_path, how,
     # Protocol 2 writes Python 2's module name for builtins (`__builtin__`), which unpickling maps back.
     builtins = "__builtin__" if protocol < 3 else "builtins"
     expected = f"{builtins}.exec" if how == "exec" else f"{open.__module__}.open"
-    assert expected in pickled_globals(pickle.dumps({"a": [payload]}, protocol=protocol))
+    names = pickled_globals(pickle.dumps({"a": [payload]}, protocol=protocol))
+    assert expected in names if protocol < 4 else f"{expected} (STACK_GLOBAL)" in names
     path, marker = malicious_checkpoint(tmp_path, how, protocol)
     with pytest.raises(CheckpointError) as err:
         load_checkpoint_file(path, key="ckpt_path")
@@ -160,3 +161,36 @@ def test_report_never_loads_a_checkpoint(tmp_path):
     result = command(["scripts/report.py", str(run)], tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (run / "report.md").is_file() and not marker.exists()
+
+
+def test_a_stack_global_is_refused_whatever_strings_precede_it(tmp_path):
+    # Protocol 4's STACK_GLOBAL imports the two strings on the stack. Here allowed names are pushed last and
+    # popped again, so a reader that trusted the last two strings would see collections.OrderedDict.
+    marker = tmp_path / "pwned_stack"
+
+    def text(s: str) -> bytes:
+        return b"\x8c" + bytes([len(s)]) + s.encode()  # SHORT_BINUNICODE
+
+    raw = (
+        b"\x80\x04"
+        + text("builtins")
+        + text("open")
+        + text("collections")
+        + text("OrderedDict")
+        + b"00"  # POP POP
+        + b"\x93"  # STACK_GLOBAL: builtins.open
+        + text(str(marker))
+        + text("w")
+        + b"\x86R."  # TUPLE2 REDUCE STOP: open(marker, "w")
+    )
+    assert "collections.OrderedDict (STACK_GLOBAL)" in pickled_globals(raw)  # the guess is fooled ...
+    pickle.loads(raw)  # (the payload is real)
+    assert marker.is_file()
+    marker.unlink()
+    path = tmp_path / "stack.ckpt"
+    with zipfile.ZipFile(path, "w") as archive:  # a torch.save-shaped zip around it
+        archive.writestr("stack/data.pkl", raw)
+        archive.writestr("stack/version", "3\n")
+    with pytest.raises(CheckpointError, match=r"holds collections.OrderedDict \(STACK_GLOBAL\), which no"):
+        load_checkpoint_file(path, key="ckpt_path")  # ... but the refusal is not
+    assert not marker.exists()

@@ -49,24 +49,30 @@ _EXTENSIONS = {"EXT1", "EXT2", "EXT4"}
 
 
 def pickled_globals(data: bytes) -> list[str]:
-    """Every global (`module.name`) the pickle `data` would import, read without unpickling it.
-
-    A STACK_GLOBAL whose module and name are not two strings pushed just before it, and a copyreg extension
-    code, are named `<computed import>` / `<extension N>`: they are refused whatever they would import.
-    """
+    """Every global the pickle `data` would import, read without unpickling it: `module.name` for a GLOBAL
+    opcode (the protocol-2 pickles torch.save writes name every import so), and for the other importing
+    opcodes, which torch.save never writes, the opcode after a best guess at the name (`os.system
+    (STACK_GLOBAL)`, `<computed> (STACK_GLOBAL)`, `<extension N> (EXT1)`). Those never match ALLOWED_GLOBALS,
+    so they are refused whatever they would import: STACK_GLOBAL takes its operands from the stack, which a
+    static read can only guess."""
     found: list[str] = []
     pushed: list[str | None] = []  # what the latest pushing opcodes pushed (strings, else None)
     memo: dict[int, str | None] = {}
     for op, arg, _ in pickletools.genops(data):
         name = op.name
-        if name in ("GLOBAL", "INST"):
+        if name == "GLOBAL":
             found.append(str(arg).replace(" ", "."))
+        elif name == "INST":
+            found.append(f"{str(arg).replace(' ', '.')} (INST)")
         elif name == "STACK_GLOBAL":
             module, attr = pushed[-2:] if len(pushed) >= 2 else (None, None)
-            found.append(f"{module}.{attr}" if module and attr else "<computed import>")
+            found.append(
+                f"{module}.{attr} (STACK_GLOBAL)" if module and attr else "<computed> (STACK_GLOBAL)"
+            )
         elif name in _EXTENSIONS:
-            found.append(f"<extension {arg}>")
-        # Follow the strings on top of the stack, for STACK_GLOBAL's operands.
+            found.append(f"<extension {arg}> ({name})")
+        # Follow the strings pushed last: STACK_GLOBAL's operands in the pickles Python writes (a name for the
+        # message only; refusing it does not depend on the guess).
         if name in _STRING_OPS:
             pushed.append(str(arg))
         elif name in _MEMO_PUTS:
