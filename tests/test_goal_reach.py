@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 import warnings
 
 import gymnasium
@@ -189,3 +191,43 @@ def test_env_replays_a_scene_sequence_byte_for_byte(scene):
             assert obs.tobytes() == scene.frames[i, t + 1].tobytes()
             assert reward == pytest.approx(scene.rewards[i, t + 1], abs=1e-5)
             np.testing.assert_allclose(info["agent_pos"], scene.states[i, t + 1, 0:2], atol=1e-4)
+
+
+def test_make_imports_the_package_itself_in_a_fresh_interpreter():
+    # Gymnasium 1.x has no plugin entry points: `module:id` makes gymnasium import the registering module.
+    code = (
+        "import sys, gymnasium\n"
+        "assert 'physworld.envs' not in sys.modules\n"
+        f"env = gymnasium.make('physworld.envs:{GOAL_REACH_ID}')\n"
+        "obs, _ = env.reset(seed=0)\n"
+        "print(obs.shape, env.spec.max_episode_steps)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split("\n")[0] == "(64, 64, 3) 100"
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_make_vec_with_4_envs_steps_like_4_single_envs(mode):
+    vec = gymnasium.make_vec(f"physworld.envs:{GOAL_REACH_ID}", num_envs=4, vectorization_mode=mode)
+    singles = [gymnasium.make(GOAL_REACH_ID) for _ in range(4)]
+    seeds = [10, 11, 12, 13]
+    try:
+        obs, info = vec.reset(seed=seeds)
+        assert obs.shape == (4, 64, 64, 3) and obs.dtype == np.uint8
+        for i, (env, seed) in enumerate(zip(singles, seeds)):
+            single, single_info = env.reset(seed=seed)
+            assert obs[i].tobytes() == single.tobytes()
+            np.testing.assert_array_equal(info["goal_pos"][i], single_info["goal_pos"])
+        actions = np.random.default_rng(0).uniform(-1, 1, (20, 4, 2)).astype(np.float32)
+        for t, action in enumerate(actions):
+            obs, reward, terminated, truncated, info = vec.step(action)
+            assert obs.shape == (4, 64, 64, 3) and reward.shape == (4,)
+            for i, env in enumerate(singles):
+                single, r, term, trunc, single_info = env.step(action[i])
+                assert obs[i].tobytes() == single.tobytes(), (t, i)
+                assert reward[i] == r and terminated[i] == term and truncated[i] == trunc
+                np.testing.assert_array_equal(info["agent_pos"][i], single_info["agent_pos"])
+        assert len({obs[i].tobytes() for i in range(4)}) == 4  # four different episodes, not one copied
+    finally:
+        vec.close()

@@ -111,8 +111,8 @@ def check_dynamics(cfg: DictConfig, files: bool = True) -> None:
             "reconstruction run (phase.init_from=<run>/checkpoints/best.ckpt), or train the VQ-VAE too with "
             "phase.freeze_vqvae=false phase.recon_weight=1"
         )
-    if files and init is not None and not Path(init).is_file():
-        raise ConfigError(f"phase.init_from={init!r}: no such checkpoint file")
+    if files and init is not None:
+        check_init_from(init)
 
 
 def check_dynamics_output(cfg: DictConfig) -> None:
@@ -177,8 +177,17 @@ def check_rl(cfg: DictConfig, files: bool = True) -> None:
             "phase.init_from=None is not accepted: phase=rl needs a world model with dynamics, the checkpoint of a "
             "prediction run on dataset=goal_reach (phase.init_from=<run>/checkpoints/best.ckpt)"
         )
-    if files and not Path(init).is_file():
+    if files:
+        check_init_from(init)
+
+
+def check_init_from(init) -> None:
+    """The file exists and holds nothing that would run code (refused at start-up, before any data is made)."""
+    from physworld.safe_checkpoint import check_pickle  # torch: not needed by the checks before it
+
+    if not Path(init).is_file():
         raise ConfigError(f"phase.init_from={init!r}: no such checkpoint file")
+    check_pickle(Path(init), key="phase.init_from")
 
 
 def check_perf(cfg: DictConfig) -> None:

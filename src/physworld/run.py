@@ -84,12 +84,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
     metrics: dict[str, float] = {}
     try:
         if cfg.train:
-            trainer.fit(phase, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg))
+            # weights_only: torch's restricted unpickler, also when a config replaces the checkpoint IO plugin
+            # (AtomicCheckpointIO checks the file first, physworld/safe_checkpoint.py).
+            trainer.fit(phase, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg), weights_only=True)
             metrics.update(scalar_metrics(trainer.callback_metrics))
         if cfg.test:
             best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
             ckpt = best or (None if cfg.train else resolve_ckpt_path(cfg))
-            trainer.test(phase, datamodule=datamodule, ckpt_path=ckpt)
+            trainer.test(phase, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
             metrics.update(scalar_metrics(trainer.callback_metrics))
         if trainer.is_global_zero:
             path = write_metrics(output_dir / "metrics.json", metrics)

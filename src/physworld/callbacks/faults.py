@@ -1,7 +1,9 @@
 """Surviving faults: atomic checkpoint files, exact resumption, and a clear stop on a non-finite loss.
 
 - `AtomicCheckpointIO` writes each checkpoint to a temporary file in the same folder and renames it into
-  place, so a run killed while saving leaves the previous `last.ckpt` intact, never a truncated one.
+  place, so a run killed while saving leaves the previous `last.ckpt` intact, never a truncated one. It reads
+  checkpoints (Lightning's resume from `ckpt_path`, its test of the best checkpoint) through
+  `physworld.safe_checkpoint`, so a resumed file cannot run code either.
 - `ResumeState` saves the Python, NumPy and torch random states in every checkpoint and restores them on
   resume, so a resumed run draws the same random numbers (dead-code restarts, imagination noise) as one
   that was never interrupted. Data order is made resumable by the epoch-seeded samplers of the DataModule.
@@ -22,10 +24,15 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from physworld.errors import PhysworldError
+from physworld.safe_checkpoint import check_pickle
 
 
 class NonFiniteLossError(PhysworldError):
     """Training produced a NaN or infinite loss."""
+
+
+def _keep_device(storage, location):
+    return storage  # TorchCheckpointIO's default map_location: tensors load on the CPU; Lightning moves them
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -38,6 +45,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new one, never half
         finally:
             tmp.unlink(missing_ok=True)
+
+    def load_checkpoint(self, path, map_location=_keep_device, weights_only=None) -> dict:
+        # Lightning reads ckpt_path here (and, under ddp_spawn, the weights its workers hand back).
+        check_pickle(Path(path), key="ckpt_path")
+        return super().load_checkpoint(path, map_location=map_location, weights_only=True)
 
 
 class ResumeState(L.Callback):

@@ -2,6 +2,12 @@
 
 import gymnasium, physworld.envs
 env = gymnasium.make("physworld/GoalReach-v0")
+
+or, without importing it first, name the module in the id and Gymnasium imports it (Gymnasium 1.0 removed
+the plugin entry points that registered a package's environments when Gymnasium was imported):
+
+env = gymnasium.make("physworld.envs:physworld/GoalReach-v0")
+envs = gymnasium.make_vec("physworld.envs:physworld/GoalReach-v0", num_envs=4, vectorization_mode="async")
 """
 
 import gymnasium

@@ -392,6 +392,8 @@ def build(root: Path) -> list[Block]:
 def write_report(folder: str | Path) -> tuple[Path, Path]:
     """Write `<folder>/report.md` and `<folder>/report.html`; return their paths."""
     root = Path(folder).resolve()
+    if root.is_file():  # e.g. a checkpoint: a report reads run folders, it never loads a checkpoint
+        raise PhysworldError(f"{folder}: a file, not a folder (pass a run, pipeline or evaluation folder)")
     if not root.is_dir():
         raise PhysworldError(f"{folder}: no such folder (pass a run, pipeline or evaluation folder)")
     blocks = build(root)

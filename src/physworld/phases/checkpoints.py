@@ -7,29 +7,23 @@ dynamics of a reconstruction checkpoint) keep their fresh initialisation.
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from physworld.errors import CheckpointError
+from physworld.safe_checkpoint import load_checkpoint_file
 
 WORLD_MODEL_PHASES = ("reconstruction", "prediction", "comprehensive")
 NETWORKS = ("vqvae", "dynamics")
 
 
 def read_checkpoint(path: str | Path, key: str = "phase.init_from") -> dict:
-    """Load a Lightning checkpoint on the CPU, or raise CheckpointError naming `key` and the path."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{key}={str(path)!r}: no such checkpoint file")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
-        raise CheckpointError(f"{key}={str(path)!r} is not a readable checkpoint ({err})") from None
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+    """Load a Lightning checkpoint on the CPU without running anything in it (safe_checkpoint.py), or raise
+    CheckpointError naming `key` and the path."""
+    ckpt = load_checkpoint_file(path, key)
+    if "state_dict" not in ckpt:
         raise CheckpointError(f"{key}={str(path)!r} is not a Lightning checkpoint (no state_dict)")
     return ckpt
 
