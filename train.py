@@ -10,10 +10,12 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from physworld.paths import CONFIG_DIR
+
 os.environ.setdefault("PHYSWORLD_ROOT", str(Path(__file__).resolve().parent))
 
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="train")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     from physworld.config import check_config
     from physworld.errors import PhysworldError
@@ -35,5 +37,5 @@ if __name__ == "__main__":
     from physworld.choices import exit_on_bad_choice
 
     # a misspelt group option (debug=tinny): one line, exit 2
-    exit_on_bad_choice(Path(__file__).resolve().parent / "configs")
+    exit_on_bad_choice(CONFIG_DIR)
     main()

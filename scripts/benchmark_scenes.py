@@ -18,8 +18,9 @@ import yaml
 
 from physworld.data.cache import CHUNK, ensure_split
 from physworld.data.scenes import SCENES
+from physworld.paths import CONFIG_DIR
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "dataset"
+CONFIGS = CONFIG_DIR / "dataset"
 
 
 def peak_rss_mb() -> float:

@@ -14,6 +14,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from physworld.paths import CONFIG_DIR
+
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PHYSWORLD_ROOT", str(ROOT))
 
@@ -41,7 +43,7 @@ def summary(metrics: dict[str, float], stage: str) -> list[str]:
     return lines
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     from physworld.errors import PhysworldError
     from physworld.evaluation.evaluate import evaluate
@@ -60,5 +62,5 @@ def main(cfg: DictConfig) -> None:
 if __name__ == "__main__":
     from physworld.choices import exit_on_bad_choice
 
-    exit_on_bad_choice(ROOT / "configs")  # a misspelt group option (debug=tinny): one line, exit 2
+    exit_on_bad_choice(CONFIG_DIR)  # a misspelt group option (debug=tinny): one line, exit 2
     main()

@@ -11,11 +11,13 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from physworld.paths import CONFIG_DIR
+
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PHYSWORLD_ROOT", str(ROOT))
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="export")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="export")
 def main(cfg: DictConfig) -> None:
     from physworld.errors import PhysworldError
     from physworld.export import check_export, export_world_model, log_artifact

@@ -11,6 +11,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from physworld.paths import CONFIG_DIR
+
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PHYSWORLD_ROOT", str(ROOT))
 
@@ -22,7 +24,7 @@ def human_bytes(n: float) -> str:
         n /= 1024
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="generate_data")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="generate_data")
 def main(cfg: DictConfig) -> None:
     from physworld.config import check_dataset, dataset_members, datasets_for
     from physworld.data.cache import ensure_split, load_split, read_manifest
@@ -53,5 +55,5 @@ def main(cfg: DictConfig) -> None:
 if __name__ == "__main__":
     from physworld.choices import exit_on_bad_choice
 
-    exit_on_bad_choice(ROOT / "configs")  # a misspelt group option (debug=tinny): one line, exit 2
+    exit_on_bad_choice(CONFIG_DIR)  # a misspelt group option (debug=tinny): one line, exit 2
     main()

@@ -14,6 +14,8 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
+from physworld.paths import CONFIG_DIR
+
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PHYSWORLD_ROOT", str(ROOT))
 
@@ -35,7 +37,7 @@ def save_gif(frames: np.ndarray, path: Path, scale: int = 3, fps: int = 10) -> N
     images[0].save(path, save_all=True, append_images=images[1:], duration=1000 // fps, loop=0)
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="generate_data")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="generate_data")
 def main(cfg: DictConfig) -> None:
     from physworld.config import check_dataset, dataset_members
     from physworld.data.scenes import SCENES
@@ -64,5 +66,5 @@ def main(cfg: DictConfig) -> None:
 if __name__ == "__main__":
     from physworld.choices import exit_on_bad_choice
 
-    exit_on_bad_choice(ROOT / "configs")  # a misspelt group option (debug=tinny): one line, exit 2
+    exit_on_bad_choice(CONFIG_DIR)  # a misspelt group option (debug=tinny): one line, exit 2
     main()

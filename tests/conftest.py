@@ -17,8 +17,10 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
+from physworld.paths import CONFIG_DIR
+
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ROOT / "configs"
+CONFIGS = CONFIG_DIR  # the config tree inside the package (physworld/configs)
 
 
 def compose_raw(overrides=(), config_name: str = "train"):

@@ -3,8 +3,6 @@ estimate follows the objects (shifts, blur) and not something else (blank and wr
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -20,8 +18,9 @@ from physworld.metrics.positions import (
     position_error_vs_reference,
     true_positions,
 )
+from physworld.paths import CONFIG_DIR
 
-CONFIGS = Path(__file__).parents[1] / "configs/dataset"
+CONFIGS = CONFIG_DIR / "dataset"
 N, T = 16, 6
 # Measured floors (median px on these 96 frames) are 0.02-0.04; the bounds leave a wide margin.
 FLOOR_MEDIAN, FLOOR_P90 = 0.25, 0.6

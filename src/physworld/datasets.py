@@ -17,8 +17,7 @@ from omegaconf import OmegaConf
 from physworld.data.cache import SPLITS, ensure_split, load_split
 from physworld.data.scenes import SCENES
 from physworld.errors import ConfigError
-
-ROOT = Path(__file__).resolve().parents[2]  # the repository: configs/ and the default data/ live there
+from physworld.paths import CONFIG_DIR, project_root
 
 
 class Dataset(NamedTuple):
@@ -29,15 +28,16 @@ class Dataset(NamedTuple):
 
 
 def default_data_dir() -> Path:
-    """Where training keeps its data: $PHYSWORLD_DATA_DIR, else <$PHYSWORLD_ROOT or the repository>/data."""
+    """Where training keeps its data: $PHYSWORLD_DATA_DIR, else <paths.project_root()>/data: $PHYSWORLD_ROOT,
+    the repository or the current directory, as train.py's `paths.data_dir`."""
     if os.environ.get("PHYSWORLD_DATA_DIR"):
         return Path(os.environ["PHYSWORLD_DATA_DIR"])
-    return Path(os.environ.get("PHYSWORLD_ROOT") or ROOT) / "data"
+    return project_root() / "data"
 
 
 def data_seed() -> int:
     """configs/train.yaml's `data.seed`: the seed training generates its data with, so the cache is shared."""
-    return int(OmegaConf.load(ROOT / "configs" / "train.yaml").data.seed)
+    return int(OmegaConf.load(CONFIG_DIR / "train.yaml").data.seed)
 
 
 def spec(name: str, num_sequences: int | None = None, num_frames: int | None = None) -> dict:
@@ -45,9 +45,7 @@ def spec(name: str, num_sequences: int | None = None, num_frames: int | None = N
     sequences at `num_frames` (as debug=tiny's data.max_sequences / data.max_frames do)."""
     if name not in SCENES:
         raise ConfigError(f"dataset name {name!r} is not accepted: one of {sorted(SCENES)}")
-    dataset = OmegaConf.to_container(
-        OmegaConf.load(ROOT / "configs" / "dataset" / f"{name}.yaml"), resolve=True
-    )
+    dataset = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "dataset" / f"{name}.yaml"), resolve=True)
     if num_sequences is not None:
         dataset["sizes"] = {split: min(n, int(num_sequences)) for split, n in dataset["sizes"].items()}
     if num_frames is not None:

@@ -30,14 +30,13 @@ from physworld.choices import check_choices, group_options
 from physworld.config import datasets_for
 from physworld.data.cache import SPLITS, ensure_split
 from physworld.errors import ConfigError
-
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+from physworld.paths import CONFIG_DIR
 
 
 def compose_train(overrides: list[str]) -> DictConfig:
     """The config `python train.py <overrides>` would see (the hydra node removed, run dir resolved)."""
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=list(overrides), return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
@@ -47,18 +46,18 @@ def compose_train(overrides: list[str]) -> DictConfig:
 
 def has_steps(experiment: str) -> bool:
     """Whether configs/experiment/<experiment>.yaml defines pipeline.steps (so scripts/pipeline.py can run it)."""
-    node = OmegaConf.load(CONFIGS / "experiment" / f"{experiment}.yaml")
+    node = OmegaConf.load(CONFIG_DIR / "experiment" / f"{experiment}.yaml")
     return bool(OmegaConf.select(node, "pipeline.steps"))
 
 
 def plan(overrides: list[str]) -> tuple[Path, list[tuple[str, DictConfig]], DictConfig]:
     """The pipeline folder, each step's composed config (with its run folder and starting checkpoint) and the
     experiment's `pipeline` node."""
-    check_choices(overrides, CONFIGS)  # experiment=demoo: one line naming the experiments there are
+    check_choices(overrides, CONFIG_DIR)  # experiment=demoo: one line naming the experiments there are
     base = compose_train(overrides)
     pipeline = base.get("pipeline")
     if not pipeline or not pipeline.get("steps"):
-        with_steps = [name for name in group_options(CONFIGS, "experiment") if has_steps(name)]
+        with_steps = [name for name in group_options(CONFIG_DIR, "experiment") if has_steps(name)]
         raise ConfigError(
             f"experiment={HydraConfig.get().runtime.choices.get('experiment')!r} has no pipeline.steps: "
             f"accepted an experiment that defines them, one of {with_steps}"
@@ -71,7 +70,7 @@ def plan(overrides: list[str]) -> tuple[Path, list[tuple[str, DictConfig]], Dict
         if init is not None and init not in names:
             raise ConfigError(f"pipeline step {name!r}: init_from={init!r} is not an earlier step ({names})")
         extra = [*step.overrides, *overrides]  # the command line wins, e.g. phase.max_epochs=1 for every step
-        check_choices(list(step.overrides), CONFIGS)
+        check_choices(list(step.overrides), CONFIG_DIR)
         if init is not None:
             extra.append(f"phase.init_from={root / init / 'checkpoints' / 'best.ckpt'}")
         cfg = compose_train(extra)

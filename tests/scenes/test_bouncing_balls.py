@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import yaml
 
 from physworld.data.render import blank, draw_discs, to_uint8
 from physworld.data.scenes import bouncing_balls
+from physworld.paths import CONFIG_DIR
 
-PARAMS = yaml.safe_load((Path(__file__).parents[2] / "configs/dataset/bouncing_balls.yaml").read_text())[
-    "scene"
-]
+PARAMS = yaml.safe_load((CONFIG_DIR / "dataset" / "bouncing_balls.yaml").read_text())["scene"]
 N, T, K = 48, 30, bouncing_balls.NUM_BALLS
 
 

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import yaml
 
 from physworld.data.render import blank, composite, disc_alpha, rect_alpha, to_uint8
 from physworld.data.scenes import falling_objects
+from physworld.paths import CONFIG_DIR
 
-PARAMS = yaml.safe_load((Path(__file__).parents[2] / "configs/dataset/falling_objects.yaml").read_text())[
-    "scene"
-]
+PARAMS = yaml.safe_load((CONFIG_DIR / "dataset" / "falling_objects.yaml").read_text())["scene"]
 N, T, K = 64, 30, falling_objects.MAX_OBJECTS
 FLOOR = PARAMS["floor_y"]
 GREY = falling_objects.FLOOR_GREY

@@ -3,16 +3,15 @@ their radius, and the period and shape of every orbit follow Kepler's laws."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import yaml
 
 from physworld.data.render import SIZE, blank, draw_discs, to_uint8
 from physworld.data.scenes import orbital
+from physworld.paths import CONFIG_DIR
 
-PARAMS = yaml.safe_load((Path(__file__).parents[2] / "configs/dataset/orbital.yaml").read_text())["scene"]
+PARAMS = yaml.safe_load((CONFIG_DIR / "dataset" / "orbital.yaml").read_text())["scene"]
 N, T = 64, 30
 
 

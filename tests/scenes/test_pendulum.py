@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import yaml
 
 from physworld.data.render import blank, draw_discs, draw_segments, to_uint8
 from physworld.data.scenes import pendulum
+from physworld.paths import CONFIG_DIR
 
-PARAMS = yaml.safe_load((Path(__file__).parents[2] / "configs/dataset/pendulum.yaml").read_text())["scene"]
+PARAMS = yaml.safe_load((CONFIG_DIR / "dataset" / "pendulum.yaml").read_text())["scene"]
 N, T = 48, 30
 
 

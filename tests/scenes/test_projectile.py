@@ -3,16 +3,15 @@ shortens the flight, walls bounce with restitution e, and the ball stays in view
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import yaml
 
 from physworld.data.render import SIZE, blank, composite, draw_discs, rect_alpha, to_uint8
 from physworld.data.scenes import projectile
+from physworld.paths import CONFIG_DIR
 
-PARAMS = yaml.safe_load((Path(__file__).parents[2] / "configs/dataset/projectile.yaml").read_text())["scene"]
+PARAMS = yaml.safe_load((CONFIG_DIR / "dataset" / "projectile.yaml").read_text())["scene"]
 N, T = 64, 30
 
 

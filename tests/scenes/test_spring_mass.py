@@ -3,16 +3,15 @@ energy."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import yaml
 
 from physworld.data.render import blank, composite, draw_segments, rect_alpha, to_uint8
 from physworld.data.scenes import spring_mass
+from physworld.paths import CONFIG_DIR
 
-PARAMS = yaml.safe_load((Path(__file__).parents[2] / "configs/dataset/spring_mass.yaml").read_text())["scene"]
+PARAMS = yaml.safe_load((CONFIG_DIR / "dataset" / "spring_mass.yaml").read_text())["scene"]
 N, T = 48, 30
 
 

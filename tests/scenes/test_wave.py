@@ -3,16 +3,15 @@ at rate gamma with it, the field stays bounded and symmetric, and the colour map
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import yaml
 
 from physworld.data.render import SIZE, pixel_centres, to_uint8
 from physworld.data.scenes import wave
+from physworld.paths import CONFIG_DIR
 
-PARAMS = yaml.safe_load((Path(__file__).parents[2] / "configs/dataset/wave.yaml").read_text())["scene"]
+PARAMS = yaml.safe_load((CONFIG_DIR / "dataset" / "wave.yaml").read_text())["scene"]
 N, T, K = 64, 30, wave.MAX_SOURCES
 SUBSTEPS = PARAMS["substeps"]
 

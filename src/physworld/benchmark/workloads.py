@@ -12,12 +12,12 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+from physworld.paths import CONFIG_DIR, project_root
 from physworld.phases.base import WorldModelPhase
 from physworld.phases.reconstruction import ReconstructionPhase
 from physworld.run import build_datamodule, build_phase
 
-ROOT = Path(__file__).resolve().parents[3]
-CONFIGS = ROOT / "configs"
+ROOT = project_root()  # outputs/benchmarks and data/bench go under it
 WORLD_MODEL_PHASES = ("reconstruction", "prediction", "comprehensive")
 # A small Moving MNIST set: enough windows for every measurement, generated in seconds.
 DATA = ["dataset=moving_mnist", "dataset.sizes.train=64", "dataset.sizes.val=8", "dataset.sizes.test=8"]
@@ -27,7 +27,7 @@ def compose_config(overrides: list[str], output_dir: str | Path, data_dir: str |
     """The config `python train.py <overrides>` would see, with its outputs and data where we say."""
     os.environ.setdefault("PHYSWORLD_ROOT", str(ROOT))
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", overrides=[*DATA, *overrides], return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)  # so ${hydra:...} interpolations resolve
     with open_dict(cfg):

@@ -41,9 +41,9 @@ from physworld.evaluation.runs import run_config_file, training_run_dir
 from physworld.evaluation.scoring import DatasetScores, score_reconstruction, score_rollouts, to_frames
 from physworld.log_handlers import drop_lightning_console_handler
 from physworld.metrics.rollout import horizon_keys
+from physworld.paths import CONFIG_DIR
 
 log = logging.getLogger(__name__)
-CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 
 
 @dataclass
@@ -244,7 +244,7 @@ def evaluate_run(
     """Evaluate `<run>/checkpoints/<checkpoint>` as `python scripts/evaluate.py ckpt_path=... <overrides>`
     would, from Python (a pipeline evaluating its steps before writing its report)."""
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("evaluate", overrides=list(overrides), return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)  # so ${hydra:...} interpolations resolve
     with open_dict(cfg):
