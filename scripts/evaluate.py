@@ -1,66 +1,14 @@
-"""Evaluate a trained world model on held-out data:
-
-    python scripts/evaluate.py ckpt_path=<run>/checkpoints/best.ckpt [dataset=<name>|all]
-
-Writes metrics.json, evaluation.json, config.yaml and the figures into `<run>/evaluate/<time>_<dataset>/`
-(see configs/evaluate.yaml for every key, and which data is used when `dataset=` is not given), then prints a
-summary per dataset. `python scripts/report.py <run>` turns the run and its evaluations into a report.
-"""
+"""`python scripts/evaluate.py ckpt_path=<run>/checkpoints/best.ckpt [dataset=<name>|all]`:
+the repository's wrapper of `physworld-evaluate`
+(src/physworld/cli/evaluate.py: its main() and documentation)."""
 
 import os
-import sys
 from pathlib import Path
 
-import hydra
-from omegaconf import DictConfig
+# data/ and outputs/ beside this repository unless $PHYSWORLD_ROOT says otherwise
+os.environ.setdefault("PHYSWORLD_ROOT", str(Path(__file__).resolve().parents[1]))
 
-from physworld.paths import CONFIG_DIR
-
-ROOT = Path(__file__).resolve().parents[1]
-os.environ.setdefault("PHYSWORLD_ROOT", str(ROOT))
-
-
-def summary(metrics: dict[str, float], stage: str) -> list[str]:
-    """One line per dataset: reconstruction PSNR, and the last rollout horizon against copy-last."""
-    pick = lambda key, name, t: metrics.get(f"{stage}/{key}/{name}/{t}")  # noqa: E731
-    names = sorted({k.split("/")[2] for k in metrics if k.startswith(f"{stage}/recon_psnr/")})
-    lines = []
-    for name in names:
-        line = f"{name}: recon PSNR {metrics[f'{stage}/recon_psnr/{name}']:.2f} dB"
-        steps = sorted(k for k in metrics if k.startswith(f"{stage}/rollout_mse/{name}/t"))
-        if steps:
-            t = steps[-1].rsplit("/", 1)[1]
-            model, base = metrics[steps[-1]], pick("baseline_copy_last_mse", name, t)
-            line += f"; at {t}: frame MSE {model:.4g} (copy-last {base:.4g})"
-            position = pick("rollout_pos_err", name, t)
-            if position is not None:
-                base = pick("baseline_copy_last_pos_err", name, t)
-                line += f", position error {position:.2f} px (copy-last {base:.2f})"
-            sharpness = pick("rollout_sharpness", name, t)
-            if sharpness is not None:
-                line += f", sharpness {sharpness:.2f}"
-        lines.append(line)
-    return lines
-
-
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
-def main(cfg: DictConfig) -> None:
-    from physworld.errors import PhysworldError
-    from physworld.evaluation.evaluate import evaluate
-
-    try:
-        out, metrics = evaluate(cfg)
-    except PhysworldError as err:
-        print(f"physworld: error: {str(err).replace(chr(10), ' ')}", file=sys.stderr)  # always one line
-        sys.exit(2)
-    for line in summary(metrics, cfg.evaluation.split):
-        print(line)
-    report_dir = out.parent.parent if out.parent.name == "evaluate" else out  # the training run, if nested
-    print(f"evaluation: {out}\nreport: python scripts/report.py {report_dir}")
-
+from physworld.cli.evaluate import main  # noqa: E402
 
 if __name__ == "__main__":
-    from physworld.choices import exit_on_bad_choice
-
-    exit_on_bad_choice(CONFIG_DIR)  # a misspelt group option (debug=tinny): one line, exit 2
     main()

@@ -1,36 +1,14 @@
-"""Run an experiment's phases in order, then write its report: `python scripts/pipeline.py experiment=demo`.
-
-Every argument is a train.py override applied to every step (e.g. `trainer=gpu`, `paths.log_dir=/scratch`).
-Rerunning the same command resumes at the first unfinished step. See src/physworld/pipeline.py.
-
-Main keys: experiment (required: one that defines pipeline.steps, e.g. demo or fidelity), pipeline.report
-(false: no evaluation and report at the end), pipeline.evaluate_sequences, paths.log_dir (the pipeline folder
-is <paths.log_dir>/pipelines/<experiment>), and any train.py key (e.g. phase.max_epochs=1 for every step).
-"""
+"""`python scripts/pipeline.py experiment=demo`: the repository's wrapper of `physworld-pipeline`
+(src/physworld/cli/pipeline.py: its main() and documentation)."""
 
 import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-os.environ.setdefault("PHYSWORLD_ROOT", str(ROOT))
+# data/ and outputs/ beside this repository unless $PHYSWORLD_ROOT says otherwise
+os.environ.setdefault("PHYSWORLD_ROOT", str(Path(__file__).resolve().parents[1]))
 
-
-def main(argv: list[str]) -> int:
-    from physworld.errors import PhysworldError
-    from physworld.pipeline import run_pipeline
-
-    if any(a in ("-h", "--help") for a in argv):
-        print(__doc__)
-        return 0
-    try:
-        folder = run_pipeline(argv)
-    except PhysworldError as err:
-        print(f"physworld: error: {err}", file=sys.stderr)
-        return 2
-    print(f"pipeline: every step done, runs in {folder}")
-    return 0
-
+from physworld.cli.pipeline import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -1,39 +1,14 @@
-"""Write a report of a run or a pipeline folder: `python scripts/report.py <folder>`.
+"""`python scripts/report.py <folder>`: the repository's wrapper of `physworld-report`
+(src/physworld/cli/report.py: its main() and documentation)."""
 
-Writes `<folder>/report.md` and `<folder>/report.html` (self-contained: the figures are inlined, so the one
-file opens in any browser): the configuration, training curves, metrics tables and figures of every training
-run under the folder, and of every evaluation (`scripts/evaluate.py`) of them.
-"""
-
-import argparse
 import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-os.environ.setdefault("PHYSWORLD_ROOT", str(ROOT))
+# data/ and outputs/ beside this repository unless $PHYSWORLD_ROOT says otherwise
+os.environ.setdefault("PHYSWORLD_ROOT", str(Path(__file__).resolve().parents[1]))
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="report.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "folder", help="a training run, a pipeline folder (several runs) or an evaluation folder"
-    )
-    args = parser.parse_args(argv)
-
-    from physworld.errors import PhysworldError
-    from physworld.evaluation.report import write_report
-
-    try:
-        md, page = write_report(args.folder)
-    except PhysworldError as err:
-        print(f"physworld: error: {str(err).replace(chr(10), ' ')}", file=sys.stderr)
-        return 2
-    print(f"report: {md}\nreport (HTML, open in a browser): {page}")
-    return 0
-
+from physworld.cli.report import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -187,6 +187,33 @@ def test_help_says_what_the_script_does(script, what, keys):
     assert what in result.stdout and keys in result.stdout and "powered by Hydra" not in result.stdout
 
 
+ENTRY_POINTS = {
+    "physworld-train": "train.py: train one phase of the world model",
+    "physworld-evaluate": "evaluate.py: score a trained world model",
+    "physworld-generate": "generate_data.py: generate (or verify)",
+    "physworld-report": "Write a report of a run or a pipeline folder",
+    "physworld-pipeline": "Run an experiment's phases in order",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ENTRY_POINTS))
+def test_entry_point_runs_outside_the_repository(tmp_path, name):
+    # pyproject.toml's [project.scripts] target, called as the installed console script calls it, from a folder
+    # outside the repository: its configs come from the package, not from the current directory.
+    tomllib = pytest.importorskip("tomllib")
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert sorted(scripts) == sorted(ENTRY_POINTS)
+    module, function = scripts[name].split(":")
+    code = f"import sys; sys.argv = [{name!r}, '--help']; from {module} import {function}; sys.exit({function}())"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert ENTRY_POINTS[name] in result.stdout
+    assert list(tmp_path.iterdir()) == []  # --help writes nothing
+
+
 def test_generate_data_cli(tmp_path):
     result = run(
         [

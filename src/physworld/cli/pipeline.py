@@ -1,0 +1,36 @@
+"""Run an experiment's phases in order, then write its report: `physworld-pipeline experiment=demo`
+(from the repository: `python scripts/pipeline.py ...`, the same main()).
+
+Every argument is a train.py override applied to every step (e.g. `trainer=gpu`, `paths.log_dir=/scratch`).
+Rerunning the same command resumes at the first unfinished step. See src/physworld/pipeline.py.
+
+Main keys: experiment (required: one that defines pipeline.steps, e.g. demo or fidelity), pipeline.report
+(false: no evaluation and report at the end), pipeline.evaluate_sequences, paths.log_dir (the pipeline folder
+is <paths.log_dir>/pipelines/<experiment>), and any train.py key (e.g. phase.max_epochs=1 for every step).
+"""
+
+import sys
+
+from physworld.cli import set_project_root
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    set_project_root()
+    from physworld.errors import PhysworldError
+    from physworld.pipeline import run_pipeline
+
+    if any(a in ("-h", "--help") for a in argv):
+        print(__doc__)
+        return 0
+    try:
+        folder = run_pipeline(argv)
+    except PhysworldError as err:
+        print(f"physworld: error: {err}", file=sys.stderr)
+        return 2
+    print(f"pipeline: every step done, runs in {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
