@@ -203,8 +203,12 @@ def check_perf(cfg: DictConfig) -> None:
         )
 
 
-# Packages a logger needs that are not dependencies of physworld: logger class -> (module, what to install).
-LOGGER_PACKAGES = {"WandbLogger": ("wandb", "pip install 'physworld[wandb]'")}
+# Packages a logger needs that are not dependencies of physworld: logger class -> (modules, any one of which
+# serves, what to install). Lightning's TensorBoardLogger writes with tensorboard, else with tensorboardX.
+LOGGER_PACKAGES = {
+    "WandbLogger": (("wandb",), "pip install 'physworld[wandb]'"),
+    "TensorBoardLogger": (("tensorboard", "tensorboardX"), "pip install 'physworld[tensorboard]'"),
+}
 
 
 def importable(module: str) -> bool:
@@ -220,10 +224,10 @@ def check_loggers(cfg: DictConfig) -> None:
         target = str((node or {}).get("_target_", ""))
         cls = target.rsplit(".", 1)[-1]
         if cls in LOGGER_PACKAGES:
-            module, install = LOGGER_PACKAGES[cls]
-            if not importable(module):
+            modules, install = LOGGER_PACKAGES[cls]
+            if not any(importable(module) for module in modules):
                 raise ConfigError(
-                    f"logger={name} needs the {module} package, which is not installed: {install}"
+                    f"logger={name} needs the {' or '.join(modules)} package, which is not installed: {install}"
                 )
 
 

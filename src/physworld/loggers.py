@@ -1,4 +1,5 @@
-"""The run's loggers (`logger=csv`, `logger=wandb`), and what makes runs comparable on a W&B dashboard.
+"""The run's loggers (`logger=csv`, `logger=wandb`, `logger=tensorboard`), and what makes runs comparable on a
+W&B dashboard.
 
 - W&B is offline unless the user chose a mode (`WANDB_MODE`) or has a key (`WANDB_API_KEY`): no account and
   no network still work; `wandb sync <run dir>/wandb/offline-run-*` uploads later.
@@ -13,6 +14,10 @@
 - `CSVLogger` is Lightning's, except that it keeps the columns already in `metrics.csv` (Lightning's writer
   forgets them when a fresh copy of the logger appends, as under `trainer=ddp_spawn`, where fit and test
   each run in newly spawned processes, and then fails with "dict contains fields not in fieldnames").
+- `TensorBoardLogger` is Lightning's, except that every event file gets a name of its own. Lightning closes the
+  writer after fit and reopens a file for test; with tensorboardX (Lightning's writer when tensorboard is not
+  installed) the file name holds only the second and the host, and the file is opened with "wb", so a test that
+  starts within the same second as fit ends overwrote the training curves.
 
 Logging happens on rank zero only (Lightning's loggers are rank-zero-only), so under DDP every file and
 every W&B run is written once.
@@ -21,6 +26,7 @@ every W&B run is written once.
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 import subprocess
 from collections.abc import Sequence
@@ -30,6 +36,7 @@ import hydra
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger as LightningCSVLogger
 from lightning.pytorch.loggers import Logger, WandbLogger
+from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
@@ -56,6 +63,24 @@ class CSVLogger(LightningCSVLogger):
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = CSVWriter(log_dir=self.log_dir)
         return self._experiment
+
+
+_WRITERS = itertools.count()  # numbers this process's TensorBoard writers
+
+
+class TensorBoardLogger(LightningTensorBoardLogger):
+    @property
+    def experiment(self):
+        if self._experiment is None:  # a new writer: a file name no earlier writer of this run has used
+            self._kwargs["filename_suffix"] = f".{os.getpid()}.{next(_WRITERS)}"
+        return super().experiment
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        super().finalize(status)
+        # A closed writer reopens its file under its old suffix when written to again (test after fit): drop it,
+        # so the next stage gets a new writer and a new name.
+        self._experiment = None
 
 
 def build_loggers(cfg: DictConfig) -> list[Logger]:
