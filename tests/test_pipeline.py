@@ -82,3 +82,24 @@ def test_fidelity_steps_are_the_demos_physics_steps_with_its_fidelity_settings()
         )  # other sizes: it must not regenerate the demo's data
     assert steps[1][1].phase.init_from == str(root / "1_reconstruction" / "checkpoints" / "best.ckpt")
     assert steps[0][1].phase.foreground_weight > 0 and steps[0][1].phase.gradient_weight > 0
+
+
+def test_demo_grouped_is_the_demo_with_grouped_codes_and_foreground_weighting_in_the_physics_steps():
+    from physworld.config import check_config
+    from physworld.pipeline import plan
+
+    _, demo, _ = plan(["experiment=demo"])
+    _, steps, _ = plan(["experiment=demo_grouped"])
+    assert [name for name, _ in steps] == [name for name, _ in demo]
+    for (name, cfg), (_, twin) in zip(steps, demo):
+        check_config(cfg, files=False)
+        assert cfg.model.vq.groups == 8 and twin.model.vq.groups == 1, name
+        assert cfg.paths.data_dir == twin.paths.data_dir, name  # the same sizes: the demo's data, reused
+        weighted = name in ("1_reconstruction", "3_comprehensive")
+        for key in ("foreground_weight", "gradient_weight"):
+            assert (cfg.phase.get(key, 0) > 0) == weighted, (name, key)
+        # apart from those keys, every phase setting is the demo's
+        other = ("foreground_weight", "gradient_weight", "init_from")
+        assert {k: v for k, v in cfg.phase.items() if k not in other} == {
+            k: v for k, v in twin.phase.items() if k not in other
+        }, name
