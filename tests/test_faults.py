@@ -66,6 +66,27 @@ def test_killed_run_resumes_at_the_same_step_with_the_same_losses(tmp_path):
         assert after[step] == pytest.approx(loss, rel=1e-6, abs=1e-9), step
 
 
+def test_last_checkpoint_is_the_last_epoch_even_when_it_is_not_the_best(make_cfg, tmp_path):
+    # Lightning 2.6's save_last writes last.ckpt only together with a new best checkpoint. With the monitor
+    # turned around (mode=max on a falling loss) the best epoch is an early one, and last.ckpt must still
+    # hold the final epoch, or ckpt_path=last would resume from the wrong place.
+    cfg = make_cfg(
+        "debug=tiny",
+        "dataset=pendulum",
+        "logger=none",
+        "test=false",
+        "phase.max_epochs=3",
+        "callbacks.model_checkpoint.mode=max",
+    )
+    train(cfg)
+    folder = tmp_path / "run" / "checkpoints"
+    best = torch.load(folder / "best.ckpt", weights_only=False)
+    last = torch.load(folder / "last.ckpt", weights_only=False)
+    assert best["epoch"] < 2  # the loss fell, so "max" picked an earlier epoch (else this test proves nothing)
+    assert last["epoch"] == 2 and last["global_step"] > best["global_step"]
+    assert sorted(p.name for p in folder.iterdir()) == ["best.ckpt", "last.ckpt"]
+
+
 def test_resume_needs_the_runs_own_folder(make_cfg):
     with pytest.raises(
         ConfigError, match=r"ckpt_path=last: no .*last.ckpt; resume in the killed run's folder"

@@ -27,6 +27,16 @@ from physworld.errors import PhysworldError
 from physworld.safe_checkpoint import check_pickle
 
 
+def newest_checkpoint(trainer) -> str:
+    """The path of the newest checkpoint the run wrote ('' if none): `last.ckpt` of a metric-free
+    ModelCheckpoint (callbacks.last_checkpoint), else a `save_last` file."""
+    for callback in trainer.checkpoint_callbacks:
+        path = callback.best_model_path if callback.monitor is None else callback.last_model_path
+        if path:
+            return path
+    return ""
+
+
 class NonFiniteLossError(PhysworldError):
     """Training produced a NaN or infinite loss."""
 
@@ -105,8 +115,7 @@ class StopOnNonFiniteLoss(L.Callback):
                 self._stop(trainer, pl_module, loss)
 
     def _stop(self, trainer, pl_module, loss: torch.Tensor) -> None:
-        ckpt = trainer.checkpoint_callback
-        last = ckpt.last_model_path if ckpt is not None and ckpt.last_model_path else "none saved yet"
+        last = newest_checkpoint(trainer) or "none saved yet"
         raise NonFiniteLossError(
             f"phase={pl_module.hparams.phase['name']}: the training loss became {float(loss)} at step "
             f"{trainer.global_step} (epoch {trainer.current_epoch}); training stopped, last good checkpoint: "
