@@ -82,7 +82,8 @@ def test_last_checkpoint_is_the_last_epoch_even_when_it_is_not_the_best(make_cfg
     folder = tmp_path / "run" / "checkpoints"
     best = torch.load(folder / "best.ckpt", weights_only=False)
     last = torch.load(folder / "last.ckpt", weights_only=False)
-    assert best["epoch"] < 2  # the loss fell, so "max" picked an earlier epoch (else this test proves nothing)
+    # The loss fell, so "max" picked an earlier epoch (else this test proves nothing).
+    assert best["epoch"] < 2
     assert last["epoch"] == 2 and last["global_step"] > best["global_step"]
     assert sorted(p.name for p in folder.iterdir()) == ["best.ckpt", "last.ckpt"]
 
