@@ -127,6 +127,55 @@ def test_config_checks_import_neither_torch_nor_lightning():
     assert result.stdout.strip() == "[]"
 
 
+# Each command-line entry point with a bad value: ({file} is an existing, empty file; {tmp} the test's folder)
+BAD_VALUES = [
+    ("physworld.cli.train", "data.max_sequences=-1", "data.max_sequences=-1 is not accepted"),
+    (
+        "physworld.cli.evaluate",
+        "ckpt_path=/no/such.ckpt",
+        "ckpt_path='/no/such.ckpt': no such checkpoint file",
+    ),
+    (
+        "physworld.cli.evaluate",
+        "ckpt_path={file} evaluation.batch_size=-2",
+        "evaluation.batch_size=-2 is not accepted: a positive integer",
+    ),
+    (
+        "physworld.cli.evaluate",
+        "ckpt_path={file} dataset=pendulum dataset.sizes.test=-1",
+        "dataset: sizes.test=-1 is not accepted: a positive integer",
+    ),
+    ("physworld.cli.evaluate", "ckpt_path={file} debug=tinny", "debug='tinny' is not accepted: one of ["),
+    ("physworld.cli.generate_data", "dataset.sizes.train=-1", "sizes.train=-1 is not accepted"),
+    ("physworld.cli.report", "{tmp}/nope", "nope: no such folder"),
+    (
+        "physworld.cli.pipeline",
+        "experiment=pendulum_prediction phase.lr=-1",
+        "phase.lr=-1 is not accepted: a positive number",
+    ),
+]
+
+
+@pytest.mark.parametrize(("module", "args", "expected"), BAD_VALUES)
+def test_every_command_reports_a_bad_value_before_importing_torch(tmp_path, module, args, expected):
+    # The entry point's main() as its console script calls it; the line that reports the error is printed
+    # before torch or Lightning is imported (they alone take seconds), so a typo costs no start-up time.
+    (tmp_path / "empty.ckpt").write_bytes(b"")
+    argv = args.format(file=tmp_path / "empty.ckpt", tmp=tmp_path).split()
+    code = (
+        f"import sys; sys.argv = ['prog', *{argv!r}]; from {module} import main\n"
+        "try:\n    code = main()\nexcept SystemExit as exit:\n    code = exit.code\n"
+        "print(code, sorted(m for m in ('torch', 'lightning') if m in sys.modules))"
+    )
+    env = {**os.environ, "PHYSWORLD_ROOT": str(tmp_path / "root")}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("physworld: error: ") and expected in lines[0], lines
+    assert result.stdout.strip().splitlines()[-1] == "2 []"  # exit code 2, neither torch nor Lightning
+
+
 @pytest.mark.parametrize(
     ("override", "key"),
     [

@@ -16,13 +16,13 @@ from physworld.cli import set_project_root
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    set_project_root()
-    from physworld.errors import PhysworldError
-    from physworld.pipeline import run_pipeline
-
     if any(a in ("-h", "--help") for a in argv):
         print(__doc__)
         return 0
+    set_project_root()
+    from physworld.errors import PhysworldError
+    from physworld.pipeline import run_pipeline  # imports neither torch nor Lightning before its checks
+
     try:
         folder = run_pipeline(argv)
     except PhysworldError as err:
