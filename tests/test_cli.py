@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -153,6 +154,13 @@ BAD_VALUES = [
         "experiment=pendulum_prediction phase.lr=-1",
         "phase.lr=-1 is not accepted: a positive number",
     ),
+    ("physworld.cli.preview_data", "dataset=wave dataset.num_frames=0", "num_frames=0 is not accepted"),
+    (
+        "physworld.cli.export",
+        "ckpt_path=/no/such.ckpt out={tmp}/out",
+        "ckpt_path='/no/such.ckpt': no such checkpoint file",
+    ),
+    ("physworld.cli.export", "ckpt_path={file}", "out=None is not accepted: pass out=exports/<name>"),
 ]
 
 
@@ -226,6 +234,12 @@ def test_misspelt_group_option_is_one_line_with_the_options(tmp_path, script, ov
         ("scripts/generate_data.py", "generate_data.py: generate (or verify)", "Main keys: dataset.sizes"),
         ("scripts/pipeline.py", "Run an experiment's phases in order", "Main keys: experiment"),
         ("scripts/report.py", "Write a report of a run or a pipeline folder", "Writes `<folder>/report.md`"),
+        (
+            "scripts/preview_data.py",
+            "physworld-preview: draw a few fresh sequences",
+            "Main keys: dataset.num_frames",
+        ),
+        ("scripts/export.py", "physworld-export: export a trained world model", "Main keys: ckpt_path"),
     ],
 )
 def test_help_says_what_the_script_does(script, what, keys):
@@ -242,15 +256,43 @@ ENTRY_POINTS = {
     "physworld-generate": "generate_data.py: generate (or verify)",
     "physworld-report": "Write a report of a run or a pipeline folder",
     "physworld-pipeline": "Run an experiment's phases in order",
+    "physworld-preview": "physworld-preview: draw a few fresh sequences of a dataset",
+    "physworld-export": "physworld-export: export a trained world model",
 }
+# scripts/*.py that are tools of the repository (benchmarks, tables of finished runs), not commands
+REPOSITORY_TOOLS = ("benchmark.py", "benchmark_scenes.py", "rollout_table.py", "summarize.py")
+
+
+def project_scripts() -> dict[str, str]:
+    """pyproject.toml's [project.scripts]: console script name -> "module:function"."""
+    tomllib = pytest.importorskip("tomllib")
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+
+
+def test_every_entry_point_is_an_importable_main():
+    for name, target in project_scripts().items():
+        module, function = target.split(":")
+        assert function == "main", (name, target)
+        assert callable(getattr(importlib.import_module(module), function)), (name, target)
+
+
+def test_every_script_wraps_an_entry_point():
+    # train.py and each scripts/*.py command call the main() of one [project.scripts] entry, and every entry
+    # has its wrapper in the repository: one command, two ways to call it.
+    wrapped = {}
+    for path in [ROOT / "train.py", *sorted((ROOT / "scripts").glob("*.py"))]:
+        if path.name not in REPOSITORY_TOOLS:
+            found = re.search(r"^from (physworld\.cli\.\w+) import main\b", path.read_text(), re.MULTILINE)
+            assert found, f"{path.name} is neither a wrapper of a physworld.cli main() nor a repository tool"
+            wrapped[path.name] = f"{found.group(1)}:main"
+    assert sorted(wrapped.values()) == sorted(project_scripts().values())
 
 
 @pytest.mark.parametrize("name", sorted(ENTRY_POINTS))
 def test_entry_point_runs_outside_the_repository(tmp_path, name):
     # pyproject.toml's [project.scripts] target, called as the installed console script calls it, from a folder
     # outside the repository: its configs come from the package, not from the current directory.
-    tomllib = pytest.importorskip("tomllib")
-    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    scripts = project_scripts()
     assert sorted(scripts) == sorted(ENTRY_POINTS)
     module, function = scripts[name].split(":")
     code = f"import sys; sys.argv = [{name!r}, '--help']; from {module} import {function}; sys.exit({function}())"
