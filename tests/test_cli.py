@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+from omegaconf import OmegaConf
 
 from physworld.config import check_config
 from physworld.errors import ConfigError
@@ -229,9 +230,9 @@ def test_misspelt_group_option_is_one_line_with_the_options(tmp_path, script, ov
 @pytest.mark.parametrize(
     ("script", "what", "keys"),
     [
-        ("train.py", "train.py: train one phase of the world model", "Main keys: phase.lr"),
-        ("scripts/evaluate.py", "evaluate.py: score a trained world model", "Main keys: ckpt_path"),
-        ("scripts/generate_data.py", "generate_data.py: generate (or verify)", "Main keys: dataset.sizes"),
+        ("train.py", "physworld-train: train one phase of the world model", "Main keys: phase.lr"),
+        ("scripts/evaluate.py", "physworld-evaluate: score a trained world model", "Main keys: ckpt_path"),
+        ("scripts/generate_data.py", "physworld-generate: generate (or verify)", "Main keys: dataset.sizes"),
         ("scripts/pipeline.py", "Run an experiment's phases in order", "Main keys: experiment"),
         ("scripts/report.py", "Write a report of a run or a pipeline folder", "Writes `<folder>/report.md`"),
         (
@@ -251,9 +252,9 @@ def test_help_says_what_the_script_does(script, what, keys):
 
 
 ENTRY_POINTS = {
-    "physworld-train": "train.py: train one phase of the world model",
-    "physworld-evaluate": "evaluate.py: score a trained world model",
-    "physworld-generate": "generate_data.py: generate (or verify)",
+    "physworld-train": "physworld-train: train one phase of the world model",
+    "physworld-evaluate": "physworld-evaluate: score a trained world model",
+    "physworld-generate": "physworld-generate: generate (or verify)",
     "physworld-report": "Write a report of a run or a pipeline folder",
     "physworld-pipeline": "Run an experiment's phases in order",
     "physworld-preview": "physworld-preview: draw a few fresh sequences of a dataset",
@@ -276,16 +277,59 @@ def test_every_entry_point_is_an_importable_main():
         assert callable(getattr(importlib.import_module(module), function)), (name, target)
 
 
-def test_every_script_wraps_an_entry_point():
-    # train.py and each scripts/*.py command call the main() of one [project.scripts] entry, and every entry
-    # has its wrapper in the repository: one command, two ways to call it.
+def wrappers() -> dict[str, str]:
+    """The repository's way to call each entry point: "module:main" -> "train.py" or "scripts/<name>.py"."""
     wrapped = {}
     for path in [ROOT / "train.py", *sorted((ROOT / "scripts").glob("*.py"))]:
         if path.name not in REPOSITORY_TOOLS:
             found = re.search(r"^from (physworld\.cli\.\w+) import main\b", path.read_text(), re.MULTILINE)
             assert found, f"{path.name} is neither a wrapper of a physworld.cli main() nor a repository tool"
-            wrapped[path.name] = f"{found.group(1)}:main"
-    assert sorted(wrapped.values()) == sorted(project_scripts().values())
+            wrapped[f"{found.group(1)}:main"] = path.relative_to(ROOT).as_posix()
+    return wrapped
+
+
+def test_every_script_wraps_an_entry_point():
+    # train.py and each scripts/*.py command call the main() of one [project.scripts] entry, and every entry
+    # has its wrapper in the repository: one command, two ways to call it.
+    scripts = [p for p in (ROOT / "scripts").glob("*.py") if p.name not in REPOSITORY_TOOLS]
+    assert len(wrappers()) == len(scripts) + 1  # no two wrappers of one entry point
+    assert sorted(wrappers()) == sorted(project_scripts().values())
+
+
+# The config each Hydra command composes (the others, report and pipeline, parse their own arguments).
+HYDRA_CONFIGS = {
+    "physworld-train": "train",
+    "physworld-evaluate": "evaluate",
+    "physworld-generate": "generate_data",
+    "physworld-preview": "preview_data",
+    "physworld-export": "export",
+}
+
+
+def config_groups_used(config_name: str) -> dict[str, list[str]]:
+    """The groups of a config's defaults list (Hydra's own left out), each with the options in its folder."""
+    groups = []
+    for entry in OmegaConf.to_container(OmegaConf.load(CONFIGS / f"{config_name}.yaml"))["defaults"]:
+        if isinstance(entry, dict):
+            (group,) = entry
+            if not group.startswith(("override ", "hydra")):
+                groups.append(group)
+    return {g: sorted(p.stem for p in (CONFIGS / g).glob("*.yaml")) for g in groups}
+
+
+def listed_groups(help_text: str) -> dict[str, list[str]] | None:
+    """The `group: option, ...` lines under "Config groups (group=option):" in a --help, or None without one."""
+    lines = help_text.splitlines()
+    if "Config groups (group=option):" not in lines:
+        return None
+    start = lines.index("Config groups (group=option):") + 1
+    listed = {}
+    for line in lines[start:]:
+        if not line.strip():
+            break
+        group, options = line.split(": ", 1)
+        listed[group] = options.split(", ")
+    return listed
 
 
 @pytest.mark.parametrize("name", sorted(ENTRY_POINTS))
@@ -303,6 +347,21 @@ def test_entry_point_runs_outside_the_repository(tmp_path, name):
     assert result.returncode == 0, result.stderr[-2000:]
     assert ENTRY_POINTS[name] in result.stdout
     assert list(tmp_path.iterdir()) == []  # --help writes nothing
+    # The header names this command, and the help says the repository's way to call it too.
+    assert name in result.stdout.splitlines()[0], result.stdout[:500]
+    assert f"python {wrappers()[scripts[name]]}" in result.stdout
+    # The groups listed are exactly those the command's config chooses from, with every option of each.
+    if name in HYDRA_CONFIGS:
+        assert listed_groups(result.stdout) == config_groups_used(HYDRA_CONFIGS[name])
+    else:
+        assert listed_groups(result.stdout) is None
+    if name == "physworld-pipeline":  # the experiments it can run instead
+        with_steps = [
+            p.stem
+            for p in sorted((CONFIGS / "experiment").glob("*.yaml"))
+            if OmegaConf.select(OmegaConf.load(p), "pipeline.steps")
+        ]
+        assert f"Experiments with pipeline.steps (experiment=...): {', '.join(with_steps)}\n" in result.stdout
 
 
 def test_generate_data_cli(tmp_path):
