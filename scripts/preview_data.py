@@ -1,70 +1,13 @@
-"""Preview a dataset: `python scripts/preview_data.py dataset=pendulum` writes outputs/previews/<name>_preview.png
-(a grid: one sequence a row, every other frame) and <name>_preview.gif (a few sequences side by side).
-
-It generates a handful of fresh sequences with the dataset's config (nothing is read from or written to the
-data cache), so it is quick and shows exactly what the generator makes.
-"""
+"""`python scripts/preview_data.py dataset=pendulum`: the repository's wrapper of `physworld-preview`
+(src/physworld/cli/preview_data.py: its main() and documentation)."""
 
 import os
-import sys
 from pathlib import Path
 
-import hydra
-import numpy as np
-from omegaconf import DictConfig, OmegaConf
-from PIL import Image
+# data/ and outputs/ beside this repository unless $PHYSWORLD_ROOT says otherwise
+os.environ.setdefault("PHYSWORLD_ROOT", str(Path(__file__).resolve().parents[1]))
 
-from physworld.paths import CONFIG_DIR
-
-ROOT = Path(__file__).resolve().parents[1]
-os.environ.setdefault("PHYSWORLD_ROOT", str(ROOT))
-
-
-def preview_grid(frames: np.ndarray, every: int = 2, scale: int = 2) -> Image.Image:
-    """frames uint8 (N, T, H, W, 3) -> one row per sequence, frames 0, every, 2*every, ..."""
-    framed = np.pad(frames[:, ::every], ((0, 0), (0, 0), (1, 1), (1, 1), (0, 0)), constant_values=128)
-    rows = [np.concatenate(list(seq), axis=1) for seq in framed]  # grey 1-px borders between frames
-    grid = np.concatenate(rows, axis=0)
-    return Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST)
-
-
-def save_gif(frames: np.ndarray, path: Path, scale: int = 3, fps: int = 10) -> None:
-    """frames uint8 (N, T, H, W, 3) -> an animated GIF of the N sequences side by side."""
-    strip = np.concatenate(list(frames), axis=2)  # (T, H, N*W, 3)
-    images = [
-        Image.fromarray(f).resize((f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST) for f in strip
-    ]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=1000 // fps, loop=0)
-
-
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="generate_data")
-def main(cfg: DictConfig) -> None:
-    from physworld.config import check_dataset, dataset_members
-    from physworld.data.scenes import SCENES
-    from physworld.errors import PhysworldError
-
-    try:
-        members = dataset_members(cfg.dataset)
-        for dataset in members:
-            check_dataset(dataset)
-    except PhysworldError as err:
-        print(f"physworld: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    out = Path(cfg.paths.log_dir) / "previews"
-    out.mkdir(parents=True, exist_ok=True)
-    for dataset in members:
-        params = OmegaConf.to_container(dataset.scene, resolve=True)
-        scene = SCENES[dataset.name].generate(
-            np.random.default_rng(cfg.data.seed), 6, dataset.num_frames, params
-        )
-        png, gif = out / f"{dataset.name}_preview.png", out / f"{dataset.name}_preview.gif"
-        preview_grid(scene.frames).save(png)
-        save_gif(scene.frames[:4], gif)
-        print(f"{dataset.name}: {png} {gif}")
-
+from physworld.cli.preview_data import main  # noqa: E402
 
 if __name__ == "__main__":
-    from physworld.choices import exit_on_bad_choice
-
-    exit_on_bad_choice(CONFIG_DIR)  # a misspelt group option (debug=tinny): one line, exit 2
     main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import sys
 import time
 
 import pytest
+from omegaconf import OmegaConf
 
 from physworld.config import check_config
 from physworld.errors import ConfigError
@@ -127,6 +129,62 @@ def test_config_checks_import_neither_torch_nor_lightning():
     assert result.stdout.strip() == "[]"
 
 
+# Each command-line entry point with a bad value: ({file} is an existing, empty file; {tmp} the test's folder)
+BAD_VALUES = [
+    ("physworld.cli.train", "data.max_sequences=-1", "data.max_sequences=-1 is not accepted"),
+    (
+        "physworld.cli.evaluate",
+        "ckpt_path=/no/such.ckpt",
+        "ckpt_path='/no/such.ckpt': no such checkpoint file",
+    ),
+    (
+        "physworld.cli.evaluate",
+        "ckpt_path={file} evaluation.batch_size=-2",
+        "evaluation.batch_size=-2 is not accepted: a positive integer",
+    ),
+    (
+        "physworld.cli.evaluate",
+        "ckpt_path={file} dataset=pendulum dataset.sizes.test=-1",
+        "dataset: sizes.test=-1 is not accepted: a positive integer",
+    ),
+    ("physworld.cli.evaluate", "ckpt_path={file} debug=tinny", "debug='tinny' is not accepted: one of ["),
+    ("physworld.cli.generate_data", "dataset.sizes.train=-1", "sizes.train=-1 is not accepted"),
+    ("physworld.cli.report", "{tmp}/nope", "nope: no such folder"),
+    (
+        "physworld.cli.pipeline",
+        "experiment=pendulum_prediction phase.lr=-1",
+        "phase.lr=-1 is not accepted: a positive number",
+    ),
+    ("physworld.cli.preview_data", "dataset=wave dataset.num_frames=0", "num_frames=0 is not accepted"),
+    (
+        "physworld.cli.export",
+        "ckpt_path=/no/such.ckpt out={tmp}/out",
+        "ckpt_path='/no/such.ckpt': no such checkpoint file",
+    ),
+    ("physworld.cli.export", "ckpt_path={file}", "out=None is not accepted: pass out=exports/<name>"),
+]
+
+
+@pytest.mark.parametrize(("module", "args", "expected"), BAD_VALUES)
+def test_every_command_reports_a_bad_value_before_importing_torch(tmp_path, module, args, expected):
+    # The entry point's main() as its console script calls it; the line that reports the error is printed
+    # before torch or Lightning is imported (they alone take seconds), so a typo costs no start-up time.
+    (tmp_path / "empty.ckpt").write_bytes(b"")
+    argv = args.format(file=tmp_path / "empty.ckpt", tmp=tmp_path).split()
+    code = (
+        f"import sys; sys.argv = ['prog', *{argv!r}]; from {module} import main\n"
+        "try:\n    code = main()\nexcept SystemExit as exit:\n    code = exit.code\n"
+        "print(code, sorted(m for m in ('torch', 'lightning') if m in sys.modules))"
+    )
+    env = {**os.environ, "PHYSWORLD_ROOT": str(tmp_path / "root")}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("physworld: error: ") and expected in lines[0], lines
+    assert result.stdout.strip().splitlines()[-1] == "2 []"  # exit code 2, neither torch nor Lightning
+
+
 @pytest.mark.parametrize(
     ("override", "key"),
     [
@@ -172,11 +230,17 @@ def test_misspelt_group_option_is_one_line_with_the_options(tmp_path, script, ov
 @pytest.mark.parametrize(
     ("script", "what", "keys"),
     [
-        ("train.py", "train.py: train one phase of the world model", "Main keys: phase.lr"),
-        ("scripts/evaluate.py", "evaluate.py: score a trained world model", "Main keys: ckpt_path"),
-        ("scripts/generate_data.py", "generate_data.py: generate (or verify)", "Main keys: dataset.sizes"),
+        ("train.py", "physworld-train: train one phase of the world model", "Main keys: phase.lr"),
+        ("scripts/evaluate.py", "physworld-evaluate: score a trained world model", "Main keys: ckpt_path"),
+        ("scripts/generate_data.py", "physworld-generate: generate (or verify)", "Main keys: dataset.sizes"),
         ("scripts/pipeline.py", "Run an experiment's phases in order", "Main keys: experiment"),
         ("scripts/report.py", "Write a report of a run or a pipeline folder", "Writes `<folder>/report.md`"),
+        (
+            "scripts/preview_data.py",
+            "physworld-preview: draw a few fresh sequences",
+            "Main keys: dataset.num_frames",
+        ),
+        ("scripts/export.py", "physworld-export: export a trained world model", "Main keys: ckpt_path"),
     ],
 )
 def test_help_says_what_the_script_does(script, what, keys):
@@ -188,20 +252,91 @@ def test_help_says_what_the_script_does(script, what, keys):
 
 
 ENTRY_POINTS = {
-    "physworld-train": "train.py: train one phase of the world model",
-    "physworld-evaluate": "evaluate.py: score a trained world model",
-    "physworld-generate": "generate_data.py: generate (or verify)",
+    "physworld-train": "physworld-train: train one phase of the world model",
+    "physworld-evaluate": "physworld-evaluate: score a trained world model",
+    "physworld-generate": "physworld-generate: generate (or verify)",
     "physworld-report": "Write a report of a run or a pipeline folder",
     "physworld-pipeline": "Run an experiment's phases in order",
+    "physworld-preview": "physworld-preview: draw a few fresh sequences of a dataset",
+    "physworld-export": "physworld-export: export a trained world model",
 }
+# scripts/*.py that are tools of the repository (benchmarks, tables of finished runs), not commands
+REPOSITORY_TOOLS = ("benchmark.py", "benchmark_scenes.py", "rollout_table.py", "summarize.py")
+
+
+def project_scripts() -> dict[str, str]:
+    """pyproject.toml's [project.scripts]: console script name -> "module:function"."""
+    tomllib = pytest.importorskip("tomllib")
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+
+
+def test_every_entry_point_is_an_importable_main():
+    for name, target in project_scripts().items():
+        module, function = target.split(":")
+        assert function == "main", (name, target)
+        assert callable(getattr(importlib.import_module(module), function)), (name, target)
+
+
+def wrappers() -> dict[str, str]:
+    """The repository's way to call each entry point: "module:main" -> "train.py" or "scripts/<name>.py"."""
+    wrapped = {}
+    for path in [ROOT / "train.py", *sorted((ROOT / "scripts").glob("*.py"))]:
+        if path.name not in REPOSITORY_TOOLS:
+            found = re.search(r"^from (physworld\.cli\.\w+) import main\b", path.read_text(), re.MULTILINE)
+            assert found, f"{path.name} is neither a wrapper of a physworld.cli main() nor a repository tool"
+            wrapped[f"{found.group(1)}:main"] = path.relative_to(ROOT).as_posix()
+    return wrapped
+
+
+def test_every_script_wraps_an_entry_point():
+    # train.py and each scripts/*.py command call the main() of one [project.scripts] entry, and every entry
+    # has its wrapper in the repository: one command, two ways to call it.
+    scripts = [p for p in (ROOT / "scripts").glob("*.py") if p.name not in REPOSITORY_TOOLS]
+    assert len(wrappers()) == len(scripts) + 1  # no two wrappers of one entry point
+    assert sorted(wrappers()) == sorted(project_scripts().values())
+
+
+# The config each Hydra command composes (the others, report and pipeline, parse their own arguments).
+HYDRA_CONFIGS = {
+    "physworld-train": "train",
+    "physworld-evaluate": "evaluate",
+    "physworld-generate": "generate_data",
+    "physworld-preview": "preview_data",
+    "physworld-export": "export",
+}
+
+
+def config_groups_used(config_name: str) -> dict[str, list[str]]:
+    """The groups of a config's defaults list (Hydra's own left out), each with the options in its folder."""
+    groups = []
+    for entry in OmegaConf.to_container(OmegaConf.load(CONFIGS / f"{config_name}.yaml"))["defaults"]:
+        if isinstance(entry, dict):
+            (group,) = entry
+            if not group.startswith(("override ", "hydra")):
+                groups.append(group)
+    return {g: sorted(p.stem for p in (CONFIGS / g).glob("*.yaml")) for g in groups}
+
+
+def listed_groups(help_text: str) -> dict[str, list[str]] | None:
+    """The `group: option, ...` lines under "Config groups (group=option):" in a --help, or None without one."""
+    lines = help_text.splitlines()
+    if "Config groups (group=option):" not in lines:
+        return None
+    start = lines.index("Config groups (group=option):") + 1
+    listed = {}
+    for line in lines[start:]:
+        if not line.strip():
+            break
+        group, options = line.split(": ", 1)
+        listed[group] = options.split(", ")
+    return listed
 
 
 @pytest.mark.parametrize("name", sorted(ENTRY_POINTS))
 def test_entry_point_runs_outside_the_repository(tmp_path, name):
     # pyproject.toml's [project.scripts] target, called as the installed console script calls it, from a folder
     # outside the repository: its configs come from the package, not from the current directory.
-    tomllib = pytest.importorskip("tomllib")
-    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    scripts = project_scripts()
     assert sorted(scripts) == sorted(ENTRY_POINTS)
     module, function = scripts[name].split(":")
     code = f"import sys; sys.argv = [{name!r}, '--help']; from {module} import {function}; sys.exit({function}())"
@@ -212,6 +347,21 @@ def test_entry_point_runs_outside_the_repository(tmp_path, name):
     assert result.returncode == 0, result.stderr[-2000:]
     assert ENTRY_POINTS[name] in result.stdout
     assert list(tmp_path.iterdir()) == []  # --help writes nothing
+    # The header names this command, and the help says the repository's way to call it too.
+    assert name in result.stdout.splitlines()[0], result.stdout[:500]
+    assert f"python {wrappers()[scripts[name]]}" in result.stdout
+    # The groups listed are exactly those the command's config chooses from, with every option of each.
+    if name in HYDRA_CONFIGS:
+        assert listed_groups(result.stdout) == config_groups_used(HYDRA_CONFIGS[name])
+    else:
+        assert listed_groups(result.stdout) is None
+    if name == "physworld-pipeline":  # the experiments it can run instead
+        with_steps = [
+            p.stem
+            for p in sorted((CONFIGS / "experiment").glob("*.yaml"))
+            if OmegaConf.select(OmegaConf.load(p), "pipeline.steps")
+        ]
+        assert f"Experiments with pipeline.steps (experiment=...): {', '.join(with_steps)}\n" in result.stdout
 
 
 def test_generate_data_cli(tmp_path):

@@ -63,11 +63,13 @@ def test_generate_data_config_matches_train(monkeypatch):
         assert gen.paths.data_dir == train.paths.data_dir
         assert gen.data.seed == train.data.seed
         assert gen.dataset == train.dataset
+        preview = compose_raw(extra, config_name="preview_data")  # previews what training would generate
+        assert preview.data.seed == train.data.seed and preview.dataset == train.dataset
 
 
 MISSPELT = [
     (config_name, override)
-    for config_name in ("train", "generate_data", "evaluate")
+    for config_name in ("train", "generate_data", "evaluate", "preview_data")
     for override in ("debug=tinny", "experiment=demoo", "hparams_search=grid")
     if config_name == "train" or not override.startswith("hparams_search")  # a group of train.yaml only
 ]

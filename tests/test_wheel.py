@@ -8,6 +8,7 @@ environment, physworld must come from the wheel (the folder is searched before a
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import shutil
@@ -29,6 +30,7 @@ def pip(*args, cwd):
 def test_wheel_carries_code_and_configs_and_trains_outside_the_repository(tmp_path):
     pytest.importorskip("setuptools", reason="building the wheel without isolation needs setuptools")
     pytest.importorskip("pip", reason="building and installing the wheel needs pip")
+    tomllib = pytest.importorskip("tomllib")
     # Build from a copy: a setuptools build writes build/ and *.egg-info beside the sources, and tests write
     # only under tmp_path.
     source = tmp_path / "source"
@@ -52,10 +54,21 @@ def test_wheel_carries_code_and_configs_and_trains_outside_the_repository(tmp_pa
     configs = {f"physworld/configs/{p.relative_to(CONFIGS).as_posix()}" for p in CONFIGS.rglob("*.yaml")}
     assert configs and configs <= names, sorted(configs - names)
     assert "physworld/cli/train.py" in names
+    # Every [project.scripts] entry is a console script of the wheel, its module packed with it.
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+    console = configparser.ConfigParser()
+    console.read_string(zipfile.ZipFile(wheel).read(entry_points).decode())
+    assert dict(console["console_scripts"]) == scripts
+    for target in scripts.values():
+        assert target.split(":")[0].replace(".", "/") + ".py" in names, target
 
     site = tmp_path / "site"
     installed = pip("install", "--no-deps", "--no-index", "--target", site, wheel, cwd=tmp_path)
     assert installed.returncode == 0, installed.stderr[-2000:]
+    assert sorted(p.name for p in (site / "bin").iterdir() if p.name.startswith("physworld-")) == sorted(
+        scripts
+    )
 
     work = tmp_path / "work"  # an empty current directory: data/ and outputs/ must go here
     work.mkdir()
@@ -74,6 +87,17 @@ def test_wheel_carries_code_and_configs_and_trains_outside_the_repository(tmp_pa
     assert module == str(site / "physworld" / "paths.py") and configs_dir == str(
         site / "physworld" / "configs"
     )
+    # Each console script's target imports from the wheel and is a function (their shebang is this interpreter).
+    check = "import importlib, sys\n" + "".join(
+        f"f = getattr(importlib.import_module({m!r}), {f!r}); assert callable(f); print(sys.modules[{m!r}].__file__)\n"
+        for m, f in (target.split(":") for target in scripts.values())
+    )
+    imported = subprocess.run(
+        [sys.executable, "-c", check], cwd=work, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert imported.returncode == 0, imported.stderr[-2000:]
+    assert all(line.startswith(str(site)) for line in imported.stdout.split()), imported.stdout
+    assert len(imported.stdout.split()) == len(scripts)
 
     # The console script pip wrote (its shebang is this interpreter), as a user would type it.
     result = subprocess.run(

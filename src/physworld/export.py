@@ -246,13 +246,6 @@ def metric_blocks(metrics_file: Path | None) -> list:
 # -- the command line ----------------------------------------------------------------------------------------
 
 
-def check_export(cfg) -> None:
-    """Raise ConfigError for the first bad key of configs/export.yaml."""
-    for key, example in (("ckpt_path", "<run>/checkpoints/best.ckpt"), ("out", "exports/<name>")):
-        if cfg.get(key) is None:
-            raise ConfigError(f"{key}=None is not accepted: pass {key}={example}")
-
-
 def log_artifact(out: Path, project: str, wandb_dir: Path) -> str:
     """Log the exported folder's files as a W&B artifact of type "model" from a run of job type "export";
     offline (files under `wandb_dir`) unless the user chose a mode or has a key, as training's logger does."""

@@ -4,6 +4,9 @@ CONFIG_DIR is the Hydra config tree. It ships inside the package (physworld/conf
 pyproject.toml), so an installed wheel composes the same configs as the repository: every script, entry point
 and test finds it here, never relative to the repository.
 
+The config tree's help texts (`--help`) list the groups a command's config uses with the resolver
+`${physworld.config_groups:}`, registered here, beside CONFIG_DIR, so whatever composes the tree can resolve it.
+
 project_root() is the folder that `paths.root_dir` (configs/paths/default.yaml) defaults to, with data/ and
 outputs/ under it: $PHYSWORLD_ROOT when set; else the repository when physworld is imported from a source
 checkout (src/physworld beside pyproject.toml: an editable install or PYTHONPATH=src); else the current
@@ -15,8 +18,25 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from omegaconf import DictConfig, OmegaConf
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 CONFIG_DIR = PACKAGE_DIR / "configs"
+
+
+def config_groups(*, _root_: DictConfig) -> str:
+    """`group: option, option, ...`, a line per config group the composed config chose from (its defaults list,
+    as hydra.runtime.choices records it; Hydra's own groups left out). A command's --help lists these, where
+    Hydra's $APP_CONFIG_GROUPS lists every folder of the config tree, groups the command never reads included."""
+    from physworld.choices import group_options
+
+    choices = OmegaConf.select(_root_, "hydra.runtime.choices") or {}
+    groups = sorted(g for g in choices if g != "hydra" and not g.startswith("hydra/"))
+    return "\n".join(f"{g}: {', '.join(group_options(CONFIG_DIR, g))}" for g in groups)
+
+
+if not OmegaConf.has_resolver("physworld.config_groups"):
+    OmegaConf.register_new_resolver("physworld.config_groups", config_groups)
 
 
 def source_checkout() -> Path | None:

@@ -23,7 +23,6 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from physworld.choices import check_choices, group_options
@@ -96,12 +95,17 @@ def generate_all(steps: list[tuple[str, DictConfig]]) -> None:
 def run_pipeline(overrides: list[str]) -> Path:
     """Run (or resume) every step; return the pipeline folder. Each step writes its own run folder."""
     from physworld.config import check_config
-    from physworld.run import train
 
     root, steps, settings = plan(overrides)
-    root.mkdir(parents=True, exist_ok=True)
-    for _, cfg in steps:  # fail on any bad value before generating or training anything
+    # Fail on any bad value before generating or training anything, and before torch and Lightning are
+    # imported (seconds): the plan and the checks need neither.
+    for _, cfg in steps:
         check_config(cfg, files=False)
+    from lightning.pytorch.utilities import rank_zero_info
+
+    from physworld.run import train
+
+    root.mkdir(parents=True, exist_ok=True)
     generate_all(steps)
     log = root / "pipeline.json"
     record = json.loads(log.read_text()) if log.is_file() else {}
@@ -135,6 +139,8 @@ def run_pipeline(overrides: list[str]) -> Path:
 def write_pipeline_report(root: Path, steps: list[tuple[str, DictConfig]], sequences: int) -> Path:
     """Evaluate every world-model step once (architecture diagram, per-dataset figures and tables) and write
     `report.md` / `report.html` for the whole pipeline."""
+    from lightning.pytorch.utilities import rank_zero_info
+
     from physworld.evaluation.evaluate import evaluate_run
     from physworld.evaluation.report import write_report
 

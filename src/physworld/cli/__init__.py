@@ -1,6 +1,7 @@
 """The command-line entry points (pyproject.toml's [project.scripts]): physworld-train, physworld-evaluate,
-physworld-generate, physworld-report and physworld-pipeline, one module each. The repository's train.py and
-scripts/*.py are thin wrappers around the same main() functions.
+physworld-generate, physworld-report, physworld-pipeline, physworld-preview and physworld-export, one module
+each. The repository's train.py and scripts/*.py are thin wrappers around the same main() functions (but
+scripts/benchmark*.py, summarize.py and rollout_table.py: tools of the repository, not commands).
 
 Every main() composes the config tree inside the package (physworld.paths.CONFIG_DIR), so an installed wheel
 runs with no repository around it.

@@ -44,9 +44,14 @@ def summary(metrics: dict[str, float], stage: str) -> list[str]:
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
 def evaluate_app(cfg: DictConfig) -> None:
     from physworld.errors import PhysworldError
-    from physworld.evaluation.evaluate import evaluate
+    from physworld.evaluation.checks import check_evaluation
 
     try:
+        # The checks of the values (and that the checkpoint file exists) first, before torch and Lightning are
+        # imported (seconds): a bad value is reported at once. Reading the checkpoint needs torch.
+        check_evaluation(cfg)
+        from physworld.evaluation.evaluate import evaluate
+
         out, metrics = evaluate(cfg)
     except PhysworldError as err:
         print(f"physworld: error: {str(err).replace(chr(10), ' ')}", file=sys.stderr)  # always one line

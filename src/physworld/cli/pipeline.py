@@ -1,12 +1,14 @@
 """Run an experiment's phases in order, then write its report: `physworld-pipeline experiment=demo`
 (from the repository: `python scripts/pipeline.py ...`, the same main()).
 
-Every argument is a train.py override applied to every step (e.g. `trainer=gpu`, `paths.log_dir=/scratch`).
-Rerunning the same command resumes at the first unfinished step. See src/physworld/pipeline.py.
+Every argument is a physworld-train (train.py) override applied to every step (e.g. `trainer=gpu`,
+`paths.log_dir=/scratch`). Rerunning the same command resumes at the first unfinished step. See
+src/physworld/pipeline.py.
 
 Main keys: experiment (required: one that defines pipeline.steps, e.g. demo or fidelity), pipeline.report
 (false: no evaluation and report at the end), pipeline.evaluate_sequences, paths.log_dir (the pipeline folder
-is <paths.log_dir>/pipelines/<experiment>), and any train.py key (e.g. phase.max_epochs=1 for every step).
+is <paths.log_dir>/pipelines/<experiment>), and any physworld-train key (e.g. phase.max_epochs=1 for every
+step).
 """
 
 import sys
@@ -14,15 +16,28 @@ import sys
 from physworld.cli import set_project_root
 
 
+def help_text() -> str:
+    """The module docstring, then the experiments there are to run (those that define pipeline.steps)."""
+    from physworld.choices import group_options
+    from physworld.paths import CONFIG_DIR
+    from physworld.pipeline import has_steps
+
+    experiments = [name for name in group_options(CONFIG_DIR, "experiment") if has_steps(name)]
+    return (
+        f"{__doc__.strip()}\n\nExperiments with pipeline.steps (experiment=...): {', '.join(experiments)}\n"
+        "Config groups of every step (group=option): physworld-train's, see physworld-train --help"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in argv):
+        print(help_text())
+        return 0
     set_project_root()
     from physworld.errors import PhysworldError
-    from physworld.pipeline import run_pipeline
+    from physworld.pipeline import run_pipeline  # imports neither torch nor Lightning before its checks
 
-    if any(a in ("-h", "--help") for a in argv):
-        print(__doc__)
-        return 0
     try:
         folder = run_pipeline(argv)
     except PhysworldError as err:

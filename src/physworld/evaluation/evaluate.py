@@ -24,17 +24,11 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from physworld.callbacks.metrics_file import scalar_metrics, write_metrics
-from physworld.config import (
-    check_dataset,
-    dataset_members,
-    datasets_for,
-    non_negative_int,
-    positive_int,
-    require,
-)
+from physworld.config import datasets_for
 from physworld.data.cache import ensure_split, load_params, load_split
 from physworld.errors import ConfigError
 from physworld.evaluation.architecture import architecture_diagram
+from physworld.evaluation.checks import check_evaluation
 from physworld.evaluation.figures import preview_figures, reconstruction_figures, rollout_figures
 from physworld.evaluation.loading import load_phase, training_config
 from physworld.evaluation.runs import run_config_file, training_run_dir
@@ -57,43 +51,14 @@ class DataPlan:
     label: str  # the dataset choice, for the folder name
 
 
-def check_evaluation(cfg: DictConfig) -> None:
-    """Raise ConfigError for the first bad `ckpt_path` or `evaluation.*` value."""
-    if cfg.get("ckpt_path") is None:
-        raise ConfigError(
-            "ckpt_path=None is not accepted: pass the checkpoint to evaluate, "
-            "e.g. ckpt_path=outputs/train/runs/<run>/checkpoints/best.ckpt"
-        )
-    require(cfg, "evaluation.split", lambda v: v in ("val", "test"), "val or test")
-    for key in ("batch_size", "horizon", "num_images", "num_examples", "num_gif_sequences"):
-        require(cfg, f"evaluation.{key}", positive_int, "a positive integer")
-    for key in ("num_sequences", "context_frames"):
-        require(
-            cfg, f"evaluation.{key}", lambda v: v is None or positive_int(v), "null or a positive integer"
-        )
-    devices = ("auto", "cpu", "cuda", "mps")
-    require(cfg, "evaluation.device", lambda v: v in devices, f"one of {list(devices)}")
-    require(cfg, "data.seed", non_negative_int, "a non-negative integer")
-    for key in ("data.max_sequences", "data.max_frames"):
-        require(cfg, key, lambda v: v is None or positive_int(v), "null or a positive integer")
-
-
 def data_plan(cfg: DictConfig, ckpt_path: str) -> DataPlan:
-    """`dataset=<name>|all` when given; otherwise the data of the run that wrote the checkpoint."""
+    """`dataset=<name>|all` when given; otherwise the data of the run that wrote the checkpoint (check_evaluation
+    has checked the `dataset` choice)."""
     dataset = cfg.get("dataset")
-    if dataset is not None and "name" in dataset:
-        for member in dataset_members(dataset):
-            try:
-                check_dataset(member)
-            except ConfigError as err:
-                raise ConfigError(f"dataset: {err}") from None
+    if dataset is not None:
         seed = int(cfg.data.seed)
         source = f"dataset={dataset.name} (configs/dataset), data seed {seed}"
         return DataPlan(datasets_for(cfg), str(cfg.paths.data_dir), seed, source, dataset.name)
-    if dataset is not None:
-        raise ConfigError(
-            f"dataset={OmegaConf.to_container(dataset)} sets dataset keys but no dataset: add dataset=<name>"
-        )
     found = training_config(ckpt_path)
     if found is None:
         raise ConfigError(
