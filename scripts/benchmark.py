@@ -41,7 +41,7 @@ from physworld.benchmark.workloads import (  # noqa: E402
     phase_config,
     synthetic_batch,
 )
-from physworld.config import native_bf16  # noqa: E402
+from physworld.config import native_bf16, resolve_precision  # noqa: E402
 
 SECTIONS = (
     "training",
@@ -351,11 +351,10 @@ class Bench:
             total = flops.training_flops(phase, synthetic_batch(b, t, self.device))
             out[name] = {"flops_per_step": total, "flops_per_frame": total / (b * t)}
             if name in self.consumption:
-                achieved = out[name]["flops_per_frame"] * self.consumption[name]
-                out[name]["achieved_tflops"] = achieved / 1e12
-                peak = flops.peak_flops(self.device, str(cfg.trainer.precision))
-                if peak:
-                    out[name] |= {"mfu": achieved / peak[0], "peak": peak[1]}
+                precision = resolve_precision(cfg)
+                out[name] |= flops.utilisation(
+                    total / (b * t), self.consumption[name], self.device, precision
+                )
         return out
 
     def gpu(self) -> dict:
@@ -378,13 +377,12 @@ class Bench:
             phase = build(cfg).to(self.device)
             b, t = int(cfg.phase.batch_size), int(cfg.phase.seq_len)
             per_frame = flops.training_flops(phase, synthetic_batch(b, t, self.device)) / (b * t)
-            peak = flops.peak_flops(self.device, "bf16-mixed")
             for variant, overrides in variants.items():
                 torch.cuda.reset_peak_memory_stats(self.device)
                 measured = self.lightning(name, overrides)
                 measured["device_peak_mb"] = torch.cuda.max_memory_allocated(self.device) / 2**20
-                measured["mfu"] = per_frame * measured["frames_per_s"] / peak[0] if peak else None
-                out[f"{name} {variant}"] = measured | {"peak": peak[1] if peak else None}
+                measured |= flops.utilisation(per_frame, measured["frames_per_s"], self.device, "bf16-mixed")
+                out[f"{name} {variant}"] = measured
             out[f"{name} host_reads"] = self.host_reads(name, fast)
         return out
 

@@ -228,10 +228,38 @@ def test_benchmark_quick_writes_json_and_markdown(tmp_path):
         cache = report["token_cache"][output]
         assert cache["on"]["frames_per_s"] > 0 and cache["off"]["frames_per_s"] > 0 and cache["speedup"] > 0
     assert report["flops"]["reconstruction"]["flops_per_frame"] > 0
+    assert report["flops"]["reconstruction"]["achieved_tflops"] > 0
+    assert report["flops"]["reconstruction"]["mfu"] is None  # a CPU: Lightning knows no peak for it
     assert len(report["environment"]["loadavg_start"]) == 3
     assert any(t["met"] is None and t["target"].startswith("GPU") for t in report["targets"])
     table = next(out.glob("*.md")).read_text()
     assert "| reconstruction |" in table and "## Targets" in table and "token cache" in table
+
+
+@pytest.mark.parametrize(
+    "precision, dtype",
+    [("bf16-mixed", torch.bfloat16), ("16-mixed", torch.float16), ("32-true", torch.float32)],
+)
+def test_benchmark_mfu_is_achieved_over_lightnings_peak(monkeypatch, precision, dtype):
+    from physworld.benchmark import flops
+
+    asked = []
+
+    def available_flops(device, dtype):
+        asked.append((device, dtype))
+        return 4e12
+
+    monkeypatch.setattr(flops, "get_available_flops", available_flops)
+    device = torch.device("cuda", 0)  # only looked up in the (replaced) table, never used
+    out = flops.utilisation(2e9, 500.0, device, precision)  # 2 GFLOP a frame at 500 frames/s: 1 TFLOP/s
+    assert asked == [(device, dtype)]
+    assert out["achieved_tflops"] == pytest.approx(1.0)
+    assert out["mfu"] == pytest.approx(1e12 / 4e12) and out["peak_tflops"] == pytest.approx(4.0)
+    # Where Lightning knows no peak (CPUs, GPUs missing from its table) there is no MFU, and no failure.
+    monkeypatch.setattr(flops, "get_available_flops", lambda device, dtype: None)
+    assert flops.utilisation(2e9, 500.0, device, precision)["mfu"] is None
+    with pytest.raises(ValueError, match="precision='fp8'"):
+        flops.peak_flops(device, "fp8")
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from lightning.pytorch.utilities.model_summary import ModelSummary
 from PIL import Image
 
 from physworld.config import check_config
@@ -14,7 +15,7 @@ from physworld.errors import CheckpointError, ConfigError
 from physworld.models.convgru import ConvGRUCell, LatentDynamics
 from physworld.phases.checkpoints import check_world_model_checkpoint, read_checkpoint
 from physworld.phases.prediction import PredictionPhase, weighted_latent_mse
-from physworld.run import build_datamodule, plain, train
+from physworld.run import build_datamodule, build_phase, plain, train
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +73,33 @@ def test_weighted_latent_mse_matches_hand_computation():
     target = torch.tensor([1.0, 2.0, 3.0]).view(1, 3, 1, 1, 1).expand(2, 3, 1, 1, 1)
     weights = torch.tensor([0.5, 0.3, 0.2])
     assert weighted_latent_mse(pred, target, weights).item() == pytest.approx(0.5 * 1 + 0.3 * 4 + 0.2 * 9)
+
+
+def conv_flops(conv: torch.nn.Conv2d, side: int) -> int:
+    """2 * Cin * Cout * k * k multiply-adds per output pixel of a square side x side output."""
+    return 2 * conv.in_channels * conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1] * side**2
+
+
+@pytest.mark.parametrize("output", ["latent", "tokens"])
+@pytest.mark.parametrize("phase", ["prediction", "comprehensive"])
+def test_model_summary_counts_the_flops_of_a_prediction(make_cfg, phase, output):
+    # The summary runs forward on example_input_array; without one it reported 0 FLOPs.
+    module = build_phase(make_cfg("debug=tiny", f"phase={phase}", f"model.dynamics.output={output}"))
+    summary = ModelSummary(module, max_depth=-1)  # every layer: the cells run inside dynamics.rollout
+    # A lower bound from the encoder's convs on the context frames and the ConvGRU cells' convs at every
+    # step of the rollout (the warm-up on the context, then the predicted frames).
+    c, k = module.context_frames, module.horizon
+    side, encoder = 64, 0
+    for conv in module.vqvae.encoder.convs:
+        side //= conv.stride[0]
+        encoder += conv_flops(conv, side)
+    cells = sum(
+        conv_flops(cell.gates, side) + conv_flops(cell.candidate, side) for cell in module.dynamics.cells
+    )
+    assert summary.total_flops >= c * encoder + (c + k - 1) * cells > 0
+    first = module.dynamics.cells[0]
+    per_step = conv_flops(first.gates, side) + conv_flops(first.candidate, side)
+    assert sum(summary.flop_counts["dynamics.cells.0"].values()) >= (c + k - 1) * per_step
 
 
 def test_prediction_fast_dev_run_loads_the_reconstruction_checkpoint(make_cfg, recon_ckpt):

@@ -3,6 +3,7 @@ a tiny end-to-end run with its figures and metrics, and the one-line errors."""
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -56,6 +57,15 @@ def test_model_summary_counts_the_actor_step_flops(make_cfg):
     phase = build_phase(make_cfg(*RL))  # init_from is read at setup, not here
     summary = ModelSummary(phase)
     assert summary.total_flops > 0 and summary.flop_counts["actor"]
+
+
+def test_throughput_counts_the_flops_of_a_step_past_reward_pretraining(make_cfg):
+    phase = build_phase(make_cfg(*RL, "phase.reward_pretrain_steps=5", "phase.eval_every_n_steps=7"))
+    assert phase.first_steady_step == 5  # batch 5 (from 0) is step 6, the first that imagines
+    phase.train_steps += 3  # resumed after 3 steps: batch 2 is step 6
+    assert phase.first_steady_step == 2
+    phase.train_steps += 2  # after 5: batch 1 would be step 7, which also evaluates in the environment
+    assert phase.first_steady_step == 2
 
 
 def test_lambda_returns_match_hand_computation():
@@ -160,6 +170,11 @@ def test_tiny_rl_run_writes_metrics_and_figures(make_cfg, world_model, tmp_path)
     ):
         assert np.isfinite(saved[key]), key
     assert saved["test/return_oracle"] > saved["test/return_random"]
+    # callbacks.throughput counted a step of manual optimisation: frames/s and FLOP/s are logged
+    with open(tmp_path / "run" / "csv" / "metrics.csv") as f:
+        logged = [row for row in csv.DictReader(f) if row["train/device/flops_per_sec"]]
+    assert logged and float(logged[-1]["train/device/samples_per_sec"]) > 0
+    assert float(logged[-1]["train/device/flops_per_sec"]) > 0
     images = tmp_path / "run" / "images"
     for name in ("rl_training.png", "rl_trajectory.png"):
         assert Image.open(images / name).format == "PNG"

@@ -1,25 +1,18 @@
 """FLOPs of one training step, counted by torch.utils.flop_counter (matmuls and convolutions, forward and
-backward: what MFU counts), and the device's peak for the model FLOPs utilisation (MFU) on a GPU."""
+backward: what MFU counts), and the model FLOPs utilisation (MFU) against the device's peak as Lightning
+knows it (lightning.fabric.utilities.throughput.get_available_flops)."""
 
 from __future__ import annotations
 
 import torch
+from lightning.fabric.utilities.throughput import get_available_flops
 from torch.utils.flop_counter import FlopCounterMode
 
 from physworld.benchmark.workloads import training_loss
 from physworld.phases.base import WorldModelPhase
 
-# Dense peak TFLOP/s from the vendors' data sheets: bf16 tensor cores, tf32 tensor cores, fp32 CUDA cores.
-# The first name that is part of torch.cuda.get_device_name() wins, so the more specific names come first.
-PEAK_TFLOPS = {
-    "H100 PCIe": {"bf16": 756.0, "tf32": 378.0, "fp32": 51.2},
-    "H100 NVL": {"bf16": 835.0, "tf32": 417.5, "fp32": 60.0},
-    "H100": {"bf16": 989.4, "tf32": 494.7, "fp32": 66.9},  # SXM
-    "H200": {"bf16": 989.4, "tf32": 494.7, "fp32": 66.9},
-    "A100": {"bf16": 312.0, "tf32": 156.0, "fp32": 19.5},
-    "L4": {"bf16": 121.0, "tf32": 60.0, "fp32": 30.3},
-    "RTX 4090": {"bf16": 165.2, "tf32": 82.6, "fp32": 82.6},
-}
+# trainer.precision (its part before "-") -> the compute dtype whose peak get_available_flops looks up
+COMPUTE_DTYPES = {"bf16": torch.bfloat16, "16": torch.float16, "32": torch.float32, "64": torch.float64}
 
 
 class _GlobalOnly:
@@ -54,16 +47,25 @@ def training_flops(phase: WorldModelPhase, batch: dict) -> int:
     return int(counter.get_total_flops())
 
 
-def peak_flops(device: torch.device, precision: str) -> tuple[float, str] | None:
-    """(peak FLOP/s, what it is) of a known CUDA device for this precision; None elsewhere."""
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    for key, peaks in PEAK_TFLOPS.items():
-        if key in name:
-            if precision.startswith("bf16"):
-                kind = "bf16"
-            else:  # fp32 convolutions run on TF32 tensor cores when cuDNN allows it (torch's default)
-                kind = "tf32" if torch.backends.cudnn.allow_tf32 else "fp32"
-            return peaks[kind] * 1e12, f"{key} dense {kind}"
-    return None
+def peak_flops(device: torch.device, precision: str) -> int | None:
+    """The device's peak FLOP/s at a trainer.precision (32-true, bf16-mixed, 16-mixed, ...): Lightning's
+    get_available_flops, which knows the data sheets of common CUDA GPUs and TPUs (float32 counts as TF32 on
+    Ampere and later unless torch's float32 matmul precision is "highest"); None where it has no entry (CPUs,
+    MPS, GPUs missing from its table)."""
+    kind = str(precision).split("-")[0]
+    if kind not in COMPUTE_DTYPES:
+        raise ValueError(
+            f"precision={precision!r}: accepted 64-true, 32-true, 16-mixed, 16-true, bf16-mixed, bf16-true"
+        )
+    return get_available_flops(device, COMPUTE_DTYPES[kind])
+
+
+def utilisation(flops_per_frame: float, frames_per_s: float, device: torch.device, precision: str) -> dict:
+    """What a training run at frames_per_s achieves: TFLOP/s and, where the device's peak is known, the model
+    FLOPs utilisation (MFU = achieved / peak) and that peak; mfu is None elsewhere."""
+    achieved = flops_per_frame * frames_per_s
+    out = {"achieved_tflops": achieved / 1e12, "mfu": None}
+    peak = peak_flops(device, precision)
+    if peak:
+        out |= {"mfu": achieved / peak, "peak_tflops": peak / 1e12}
+    return out

@@ -64,6 +64,13 @@ class WorldModelPhase(L.LightningModule):
         """Whether its training loss needs the frames even when the token cache gives the codes."""
         return False
 
+    @property
+    def first_steady_step(self) -> int:
+        """The first training batch of a fit (from 0) whose step does the work of every later one: the step whose
+        FLOPs physworld.callbacks.throughput counts. The first step also does one-time work (codes initialised
+        from the data, compilation)."""
+        return 1
+
     def __init__(self, model: dict, phase: dict, dataset_names: list[str] | None = None):
         super().__init__()
         # dataset_names: one per val/test dataloader (dataset=all has one per member), for per-dataset metrics.

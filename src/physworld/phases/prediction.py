@@ -111,6 +111,14 @@ class PredictionPhase(WorldModelPhase):
         )
         if self.frozen:
             self.vqvae.requires_grad_(False)
+        # One window for the model summary, which runs forward on it to count the FLOPs of a prediction: the
+        # context frames (B, c, 3, H, W) at 64x64 and the actions (B, c + K - 1, A) the rollout reads. A dict,
+        # so that on_after_batch_transfer (which reads batch dicts) leaves it as it is.
+        c, k = self.context_frames, self.horizon
+        self.example_input_array = {
+            "frames": torch.zeros(1, c, 3, 64, 64),
+            "actions": torch.zeros(1, c + k - 1, model["dynamics"]["action_dim"]),
+        }
 
     @property
     def frozen(self) -> bool:
@@ -132,6 +140,17 @@ class PredictionPhase(WorldModelPhase):
     @property
     def horizon(self) -> int:
         return len(self.hparams.phase["loss_weights"])
+
+    def forward(self, frames: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """The world model's prediction: context frames (B, c, 3, H, W) in [0, 1] and actions (B, c + K - 1, A)
+        -> the decoded predictions (B, K, 3, H, W) of the K = horizon frames after the context (encoder,
+        dynamics rolled out on its own predictions, decoder). Token predictions are fed back by argmax, as in
+        evaluation: deterministic, and it draws no random numbers (the model summary runs it before fitting)."""
+        b, c, k = frames.shape[0], frames.shape[1], self.horizon
+        latents = self.vqvae.encode(frames.flatten(0, 1))[0].unflatten(0, (b, c))  # (B, c, C, h, w)
+        roll = self.dynamics.rollout(latents, actions, horizon=k, codebook=self.codebook, feedback="argmax")
+        pred = roll.latents  # (B, K, C, h, w)
+        return self.vqvae.decode(pred.flatten(0, 1)).unflatten(0, (b, k))
 
     def compute_losses(self, batch: dict) -> dict[str, torch.Tensor]:
         """A batch (frames (B, T, 3, H, W) in [0, 1] or token-cache codes (B, T, h, w); actions (B, T, A))

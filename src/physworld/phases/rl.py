@@ -71,6 +71,17 @@ class RLPhase(WorldModelPhase):
     def vqvae_frozen(self) -> bool:
         return True
 
+    @property
+    def first_steady_step(self) -> int:
+        """The first batch of this fit past the reward pre-training (whose steps imagine nothing), and not one
+        that also evaluates in the real environment. train_steps counts the steps of earlier fits (a resume)."""
+        phase, done = self.hparams.phase, int(self.train_steps)
+        index = max(1, phase["reward_pretrain_steps"] - done)  # its step is number done + index + 1
+        every = phase["eval_every_n_steps"]
+        if (every or 0) > 1 and (done + index + 1) % every == 0:
+            index += 1
+        return index
+
     def forward(self, z: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         """The deterministic action for model states z (B, C, 8, 8), h (B, Hc, 8, 8) -> (B, A)."""
         return self.actor.act(torch.cat([z, hidden], dim=1))
