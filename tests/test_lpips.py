@@ -17,8 +17,10 @@ from physworld.config import check_config, datasets_for
 from physworld.data.cache import ensure_split, load_split
 from physworld.errors import CheckpointError, ConfigError
 from physworld.evaluation.evaluate import evaluate_run
+from physworld.evaluation.report import write_report
 from physworld.metrics.lpips import BACKBONE_FILE, CHANNELS, LPIPS, AlexNetFeatures, build_lpips
 from tests.test_evaluate import pred_run, recon_run, tiny_run  # noqa: F401  (shared session fixtures)
+from tests.test_report import check_tables_hold_metrics
 
 # torchvision.models.alexnet().features.state_dict(): (name, shape), in order
 TORCHVISION_ALEXNET_FEATURES = [
@@ -155,6 +157,10 @@ def test_evaluation_with_lpips_writes_it_per_horizon(pred_run, tmp_path):  # noq
         assert metrics[f"test/baseline_copy_last_lpips/pendulum/t{t:02d}"] == pytest.approx(
             expected, rel=1e-4
         )
+    markdown, _ = write_report(out)  # the report's tables get the LPIPS columns, with these numbers
+    text = Path(markdown).read_text()
+    assert "| LPIPS model | LPIPS copy-last | LPIPS tokenizer floor |" in text and "| LPIPS |" in text
+    assert check_tables_hold_metrics(text, metrics) > 0
 
 
 def test_rollout_callback_with_lpips_logs_it_per_horizon(recon_run, tmp_path):  # noqa: F811
