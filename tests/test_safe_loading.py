@@ -19,7 +19,12 @@ from physworld.callbacks.faults import AtomicCheckpointIO
 from physworld.config import check_config
 from physworld.errors import CheckpointError, ConfigError
 from physworld.run import build_phase
-from physworld.safe_checkpoint import ALLOWED_GLOBALS, load_checkpoint_file, pickled_globals
+from physworld.safe_checkpoint import (
+    ALLOWED_GLOBALS,
+    load_checkpoint_file,
+    load_weights_file,
+    pickled_globals,
+)
 from tests.conftest import ROOT
 from tests.test_evaluate import pred_run, recon_run  # noqa: F401  (shared session fixtures)
 
@@ -194,3 +199,23 @@ def test_a_stack_global_is_refused_whatever_strings_precede_it(tmp_path):
     with pytest.raises(CheckpointError, match=r"holds collections.OrderedDict \(STACK_GLOBAL\), which no"):
         load_checkpoint_file(path, key="ckpt_path")  # ... but the refusal is not
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("zip_format", [True, False])  # torch.save's zip, and its pre-1.6 format
+@pytest.mark.parametrize("how", ["open", "exec"])
+def test_weights_files_in_either_format_are_checked_before_loading(tmp_path, zip_format, how):
+    # Weights made elsewhere (the LPIPS metric's AlexNet file) go through load_weights_file; some published
+    # weights still use torch's format before 1.6, five pickles in a row, which is checked the same way.
+    marker = tmp_path / f"pwned_weights_{how}"
+    good, evil = tmp_path / "good.pth", tmp_path / "evil.pth"
+    torch.save({"w": torch.arange(3.0)}, good, _use_new_zipfile_serialization=zip_format)
+    torch.save({"w": CreateFile(marker, how)}, evil, _use_new_zipfile_serialization=zip_format)
+    assert zipfile.is_zipfile(good) == zip_format
+    assert torch.equal(load_weights_file(good, key="x")["w"], torch.arange(3.0))
+    with pytest.raises(
+        CheckpointError, match=r"x='.*evil.pth' holds (io|__builtin__)\.(open|exec), which no"
+    ) as err:
+        load_weights_file(evil, key="x")
+    assert "\n" not in str(err.value) and not marker.exists()
+    torch.load(evil, weights_only=False)  # the payload is real
+    assert marker.is_file()

@@ -190,6 +190,21 @@ def check_init_from(init) -> None:
     check_pickle(Path(init), key="phase.init_from")
 
 
+def check_lpips(cfg: DictConfig) -> None:
+    """The rollout callback's LPIPS switch, and with it on, that its AlexNet weights file is there (found at
+    start-up, not after the data is made; nothing downloads it)."""
+    rollout = (cfg.get("callbacks") or {}).get("rollout")
+    if rollout is None or "lpips" not in rollout:
+        return
+    require(cfg, "callbacks.rollout.lpips", lambda v: isinstance(v, bool), "true or false")
+    key = "callbacks.rollout.lpips_backbone"
+    require(cfg, key, lambda v: v is None or isinstance(v, str), "null or a file path")
+    if rollout.lpips:
+        from physworld.metrics.lpips import backbone_path  # torch: only when LPIPS is on
+
+        backbone_path(rollout.lpips_backbone, key)
+
+
 def check_perf(cfg: DictConfig) -> None:
     """The fast paths (`perf.*`) and the loader keys that choose how, not what, to train."""
     for key in ("perf.channels_last", "perf.fused_adamw", "perf.sync_free", "data.pin_memory"):
@@ -377,6 +392,7 @@ def check_config(cfg: DictConfig, files: bool = True) -> None:
     if cfg.phase.name == "rl":
         check_rl(cfg, files)
     check_loggers(cfg)
+    check_lpips(cfg)
     check_ddp_in_sweep(cfg)
     ckpt = resolve_ckpt_path(cfg) if files else None
     if ckpt is not None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+from hydra.errors import InstantiationException
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 
@@ -13,6 +14,7 @@ from physworld import loggers as run_loggers
 from physworld.callbacks.metrics_file import scalar_metrics, write_metrics
 from physworld.config import check_config, dataset_members, datasets_for, resolve_ckpt_path, resolve_precision
 from physworld.data.datamodule import VideoDataModule
+from physworld.errors import PhysworldError
 from physworld.log_handlers import drop_lightning_console_handler
 from physworld.phases import PHASES
 
@@ -55,9 +57,16 @@ def build_loggers(cfg: DictConfig) -> list:
 
 
 def build_callbacks(cfg: DictConfig) -> list:
-    return [
-        hydra.utils.instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node is not None
-    ]
+    try:
+        return [
+            hydra.utils.instantiate(node)
+            for node in (cfg.get("callbacks") or {}).values()
+            if node is not None
+        ]
+    except InstantiationException as err:
+        if isinstance(err.__cause__, PhysworldError):  # a callback's own one-line error (an unreadable file)
+            raise err.__cause__ from None
+        raise
 
 
 def format_counts(counts: dict[str, int]) -> str:

@@ -14,6 +14,11 @@ two guards, both before any object is built:
 What physworld writes fits: hyperparameters are plain dicts (phases/base.py), the random states are ints,
 tuples and tensors (callbacks/faults.py), Lightning's loop, optimiser and callback states are plain values
 and tensors.
+
+Weights made elsewhere (the LPIPS metric's AlexNet and linear layers, physworld/metrics/lpips.py) are read by
+`load_weights_file` with the same two guards. It also takes torch's format before 1.6, which some published
+weights still use: no zip, five pickles in a row (magic number, protocol version, system info, the object,
+its storage keys), then the raw storages; each of the five is checked like the zip's one pickle.
 """
 
 from __future__ import annotations
@@ -110,6 +115,62 @@ def check_pickle(path: Path, key: str) -> None:
             f"{key}={str(path)!r} holds {', '.join(refused)}, which no physworld checkpoint holds: refused "
             f"without loading it (accepted: {ACCEPTED})"
         )
+
+
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # the first pickle of torch's pre-1.6 format (torch.serialization)
+LEGACY_PICKLES = 5
+
+
+def check_legacy_pickles(path: Path, key: str) -> None:
+    """Raise CheckpointError unless `path` is in torch's pre-1.6 format and its pickles name only
+    ALLOWED_GLOBALS (read with pickletools, which never executes)."""
+    found: list[str] = []
+    try:
+        with open(path, "rb") as file:
+            for i in range(LEGACY_PICKLES):
+                start = file.tell()
+                ops = list(pickletools.genops(file))  # stops after this pickle's STOP opcode
+                if i == 0 and not any(arg == LEGACY_MAGIC for _, arg, _ in ops):
+                    raise ValueError("no torch.save magic number")
+                end = file.tell()
+                file.seek(start)
+                found += pickled_globals(file.read(end - start))
+    except (ValueError, OSError) as err:
+        raise CheckpointError(
+            f"{key}={str(path)!r} is not a readable weights file (neither a torch.save zip nor torch's older "
+            f"format: {err})"
+        ) from None
+    refused = sorted(set(found) - ALLOWED_GLOBALS)
+    if refused:
+        raise CheckpointError(
+            f"{key}={str(path)!r} holds {', '.join(refused)}, which no weights file holds: refused without "
+            f"loading it (accepted: {ACCEPTED})"
+        )
+
+
+def load_weights_file(path: str | Path, key: str) -> dict[str, torch.Tensor]:
+    """A state dict (name -> tensor) from a torch.save file, zip or pre-1.6 format, on the CPU, after the static
+    check of its pickles and with weights_only=True; CheckpointError (one line, naming `key` and the path) for a
+    missing, unreadable or refused file, or one that holds something other than a state dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{key}={str(path)!r}: no such weights file")
+    is_zip = zipfile.is_zipfile(path)
+    if is_zip:
+        check_pickle(path, key)
+    else:
+        check_legacy_pickles(path, key)
+    try:
+        # mmap: a zip's tensors are read only when used (torchvision's AlexNet file is mostly its classifier)
+        weights = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, pickle.UnpicklingError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{key}={str(path)!r} is not a readable weights file ({first})") from None
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise CheckpointError(
+            f"{key}={str(path)!r} is not a state dict of tensors (it holds a {type(weights).__name__})"
+        )
+    return weights
 
 
 def load_checkpoint_file(path: str | Path, key: str, map_location="cpu") -> dict:

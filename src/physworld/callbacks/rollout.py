@@ -13,6 +13,8 @@ copy-last-frame and constant-velocity baselines and the tokenizer floor:
     <stage>/truth_pos_err/tNN                     the position estimator on the true frames (its own floor)
     <stage>/<prefix>_<metric>/<dataset>/tNN       per dataset, for PER_DATASET, when there are several
 
+With `lpips: true` (off by default; needs torchvision's AlexNet weights, `lpips_backbone`), `lpips` is scored
+too, for the model, copy-last and the tokenizer floor (physworld.metrics.lpips).
 With several datasets (dataset=all) the plain keys are the mean over the datasets that have the metric.
 This callback decides only when to score, what to log and which files to write. Files in `dirpath`:
 `rollout_<stage>_error_vs_horizon.png` (frame MSE, position error and sharpness against the horizon, model vs
@@ -34,9 +36,10 @@ from PIL import Image
 from physworld.callbacks.image_grid import image_grid
 from physworld.data.cache import load_params, load_split
 from physworld.loggers import log_files
+from physworld.metrics.lpips import build_lpips
 from physworld.metrics.rollout import RolloutScorer, horizon_keys
 
-PER_DATASET = ("mse", "psnr", "pos_err", "pos_found", "sharpness")
+PER_DATASET = ("mse", "psnr", "lpips", "pos_err", "pos_found", "sharpness")
 
 
 class RolloutEvaluation(L.Callback):
@@ -49,12 +52,16 @@ class RolloutEvaluation(L.Callback):
         batch_size: int = 16,
         context_frames: int | None = None,
         num_gif_sequences: int = 4,
+        lpips: bool = False,
+        lpips_backbone: str | None = None,
     ):
         if horizon < 1 or every_n_epochs < 1 or num_sequences < 1 or batch_size < 1:
             raise ValueError("horizon, every_n_epochs, num_sequences and batch_size must be positive")
         self.dirpath, self.horizon, self.every_n_epochs = Path(dirpath), horizon, every_n_epochs
         self.num_sequences, self.batch_size, self.context_frames = num_sequences, batch_size, context_frames
         self.num_gif_sequences = num_gif_sequences
+        # the metric itself, or None; check_config has found its backbone file before this runs
+        self.lpips = build_lpips(lpips, lpips_backbone, "callbacks.rollout.lpips_backbone")
 
     def on_validation_epoch_end(self, trainer, pl_module):
         if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
@@ -85,9 +92,8 @@ class RolloutEvaluation(L.Callback):
                 )
                 continue
             scene = part.path.parent.name
-            scorer = RolloutScorer(scene, load_params(part.path), arrays.get("states"), c, k).to(
-                pl_module.device
-            )
+            scorer = RolloutScorer(scene, load_params(part.path), arrays.get("states"), c, k, self.lpips)
+            scorer.to(pl_module.device)
             # Each rank scores its own share of the sequences; the metric states are summed across ranks.
             chosen = np.arange(min(self.num_sequences, frames.shape[0]))[
                 trainer.global_rank :: trainer.world_size
@@ -172,16 +178,19 @@ TABLE_COLUMNS = (  # (predictor, metric) -> the W&B rollout table's columns
     ("model", "sharpness"),
     ("tokenizer", "sharpness"),
 )
+LPIPS_COLUMNS = (("model", "lpips"), ("copy_last", "lpips"), ("tokenizer", "lpips"))  # when it is scored
 
 
 def rollout_table(results: dict) -> tuple[list[str], list[list]]:
     """{dataset: {predictor: {metric: (K,)}}} -> columns and rows (one per dataset and horizon); NaN where a
     dataset lacks a metric (wave: no positions)."""
-    columns = ["dataset", "horizon", *(f"{predictor}_{metric}" for predictor, metric in TABLE_COLUMNS)]
+    with_lpips = any("lpips" in scores["model"] for scores in results.values())
+    shown = TABLE_COLUMNS + (LPIPS_COLUMNS if with_lpips else ())
+    columns = ["dataset", "horizon", *(f"{predictor}_{metric}" for predictor, metric in shown)]
     rows = []
     for name, scores in results.items():
         for t in range(len(scores["model"]["mse"])):
-            values = [scores.get(p, {}).get(m) for p, m in TABLE_COLUMNS]
+            values = [scores.get(p, {}).get(m) for p, m in shown]
             rows.append([name, t + 1, *(float("nan") if v is None else float(v[t]) for v in values)])
     return columns, rows
 

@@ -37,6 +37,9 @@ def summary(metrics: dict[str, float], stage: str) -> list[str]:
             sharpness = pick("rollout_sharpness", name, t)
             if sharpness is not None:
                 line += f", sharpness {sharpness:.2f}"
+            lpips = pick("rollout_lpips", name, t)
+            if lpips is not None:  # evaluation.lpips=true
+                line += f", LPIPS {lpips:.4g} (copy-last {pick('baseline_copy_last_lpips', name, t):.4g})"
         lines.append(line)
     return lines
 

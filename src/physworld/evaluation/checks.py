@@ -37,6 +37,10 @@ def check_evaluation(cfg: DictConfig) -> None:
         require(
             cfg, f"evaluation.{key}", lambda v: v is None or positive_int(v), "null or a positive integer"
         )
+    require(cfg, "evaluation.lpips", lambda v: isinstance(v, bool), "true or false")
+    require(
+        cfg, "evaluation.lpips_backbone", lambda v: v is None or isinstance(v, str), "null or a file path"
+    )
     require(cfg, "evaluation.device", lambda v: v in DEVICES, f"one of {list(DEVICES)}")
     require(cfg, "data.seed", non_negative_int, "a non-negative integer")
     for key in ("data.max_sequences", "data.max_frames"):

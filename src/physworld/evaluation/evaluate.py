@@ -34,6 +34,7 @@ from physworld.evaluation.loading import load_phase, training_config
 from physworld.evaluation.runs import run_config_file, training_run_dir
 from physworld.evaluation.scoring import DatasetScores, score_reconstruction, score_rollouts, to_frames
 from physworld.log_handlers import drop_lightning_console_handler
+from physworld.metrics.lpips import LPIPS, MIN_SIZE, build_lpips
 from physworld.metrics.rollout import horizon_keys
 from physworld.paths import CONFIG_DIR
 
@@ -97,13 +98,20 @@ def output_dir(cfg: DictConfig, ckpt_path: str, label: str) -> Path:
     return base / f"{stamp}_{label}"
 
 
-def score_dataset(phase, dataset: dict, plan: DataPlan, ev: DictConfig, device) -> DatasetScores:
+def score_dataset(
+    phase, dataset: dict, plan: DataPlan, ev: DictConfig, device, lpips: LPIPS | None = None
+) -> DatasetScores:
     path = ensure_split(plan.data_dir, dataset, ev.split, plan.seed)
     arrays, params = load_split(path), load_params(path)
-    total, t = arrays["frames"].shape[:2]
+    total, t, h, w = arrays["frames"].shape[:4]  # (N, T, H, W, 3)
+    if lpips is not None and min(h, w) < MIN_SIZE:
+        raise ConfigError(
+            f"evaluation.lpips=true is not accepted for {dataset['name']}: its frames are {h}x{w} and LPIPS's "
+            f"AlexNet needs {MIN_SIZE}x{MIN_SIZE} or more (set evaluation.lpips=false)"
+        )
     n = total if ev.num_sequences is None else min(ev.num_sequences, total)
     recon, codebook, examples = score_reconstruction(
-        phase, arrays, params, dataset["name"], n, ev.batch_size, device, ev.num_images
+        phase, arrays, params, dataset["name"], n, ev.batch_size, device, ev.num_images, lpips
     )
     preview = to_frames(arrays["frames"][:4, ::2], torch.device("cpu"))[:, : ev.num_images]
     scores = DatasetScores(dataset["name"], n, t, recon, codebook, examples, preview)
@@ -116,7 +124,7 @@ def score_dataset(phase, dataset: dict, plan: DataPlan, ev: DictConfig, device) 
         return scores
     scores.context_frames = c
     scores.rollout, scores.examples = score_rollouts(
-        phase, arrays, params, dataset["name"], n, c, k, ev.batch_size, device
+        phase, arrays, params, dataset["name"], n, c, k, ev.batch_size, device, lpips
     )
     if "pos_err" not in scores.rollout["model"]:
         scores.notes.append("no point-like objects drawn in known colours: no position error")
@@ -173,6 +181,8 @@ def evaluate(cfg: DictConfig) -> tuple[Path, dict[str, float]]:
     """Evaluate `cfg.ckpt_path`; write the evaluation folder; return it and the flat metrics."""
     check_evaluation(cfg)
     drop_lightning_console_handler()  # under Hydra its console handler prints Lightning's lines already
+    ev = cfg.evaluation
+    lpips = build_lpips(ev.lpips, ev.lpips_backbone, "evaluation.lpips_backbone")  # None when off
     ckpt_path = str(cfg.ckpt_path)
     phase, _ = load_phase(ckpt_path)
     plan = data_plan(cfg, ckpt_path)
@@ -180,10 +190,11 @@ def evaluate(cfg: DictConfig) -> tuple[Path, dict[str, float]]:
     out = output_dir(cfg, ckpt_path, plan.label)
     out.mkdir(parents=True, exist_ok=True)
     phase.to(device).eval()
+    lpips = lpips.to(device) if lpips is not None else None
     name = phase.hparams.phase["name"]
     log.info(f"evaluate: {name} checkpoint {ckpt_path} on {[d['name'] for d in plan.datasets]}")
 
-    scores = {d["name"]: score_dataset(phase, d, plan, cfg.evaluation, device) for d in plan.datasets}
+    scores = {d["name"]: score_dataset(phase, d, plan, ev, device, lpips) for d in plan.datasets}
     stage = cfg.evaluation.split
     metrics = flat_metrics(scores, stage)
     write_metrics(out / "metrics.json", metrics)

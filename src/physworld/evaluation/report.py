@@ -49,6 +49,7 @@ RECON_COLUMNS = [
     ("recon_psnr", "PSNR (dB)"),
     ("recon_ssim", "SSIM"),
     ("recon_sharpness", "sharpness"),
+    ("recon_lpips", "LPIPS"),  # shown only where some dataset has it (evaluation.lpips=true)
     ("recon_pos_err", "position error (px)"),
     ("codebook_perplexity", "codebook perplexity"),
     ("codebook_dead_codes", "dead codes"),
@@ -64,6 +65,9 @@ FRAME_COLUMNS = [
     ("baseline_copy_last_ssim", "SSIM copy-last"),
     ("rollout_sharpness", "sharpness model"),
     ("tokenizer_floor_sharpness", "sharpness tokenizer floor"),
+    ("rollout_lpips", "LPIPS model"),  # the LPIPS columns: only in evaluations with evaluation.lpips=true
+    ("baseline_copy_last_lpips", "LPIPS copy-last"),
+    ("tokenizer_floor_lpips", "LPIPS tokenizer floor"),
 ]
 PHYSICS_COLUMNS = [
     ("rollout_pos_err", "position error model (px)"),
@@ -75,6 +79,7 @@ PHYSICS_COLUMNS = [
     ("rollout_token_acc", "codes right model"),
     ("baseline_copy_last_token_acc", "codes right copy-last"),
 ]
+OPT_IN = {"recon_lpips"}  # reconstruction columns of metrics that are off by default
 HORIZON = re.compile(r"^(.*)/t(\d+)$")
 
 
@@ -249,10 +254,15 @@ def evaluation_section(folder: Path, root: Path) -> list[Block]:
     if counts:
         blocks.append(Table(["component", "parameters"], [[k, f"{v:,}"] for k, v in counts.items()]))
     blocks.append(Heading("Reconstruction and codebook usage", 3))
+    recon_columns = [
+        (key, label)
+        for key, label in RECON_COLUMNS
+        if key not in OPT_IN or any(per_dataset(metrics, split, key, n) is not None for n in names)
+    ]
     blocks.append(
         Table(
-            ["dataset"] + [label for _, label in RECON_COLUMNS],
-            [[n] + [fmt(per_dataset(metrics, split, key, n)) for key, _ in RECON_COLUMNS] for n in names],
+            ["dataset"] + [label for _, label in recon_columns],
+            [[n] + [fmt(per_dataset(metrics, split, key, n)) for key, _ in recon_columns] for n in names],
         )
     )
     if not record.get("has_dynamics"):
@@ -295,6 +305,13 @@ def rollout_tables(metrics: dict[str, float], split: str, names: list[str]) -> l
             "is the frames' gradient energy as a fraction of the true frames' (1: as crisp as the truth)."
         ),
     ]
+    if any(key.startswith(f"{split}/rollout_lpips/") for key in metrics):
+        blocks.append(
+            Text(
+                "LPIPS is the learned perceptual distance of Zhang et al. (2018), AlexNet version, per frame "
+                "(0: the same frame; larger: less alike)."
+            )
+        )
     horizons = {name: rollout_steps(metrics, split, name) for name in names}
     glance = [
         *FRAME_COLUMNS[:3],

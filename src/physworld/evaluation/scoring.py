@@ -33,7 +33,8 @@ class DatasetScores:
     name: str
     num_sequences: int
     num_frames: int
-    recon: dict[str, float]  # l1, mse, psnr, ssim (per frame, averaged), sharpness, pos_err and pos_found
+    # l1, mse, psnr, ssim (per frame, averaged), lpips (when on), sharpness, pos_err and pos_found
+    recon: dict[str, float]
     codebook: dict[str, float]  # perplexity, dead_codes, used_fraction
     recon_examples: tuple[torch.Tensor, torch.Tensor]  # inputs, reconstructions (n, 3, H, W)
     preview: torch.Tensor  # (n, T', 3, H, W): the first sequences, every other frame
@@ -52,15 +53,16 @@ def to_frames(array: np.ndarray, device: torch.device) -> torch.Tensor:
 
 @torch.no_grad()
 def score_reconstruction(
-    phase, arrays: dict, params: dict, scene: str, n: int, batch_size: int, device, num_images
+    phase, arrays: dict, params: dict, scene: str, n: int, batch_size: int, device, num_images, lpips=None
 ):
     """Reconstruct every frame of the first n sequences -> (frame metrics, codebook usage, examples).
 
-    Beside L1, MSE, PSNR and SSIM, the object-level scores of metrics/rollout.py on the reconstructions (what the
-    tokenizer floor of a rollout is made of): `sharpness` (gradient energy of the reconstructions over the
-    frames'), and for scenes with point-like objects `pos_err` (pixels) and `pos_found`."""
+    Beside L1, MSE, PSNR and SSIM (and LPIPS when `lpips`, the metric, is given), the object-level scores of
+    metrics/rollout.py on the reconstructions (what the tokenizer floor of a rollout is made of): `sharpness`
+    (gradient energy of the reconstructions over the frames'), and for scenes with point-like objects `pos_err`
+    (pixels) and `pos_found`."""
     frames, states = arrays["frames"], arrays.get("states")
-    metrics = FrameMetrics().to(device)
+    metrics = FrameMetrics(lpips).to(device)
     usage = CodebookUsage(phase.vqvae.quantizer.total_codes).to(device)
     objects = HorizonMetrics(1, POSITION_METRICS).to(device)
     with_positions = states is not None and has_positions(scene, params)
@@ -102,11 +104,13 @@ def score_reconstruction(
 
 
 @torch.no_grad()
-def score_rollouts(phase, arrays: dict, params: dict, scene: str, n: int, c: int, k: int, batch_size, device):
+def score_rollouts(
+    phase, arrays: dict, params: dict, scene: str, n: int, c: int, k: int, batch_size, device, lpips=None
+):
     """Roll the dynamics k steps from c context frames of the first n sequences and score every horizon
-    (metrics/rollout.py) -> ({predictor: {metric: (K,)}}, examples)."""
+    (metrics/rollout.py; `lpips` too when the metric is given) -> ({predictor: {metric: (K,)}}, examples)."""
     frames, actions = arrays["frames"], arrays["actions"]
-    scorer = RolloutScorer(scene, params, arrays.get("states"), c, k).to(device)
+    scorer = RolloutScorer(scene, params, arrays.get("states"), c, k, lpips).to(device)
     examples = None
     batches = range(0, n, batch_size)
     for start in tqdm(batches, desc=f"evaluate {scene}: rollouts", unit="batch", leave=False):

@@ -76,12 +76,14 @@ def ssim_per_frame(pred: torch.Tensor, target: torch.Tensor, data_range: float =
 
 
 class FrameMetrics(nn.Module):
-    """Running L1, MSE, PSNR and SSIM over an epoch, of predictions clamped to the frame range [0, 1];
-    `compute()` returns a dict of scalars."""
+    """Running L1, MSE, PSNR and SSIM over an epoch, of predictions clamped to the frame range [0, 1], and LPIPS
+    per frame when given the metric (physworld.metrics.lpips.LPIPS); `compute()` returns a dict of scalars."""
 
-    def __init__(self):
+    def __init__(self, lpips: nn.Module | None = None):
         super().__init__()
         self.l1, self.mse, self.psnr, self.ssim = MeanMetric(), MeanMetric(), MeanMetric(), MeanMetric()
+        self.lpips = lpips
+        self.lpips_mean = MeanMetric() if lpips is not None else None
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         pred, target = pred.detach().float().clamp(0, 1), target.detach().float()  # decoders output is linear
@@ -89,15 +91,21 @@ class FrameMetrics(nn.Module):
         self.mse.update((pred - target).pow(2).flatten(1).mean(1))
         self.psnr.update(psnr_per_frame(pred, target))
         self.ssim.update(ssim_per_frame(pred, target))
+        if self.lpips is not None:
+            self.lpips_mean.update(self.lpips(pred, target))
 
     def compute(self) -> dict[str, torch.Tensor]:
-        return {
+        out = {
             "l1": self.l1.compute(),
             "mse": self.mse.compute(),
             "psnr": self.psnr.compute(),
             "ssim": self.ssim.compute(),
         }
+        if self.lpips is not None:
+            out["lpips"] = self.lpips_mean.compute()
+        return out
 
     def reset(self) -> None:
-        for metric in (self.l1, self.mse, self.psnr, self.ssim):
-            metric.reset()
+        for metric in (self.l1, self.mse, self.psnr, self.ssim, self.lpips_mean):
+            if metric is not None:
+                metric.reset()

@@ -18,6 +18,9 @@ Metrics (frames in [0, 1]; predictions clamped to that range; conventions as in 
   SSIM per frame (torchmetrics' definition, physworld.metrics.frames);
 - `latent_mse`: squared error of the latent against the encoded true frame; `token_acc`: the fraction of the 8x8
   cells whose code is the true frame's (for a latent dynamics, the code nearest to its predicted latent);
+- `lpips` (only when the scorer is given an LPIPS metric: `evaluation.lpips`, `callbacks.rollout.lpips`): the
+  learned perceptual distance of Zhang et al. (2018) per frame, AlexNet version (physworld.metrics.lpips), for the
+  model, copy-last and the tokenizer floor; 0 for identical frames;
 - `sharpness`: the gradient energy sum |grad x|^2 of the frames (finite differences over rows and columns), as a
   fraction of the true frames' at the same horizon (sums over every evaluated frame). A blur spreads an edge
   over more pixels and lowers it by that factor; a fading object lowers it with the square of its contrast;
@@ -41,6 +44,7 @@ from torchmetrics import Metric
 
 from physworld.data.scenes import SCENES
 from physworld.metrics.frames import psnr_per_frame, ssim_per_frame
+from physworld.metrics.lpips import LPIPS
 from physworld.metrics.positions import (
     GLOBAL_CENTROID_SCENES,
     estimate_positions,
@@ -182,24 +186,29 @@ class RolloutScorer(torch.nn.Module):
     """Every predictor's metrics at every horizon for the rollouts of one split.
 
     scene: the dataset's scene name; params: its params.npz (object colours); states: its states.npy (N, T, S);
-    c, k: context frames and horizon. `update(rows, frames, out)` takes the rows of the split that were rolled
+    c, k: context frames and horizon; lpips: the LPIPS metric, or None to leave `lpips` out (it is a submodule,
+    so `.to(device)` moves it too). `update(rows, frames, out)` takes the rows of the split that were rolled
     out, their frames (B, >= c + K, 3, H, W) in [0, 1] and the phase's `rollout()` output; `compute()` ->
     {predictor: {metric: (K,) tensor}} (see the module docstring for both). It is a Module so that `.to(device)`
     moves its metric states.
     """
 
-    def __init__(self, scene: str, params: dict, states: np.ndarray | None, c: int, k: int):
+    def __init__(
+        self, scene: str, params: dict, states: np.ndarray | None, c: int, k: int, lpips: LPIPS | None = None
+    ):
         super().__init__()
         self.scene, self.c, self.k, self.states = scene, c, k, states
+        self.lpips = lpips
         self.colors = params.get("object_colors")
         self.positions = states is not None and has_positions(scene, params)
         self.const_vel = self.positions and c >= 2
         self.truth_floor = self.positions and scene not in REFERENCE_SCENES
         pos = POSITION_METRICS if self.positions else ()
+        frame = (*FRAME_METRICS, *(("lpips",) if lpips is not None else ()))
         names = {
-            "model": (*FRAME_METRICS, "latent_mse", "token_acc", "grad_energy", *pos),
-            "copy_last": (*FRAME_METRICS, "latent_mse", "token_acc", *pos),
-            "tokenizer": (*FRAME_METRICS, "grad_energy", *pos),
+            "model": (*frame, "latent_mse", "token_acc", "grad_energy", *pos),
+            "copy_last": (*frame, "latent_mse", "token_acc", *pos),
+            "tokenizer": (*frame, "grad_energy", *pos),
             "truth": ("grad_energy", *(pos if self.truth_floor else ())),
         }
         if self.const_vel:
@@ -216,6 +225,12 @@ class RolloutScorer(torch.nn.Module):
             "tokenizer": out["floor_frames"],
         }
         values = {name: frame_errors(pred, truth) for name, pred in candidates.items()}
+        if self.lpips is not None:
+            n = truth.shape[0]
+            true_features = self.lpips.features(truth.flatten(0, 1))  # once for the three predictors
+            for name, pred in candidates.items():
+                pred_features = self.lpips.features(pred.detach().float().clamp(0, 1).flatten(0, 1))
+                values[name]["lpips"] = self.lpips.distance(pred_features, true_features).reshape(n, k)
         true_latents, true_indices = out["true_latents"], out["true_indices"]
         values["model"]["latent_mse"] = latent_errors(out["pred_latents"], true_latents)
         values["copy_last"]["latent_mse"] = latent_errors(
