@@ -45,7 +45,7 @@ test-all: $(STAMP) ## Every test but the GPU ones, slow ones included
 	$(BIN)/python -m pytest -q -m "not gpu"
 
 # pip takes requirements/lowest.txt as constraints: the package and its dev tools at exactly those versions (on
-# PyPI, torch 2.6.0 for Linux is the CUDA build, a few GB with its nvidia-* packages).
+# PyPI, torch 2.5.1 for Linux is the CUDA build, a few GB with its nvidia-* packages).
 $(LOWEST_STAMP): pyproject.toml requirements/lowest.txt
 	test -x $(LOWEST)/bin/python || $(PYTHON) -m venv $(LOWEST)
 	$(LOWEST)/bin/python -m pip install --quiet --upgrade pip
