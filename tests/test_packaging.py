@@ -1,7 +1,10 @@
 """pyproject.toml's version bounds: every dependency, extras included, has a lower bound that
-requirements/lowest.txt pins (what `make test-lowest` tests) and an upper bound below a next major version."""
+requirements/lowest.txt pins (what `make test-lowest` tests) and an upper bound below a next major version, and
+the versions installed where the tests run are inside those bounds."""
 
 from __future__ import annotations
+
+from importlib import metadata
 
 import pytest
 from packaging.requirements import Requirement
@@ -55,3 +58,19 @@ def test_every_dependency_has_the_lowest_pin_as_lower_bound_and_a_major_upper_bo
         assert Version(high).release == (Version(high).major,) and Version(high).major > major, (
             f"{req}: the upper bound is not a major release above the lower bound"
         )
+
+
+def test_the_installed_versions_are_inside_the_bounds():
+    # What this environment tests (the newest under `make install`, the lowest under `make test-lowest`) must be
+    # allowed; an extra's package that is not installed is not checked.
+    checked, outside = 0, []
+    for req in declared():
+        try:
+            version = metadata.version(req.name)
+        except metadata.PackageNotFoundError:
+            continue
+        checked += 1
+        if not req.specifier.contains(version, prereleases=True):
+            outside.append(f"{req.name} {version} (pyproject: {req.specifier})")
+    assert checked, "none of the dependencies is installed"
+    assert not outside, outside
