@@ -3,12 +3,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The oldest supported versions (requirements/lowest.txt, pyproject.toml's lower bounds), in a venv of their own.
+LOWEST := .venv-lowest
+LOWEST_STAMP := $(LOWEST)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo evaluate report test test-all bench lint format clean
+.PHONY: help install demo evaluate report test test-all test-lowest bench lint format clean
 
 help: ## Show this help
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
 
 install: $(STAMP) ## Create .venv: torch==2.13.0 (CPU build) first, then the package with its dev tools
 
@@ -40,6 +43,19 @@ test: $(STAMP) ## Fast test suite (a few minutes on 2 CPU cores)
 
 test-all: $(STAMP) ## Every test but the GPU ones, slow ones included
 	$(BIN)/python -m pytest -q -m "not gpu"
+
+# pip takes requirements/lowest.txt as constraints: the package and its dev tools at exactly those versions (on
+# PyPI, torch 2.5.1 for Linux is the CUDA build, a few GB with its nvidia-* packages).
+$(LOWEST_STAMP): pyproject.toml requirements/lowest.txt
+	test -x $(LOWEST)/bin/python || $(PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install --quiet --upgrade pip
+	$(LOWEST)/bin/python -m pip install --quiet -c requirements/lowest.txt -e '.[dev]'
+	touch $(LOWEST_STAMP)
+
+test-lowest: $(LOWEST_STAMP) ## Fast suite and ruff on the oldest supported versions (requirements/lowest.txt), in .venv-lowest
+	$(LOWEST)/bin/python -m pytest -q -m "not slow and not gpu"
+	$(LOWEST)/bin/ruff check .
+	$(LOWEST)/bin/ruff format --check .
 
 bench: $(STAMP) ## Benchmark (minutes): outputs/benchmarks/<time>.{json,md}; BENCH_ARGS="--quick", "--threads 1", ...
 	$(BIN)/python scripts/benchmark.py $(BENCH_ARGS)

@@ -118,7 +118,7 @@ def test_truncated_or_foreign_checkpoints_fail_with_one_line(make_cfg, tmp_path)
 def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
     io, path = AtomicCheckpointIO(), tmp_path / "c" / "last.ckpt"
     io.save_checkpoint({"state_dict": {"w": torch.ones(2)}}, path)
-    assert torch.load(path)["state_dict"]["w"].sum() == 2
+    assert torch.load(path, weights_only=True)["state_dict"]["w"].sum() == 2
 
     def crash(*args, **kwargs):  # the write dies half way, as in a kill during torch.save
         raise OSError("disk gone")
@@ -126,7 +126,8 @@ def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
     monkeypatch.setattr("lightning.fabric.plugins.io.torch_io._atomic_save", crash)
     with pytest.raises(OSError):
         io.save_checkpoint({"state_dict": {"w": torch.zeros(2)}}, path)
-    assert torch.load(path)["state_dict"]["w"].sum() == 2  # the previous checkpoint is intact
+    # the previous checkpoint is intact
+    assert torch.load(path, weights_only=True)["state_dict"]["w"].sum() == 2
     assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # and no temporary file is left
 
 
