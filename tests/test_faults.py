@@ -56,7 +56,7 @@ def test_killed_run_resumes_at_the_same_step_with_the_same_losses(tmp_path):
     before = recorded(broken / "losses.txt")
     assert (
         max(before) == 22
-        and torch.load(broken / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 0
+        and torch.load(broken / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
     )
     resumed = train_in(broken, "ckpt_path=last")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -80,8 +80,8 @@ def test_last_checkpoint_is_the_last_epoch_even_when_it_is_not_the_best(make_cfg
     )
     train(cfg)
     folder = tmp_path / "run" / "checkpoints"
-    best = torch.load(folder / "best.ckpt", weights_only=False)
-    last = torch.load(folder / "last.ckpt", weights_only=False)
+    best = torch.load(folder / "best.ckpt", weights_only=True)
+    last = torch.load(folder / "last.ckpt", weights_only=True)
     # The loss fell, so "max" picked an earlier epoch (else this test proves nothing).
     assert best["epoch"] < 2
     assert last["epoch"] == 2 and last["global_step"] > best["global_step"]
