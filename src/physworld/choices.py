@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from physworld.errors import ConfigError
+from physworld.errors import ConfigError, print_error
 
 # Characters of Hydra's sweep and grammar syntax (choice(...), range(...), glob(*), ${...}, [a,b]): such values
 # are left to Hydra, which expands them.
@@ -50,5 +50,4 @@ def exit_on_bad_choice(config_dir: str | Path, argv: list[str] | None = None) ->
     try:
         check_choices(sys.argv[1:] if argv is None else argv, config_dir)
     except ConfigError as err:
-        print(f"physworld: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(print_error(err))

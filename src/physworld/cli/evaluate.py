@@ -46,7 +46,7 @@ def summary(metrics: dict[str, float], stage: str) -> list[str]:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
 def evaluate_app(cfg: DictConfig) -> None:
-    from physworld.errors import PhysworldError
+    from physworld.errors import PhysworldError, print_error
     from physworld.evaluation.checks import check_evaluation
 
     try:
@@ -57,8 +57,7 @@ def evaluate_app(cfg: DictConfig) -> None:
 
         out, metrics = evaluate(cfg)
     except PhysworldError as err:
-        print(f"physworld: error: {str(err).replace(chr(10), ' ')}", file=sys.stderr)  # always one line
-        sys.exit(2)
+        sys.exit(print_error(err))
     for line in summary(metrics, cfg.evaluation.split):
         print(line)
     report_dir = out.parent.parent if out.parent.name == "evaluate" else out  # the training run, if nested

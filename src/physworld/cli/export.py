@@ -32,7 +32,7 @@ def check_export(cfg: DictConfig) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="export")
 def export_app(cfg: DictConfig) -> None:
-    from physworld.errors import PhysworldError
+    from physworld.errors import PhysworldError, print_error
 
     try:
         check_export(cfg)  # before torch is imported (seconds): a bad value is reported at once
@@ -43,8 +43,7 @@ def export_app(cfg: DictConfig) -> None:
         if wandb is not None:
             print(f"W&B artifact: {log_artifact(out, wandb.project, Path(cfg.paths.log_dir) / 'export')}")
     except PhysworldError as err:
-        print(f"physworld: error: {str(err).replace(chr(10), ' ')}", file=sys.stderr)  # always one line
-        sys.exit(2)
+        sys.exit(print_error(err))
     print(f"exported: {out}\nload it: physworld.load_world_model({str(out)!r})")
 
 

@@ -25,7 +25,7 @@ def human_bytes(n: float) -> str:
 def generate_data_app(cfg: DictConfig) -> None:
     from physworld.config import check_dataset, dataset_members, datasets_for
     from physworld.data.cache import ensure_split, load_split, read_manifest
-    from physworld.errors import PhysworldError
+    from physworld.errors import PhysworldError, print_error
 
     try:
         for dataset in dataset_members(cfg.dataset):
@@ -45,8 +45,7 @@ def generate_data_app(cfg: DictConfig) -> None:
                     f"{n / max(made, 1e-9):.0f} seq/s) -> {path}"
                 )
     except PhysworldError as err:
-        print(f"physworld: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(print_error(err))
 
 
 def main() -> None:

@@ -35,14 +35,13 @@ def main(argv: list[str] | None = None) -> int:
         print(help_text())
         return 0
     set_project_root()
-    from physworld.errors import PhysworldError
+    from physworld.errors import PhysworldError, print_error
     from physworld.pipeline import run_pipeline  # imports neither torch nor Lightning before its checks
 
     try:
         folder = run_pipeline(argv)
     except PhysworldError as err:
-        print(f"physworld: error: {err}", file=sys.stderr)
-        return 2
+        return print_error(err)
     print(f"pipeline: every step done, runs in {folder}")
     return 0
 

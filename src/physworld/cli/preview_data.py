@@ -42,7 +42,7 @@ def save_gif(frames: np.ndarray, path: Path, scale: int = 3, fps: int = 10) -> N
 def preview_app(cfg: DictConfig) -> None:
     from physworld.config import check_dataset, dataset_members, non_negative_int, require
     from physworld.data.scenes import SCENES
-    from physworld.errors import PhysworldError
+    from physworld.errors import PhysworldError, print_error
 
     try:
         members = dataset_members(cfg.dataset)
@@ -50,8 +50,7 @@ def preview_app(cfg: DictConfig) -> None:
             check_dataset(dataset)
         require(cfg, "data.seed", non_negative_int, "a non-negative integer")
     except PhysworldError as err:
-        print(f"physworld: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(print_error(err))
     out = Path(cfg.paths.log_dir) / "previews"
     out.mkdir(parents=True, exist_ok=True)
     for dataset in members:

@@ -22,14 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     set_project_root()
 
-    from physworld.errors import PhysworldError
+    from physworld.errors import PhysworldError, print_error
     from physworld.evaluation.report import write_report
 
     try:
         md, page = write_report(args.folder)
     except PhysworldError as err:
-        print(f"physworld: error: {str(err).replace(chr(10), ' ')}", file=sys.stderr)
-        return 2
+        return print_error(err)
     print(f"report: {md}\nreport (HTML, open in a browser): {page}")
     return 0
 

@@ -16,7 +16,7 @@ from physworld.paths import CONFIG_DIR
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def train_app(cfg: DictConfig) -> float | None:
     from physworld.config import check_config
-    from physworld.errors import PhysworldError
+    from physworld.errors import PhysworldError, print_error
 
     try:
         # The checks of the values first, before torch and Lightning are imported (seconds): a bad value is
@@ -26,8 +26,7 @@ def train_app(cfg: DictConfig) -> float | None:
 
         metrics = train(cfg)
     except PhysworldError as err:
-        print(f"physworld: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(print_error(err))
     return metrics.get(cfg.optimized_metric)
 
 
