@@ -147,6 +147,30 @@ def test_reward_pretraining_keeps_the_actor_still(make_cfg, world_model):
     assert not all(torch.equal(a, b) for a, b in zip(actor, phase.actor.parameters()))
 
 
+def test_critic_grad_share_splits_the_actor_gradient_between_rewards_and_critic(make_cfg, world_model):
+    _, phase, dm = _rl_phase(make_cfg, world_model)
+    phase.setup("fit")
+    batch = phase.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
+    start = phase._start_states(phase._latents(batch), batch["actions"])
+
+    def share() -> float:
+        torch.manual_seed(0)
+        return float(phase._imagine(*start, split_gradient=True)["critic_grad_share"])
+
+    mixed = share()
+    assert 0.0 < mixed < 1.0  # both heads depend on the imagined states, so both pull on the actions
+    last = phase.target_critic.head.mlp[-1]
+    with torch.no_grad():  # a constant critic has no slope: the whole gradient is the rewards'
+        saved = last.weight.clone()
+        last.weight.zero_()
+    assert share() == 0.0
+    with torch.no_grad():  # a constant reward model: the whole gradient is the critic's
+        last.weight.copy_(saved)
+        phase.reward_model.head.mlp[-1].weight.zero_()
+    assert share() == 1.0
+    assert "critic_grad_share" not in phase._imagine(*start)  # computed only when asked (its extra backward)
+
+
 def test_tiny_rl_run_writes_metrics_and_figures(make_cfg, world_model, tmp_path):
     cfg = make_cfg(
         *RL,

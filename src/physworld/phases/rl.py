@@ -108,14 +108,15 @@ class RLPhase(WorldModelPhase):
         step = int(self.train_steps)  # batches seen (Lightning's global_step counts every optimizer.step())
         if step <= phase["reward_pretrain_steps"]:
             return
-        out = self._imagine(*self._start_states(z, batch["actions"]))
+        every = phase["eval_every_n_steps"]
+        evaluating = bool(every) and step % every == 0
+        out = self._imagine(*self._start_states(z, batch["actions"]), split_gradient=evaluating)
         self._update(opt_actor, out["actor_loss"], self.actor)
         self._update(opt_critic, out["critic_loss"], self.critic)
         if step % phase["target_update_every"] == 0:
             self.target_critic.load_state_dict(self.critic.state_dict())
         self.log_dict({f"train/{k}": v for k, v in out.items()})
-        every = phase["eval_every_n_steps"]
-        if every and step % every == 0:
+        if evaluating:
             self.log_dict(self.evaluate(phase["eval_episodes"], seed=phase["eval_seed"], stage="train"))
 
     def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -175,13 +176,18 @@ class RLPhase(WorldModelPhase):
             z0, hidden = z0[pick], [h[pick] for h in hidden]
         return z0, hidden
 
-    def _imagine(self, z: torch.Tensor, state: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _imagine(
+        self, z: torch.Tensor, state: list[torch.Tensor], split_gradient: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """Imagine from the start states; the actor's and the critic's losses and what to log. With
+        `split_gradient`, also `critic_grad_share` (see `_critic_grad_share`)."""
         phase = self.hparams.phase
-        features, entropies, rewards = [], [], []
+        features, entropies, rewards, actions = [], [], [], []
         for _ in range(phase["imagination_horizon"]):
             f = torch.cat([z, state[-1]], dim=1)
             action, entropy = self.actor.sample(f)
             action = (action + phase["action_noise"] * torch.randn_like(action)).clamp(-1.0, 1.0)
+            actions.append(action)
             # token dynamics: the predicted code straight-through, so the actor's gradient passes the choice
             z, state = self.dynamics.step(z, action, state, self.codebook, feedback="straight_through")
             features.append(f)
@@ -201,7 +207,11 @@ class RLPhase(WorldModelPhase):
         actor_loss = -(returns / scale).mean() - phase["entropy_weight"] * entropy
         value_pred = self.critic(feats[:-1].detach().flatten(0, 1)).unflatten(0, returns.shape)
         critic_loss = 0.5 * (value_pred - returns.detach()).pow(2).mean()
+        logs = {}
+        if split_gradient:
+            logs["critic_grad_share"] = self._critic_grad_share(torch.stack(rewards), values, actions)
         return {
+            **logs,
             "actor_loss": actor_loss,
             "critic_loss": critic_loss,
             "entropy": entropy,
@@ -209,6 +219,28 @@ class RLPhase(WorldModelPhase):
             "lambda_return": returns.mean().detach(),
             "return_scale": scale,
         }
+
+    def _critic_grad_share(
+        self, rewards: torch.Tensor, values: torch.Tensor, actions: list[torch.Tensor]
+    ) -> torch.Tensor:
+        """How much of the actor's gradient comes from the critic: |dV/da| / (|dR/da| + |dV/da|) over the
+        imagined actions, where the lambda-return G = R + V splits linearly into the predicted rewards' part R
+        (G with zero values) and the target critic's bootstrap part V.
+
+        Near 0 the actor follows the reward model through the dynamics; near 1 it follows the critic's slope.
+        A critic fitted to few imagined states can have a slope that points nowhere useful, and an actor that
+        follows it settles into one fixed action (docs/results.md, "The agent's collapse"): watch this
+        beside train/gap_closed."""
+        phase = self.hparams.phase
+        from_rewards = lambda_returns(rewards, torch.zeros_like(values), phase["gamma"], phase["td_lambda"])
+        from_values = lambda_returns(torch.zeros_like(rewards), values, phase["gamma"], phase["td_lambda"])
+        norms = []
+        for part in (from_rewards, from_values):
+            grads = torch.autograd.grad(part.mean(), actions, retain_graph=True, allow_unused=True)
+            norms.append(
+                torch.sqrt(sum((g.pow(2).sum() for g in grads if g is not None), rewards.new_zeros(())))
+            )
+        return (norms[1] / (norms[0] + norms[1]).clamp_min(1e-12)).detach()
 
     def _update(self, optimizer, loss: torch.Tensor, module: torch.nn.Module) -> None:
         optimizer.zero_grad()
