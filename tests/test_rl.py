@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from physworld.run import build_datamodule, build_phase, plain, train
 from tests.conftest import compose_config
 
 RL = ("debug=tiny", "phase=rl", "dataset=goal_reach")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +171,38 @@ def test_critic_grad_share_splits_the_actor_gradient_between_rewards_and_critic(
         phase.reward_model.head.mlp[-1].weight.zero_()
     assert share() == 1.0
     assert "critic_grad_share" not in phase._imagine(*start)  # computed only when asked (its extra backward)
+
+
+def test_gradient_split_reports_each_part_and_sees_a_flat_critic(make_cfg, world_model):
+    from physworld.data.cache import load_split, split_dir
+    from physworld.evaluation.agent_gradient import gradient_split, markdown
+
+    cfg, phase, dm = _rl_phase(make_cfg, world_model)
+    phase.setup("fit")
+    split = load_split(split_dir(dm.data_dir, "goal_reach", "val"))
+    with torch.no_grad():
+        phase.target_critic.head.mlp[-1].weight.zero_()  # a constant critic: its part has no gradient
+    out = gradient_split(phase, split, windows=3)
+    rows = {(r["at"], r["part"]): r for r in out["rows"]}
+    assert set(rows) == {(a, p) for a in ("zero actions", "its own actions") for p in ("rewards", "critic")}
+    assert rows["zero actions", "critic"]["norm"] == 0.0 and rows["its own actions", "critic"]["norm"] == 0.0
+    assert rows["zero actions", "rewards"]["norm"] > 0.0
+    assert set(out["returns"]) == {"toward the goal", "no push", "away from the goal", "the policy"}
+    assert 0.0 <= out["policy"]["saturated"] <= 1.0
+    assert markdown(out).count("\n| ") == 5  # the header and four rows
+
+
+def test_gradient_split_script_refuses_a_world_model_checkpoint(world_model):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "rl_gradient_split.py"), str(world_model["prediction"])],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "accepted an rl checkpoint" in done.stderr
 
 
 def test_tiny_rl_run_writes_metrics_and_figures(make_cfg, world_model, tmp_path):
