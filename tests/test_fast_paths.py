@@ -167,6 +167,8 @@ def test_sync_free_keeps_step_metrics_off_the_host(make_cfg):
             "debug=tiny",
             "test=false",
             "callbacks=none",
+            # the NaN check, the one callback that reads a training value back in every step
+            "+callbacks.stop_on_non_finite._target_=physworld.callbacks.faults.StopOnNonFiniteLoss",
             "trainer.limit_val_batches=0",
             "trainer.log_every_n_steps=100",  # no logger writes in these 16 steps
             f"perf.sync_free={flag}",
@@ -179,6 +181,7 @@ def test_sync_free_keeps_step_metrics_off_the_host(make_cfg):
 
     free, synced = fit(True), fit(False)
     assert any("logger_connector/result.py" in s for s in synced)  # Lightning's prog_bar .item()
+    assert any("callbacks/faults.py" in s for s in synced)  # the NaN check's read, every step
     assert not free, free  # with sync_free, no host read happens in every step
 
 

@@ -131,7 +131,15 @@ def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
     assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # and no temporary file is left
 
 
-def test_nan_loss_stops_with_phase_step_and_last_checkpoint(make_cfg, monkeypatch):
+@pytest.mark.parametrize(
+    ("sync_free", "when"),
+    [
+        ("false", r"step 1[67] "),
+        # read back only at the epoch's end (log_every_n_steps=50): the message names the batch it happened in
+        ("true", r"training batch 17 of this fit \(found at step 32\) "),
+    ],
+)
+def test_nan_loss_stops_with_phase_step_and_last_checkpoint(make_cfg, monkeypatch, sync_free, when):
     from physworld.phases.reconstruction import ReconstructionPhase
 
     real = ReconstructionPhase._losses
@@ -149,10 +157,14 @@ def test_nan_loss_stops_with_phase_step_and_last_checkpoint(make_cfg, monkeypatc
         "logger=none",
         "phase.max_epochs=3",
         "trainer.gradient_clip_val=null",
+        "trainer.log_every_n_steps=50",
+        f"perf.sync_free={sync_free}",
     )
     with pytest.raises(
         NonFiniteLossError,
-        match=r"phase=reconstruction: the training loss became nan at step 1[67] .*last good checkpoint: .*last.ckpt",
+        match=r"phase=reconstruction: the training loss became nan at "
+        + when
+        + r".*last good checkpoint: .*last.ckpt",
     ):
         train(cfg)
 

@@ -7,9 +7,11 @@
 - `ResumeState` saves the Python, NumPy and torch random states in every checkpoint and restores them on
   resume, so a resumed run draws the same random numbers (dead-code restarts, imagination noise) as one
   that was never interrupted. Data order is made resumable by the epoch-seeded samplers of the DataModule.
-- `StopOnNonFiniteLoss` checks the training loss every `every_n_steps` steps (each check synchronises the
-  device once, so not every step on a GPU) and stops with one line naming the phase, the step and the last
-  good checkpoint, before a NaN reaches `last.ckpt`.
+- `StopOnNonFiniteLoss` checks the training loss every `every_n_steps` steps and stops with one line naming
+  the phase, the step and the last good checkpoint, before a NaN reaches `last.ckpt`. Reading the check's
+  answer waits for the device; with `perf.sync_free` on, the check stays on the device at every step and its
+  answer is read only every `trainer.log_every_n_steps` steps (when the loggers read the metrics anyway) and
+  before each validation and epoch end, so before any checkpoint is written.
 """
 
 from __future__ import annotations
@@ -95,29 +97,74 @@ class StopOnNonFiniteLoss(L.Callback):
             raise ValueError(f"every_n_steps={every_n_steps}: a positive integer")
         self.every_n_steps = every_n_steps
         self._batches = 0
+        # with sync_free: the first non-finite loss seen and its batch number (0: none yet), on the device
+        self._first_bad: torch.Tensor | None = None
+        self._bad_batch: torch.Tensor | None = None
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self._batches += 1
+        losses = self._losses(trainer, outputs)
+        if _sync_free(pl_module):
+            self._record(losses)
+            if self._batches % max(self.every_n_steps, trainer.log_every_n_steps) == 0:
+                self._read_back(trainer, pl_module)
+            return
         if self._batches % self.every_n_steps:
             return
-        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        losses = (
-            [loss]
-            if isinstance(loss, torch.Tensor)
-            else [
-                v
-                for k, v in trainer.callback_metrics.items()
-                if k.startswith("train/") and k.endswith("loss")
-            ]
-        )  # manual optimisation (phase=rl) returns nothing; it logs train/reward_loss, actor_loss, ...
         for loss in losses:
             if not bool(torch.isfinite(loss.detach()).all()):
                 self._stop(trainer, pl_module, loss)
 
-    def _stop(self, trainer, pl_module, loss: torch.Tensor) -> None:
+    def on_validation_start(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self._read_back(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._read_back(trainer, pl_module)
+
+    @staticmethod
+    def _losses(trainer, outputs) -> list[torch.Tensor]:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor):
+            return [loss]
+        # manual optimisation (phase=rl) returns nothing; it logs train/reward_loss, actor_loss, ...
+        return [
+            v
+            for k, v in trainer.callback_metrics.items()
+            if k.startswith("train/") and k.endswith("loss") and isinstance(v, torch.Tensor)
+        ]
+
+    def _record(self, losses: list[torch.Tensor]) -> None:
+        """Keep the first non-finite loss and its batch number on the device, without reading anything back."""
+        if not losses:
+            return
+        total = torch.stack([loss.detach().float().sum() for loss in losses]).sum()  # non-finite if any is
+        if self._first_bad is None:
+            self._first_bad = torch.zeros_like(total)
+            self._bad_batch = torch.zeros((), dtype=torch.long, device=total.device)
+        new = ~torch.isfinite(total) & (self._bad_batch == 0)
+        self._first_bad = torch.where(new, total, self._first_bad)
+        self._bad_batch = torch.where(new, self._bad_batch.new_full((), self._batches), self._bad_batch)
+
+    def _read_back(self, trainer, pl_module) -> None:
+        if self._bad_batch is None or not bool(self._bad_batch > 0):  # the one read of the device
+            return
+        self._stop(trainer, pl_module, self._first_bad, batch=int(self._bad_batch))
+
+    def _stop(self, trainer, pl_module, loss: torch.Tensor, batch: int | None = None) -> None:
         last = newest_checkpoint(trainer) or "none saved yet"
+        value = float(loss.detach().float().sum())
+        when = f"step {trainer.global_step}"
+        if batch is not None:  # found by a deferred check (perf.sync_free): name the batch it happened in
+            when = f"training batch {batch} of this fit (found at step {trainer.global_step})"
         raise NonFiniteLossError(
-            f"phase={pl_module.hparams.phase['name']}: the training loss became {float(loss)} at step "
-            f"{trainer.global_step} (epoch {trainer.current_epoch}); training stopped, last good checkpoint: "
-            f"{last}. Lower phase.lr or check the data"
+            f"phase={pl_module.hparams.phase['name']}: the training loss became {value} at {when} "
+            f"(epoch {trainer.current_epoch}); training stopped, last good checkpoint: {last}. Lower phase.lr "
+            "or check the data"
         )
+
+
+def _sync_free(pl_module) -> bool:
+    """Whether the phase runs with perf.sync_free (phases without the fast-path switches: no)."""
+    uses = getattr(pl_module, "uses", None)
+    return bool(uses("sync_free")) if callable(uses) else False
