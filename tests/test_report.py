@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from omegaconf import OmegaConf
 from PIL import Image
@@ -77,14 +78,43 @@ def check_tables_hold_metrics(section: str, metrics: dict, split: str = "test") 
     return checked
 
 
-def check_html_images(page: str, expected: int) -> None:
-    sources = re.findall(r'<img src="([^"]+)"', page)
+def check_html_images(page: Path, expected: int) -> None:
+    """Every figure of the page is an image: inlined, or linked from report_files/ beside the page."""
+    sources = re.findall(r'<img src="([^"]+)"', page.read_text())
     assert len(sources) == expected
     for src in sources:
         match = re.match(r"data:image/(png|gif);base64,(.+)", src)
-        assert match, src[:40]  # inlined: the page needs no other file
-        with Image.open(io.BytesIO(base64.b64decode(match[2]))) as image:
-            assert image.format == match[1].upper()
+        if match:
+            with Image.open(io.BytesIO(base64.b64decode(match[2]))) as image:
+                assert image.format == match[1].upper()
+        else:
+            assert src.startswith("report_files/"), src[:40]
+            with Image.open(page.parent / src) as image:
+                assert image.format in ("PNG", "GIF")
+
+
+def test_html_links_large_images_from_report_files_and_inlines_small_ones(tmp_path):
+    from physworld.evaluation.document import Figure, to_html
+
+    small, large = tmp_path / "a" / "small.png", tmp_path / "b" / "rollout.gif"
+    other = tmp_path / "c" / "rollout.gif"  # the same name in another run: must not overwrite the first
+    for path, size in ((small, 8), (large, 256), (other, 256)):
+        path.parent.mkdir()
+        noise = np.random.default_rng(size).integers(0, 255, (size, size, 3), dtype=np.uint8)
+        Image.fromarray(noise).save(path)
+    files = tmp_path / "report_files"
+    limit = small.stat().st_size + 1
+    assert large.stat().st_size > limit
+    page = to_html([Figure(p, p.name) for p in (small, large, other)], "t", files=files, inline_limit=limit)
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert sources[0].startswith("data:image/png;base64,")
+    assert [s.split("/")[0] for s in sources[1:]] == ["report_files", "report_files"]
+    assert sources[1] != sources[2]
+    assert (files / sources[1].split("/")[1]).read_bytes() == large.read_bytes()
+    assert (files / sources[2].split("/")[1]).read_bytes() == other.read_bytes()
+    assert "base64" not in "".join(sources[1:])
+    inlined = to_html([Figure(large, "x")], "t")  # no folder given: everything inlined
+    assert "data:image/gif;base64," in inlined
 
 
 def test_report_of_a_run_and_its_evaluations(pred_run, pred_eval):  # noqa: F811
@@ -107,7 +137,7 @@ def test_report_of_a_run_and_its_evaluations(pred_run, pred_eval):  # noqa: F811
         assert f"evaluate/{out.name}/{figure}" in section  # relative paths from report.md
     for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
         assert (pred_run / link).is_file(), link
-    check_html_images(page.read_text(), text.count("!["))
+    check_html_images(page, text.count("!["))
 
 
 def test_reconstruction_evaluation_says_there_are_no_rollouts(recon_run, tmp_path):  # noqa: F811
@@ -152,7 +182,7 @@ def test_report_of_a_pipeline_folder(recon_run, pred_run, tmp_path):  # noqa: F8
     (section,) = evaluation_sections(text).values()
     assert check_tables_hold_metrics(section, metrics) > 0
     assert text.index("## Training run `2_prediction`") < text.index("## Evaluation") < text.index("`5_rl`")
-    check_html_images(page.read_text(), text.count("!["))
+    check_html_images(page, text.count("!["))
 
 
 def wandb_file(path: Path, rows: list[dict]) -> int:

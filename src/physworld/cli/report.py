@@ -1,9 +1,9 @@
 """Write a report of a run or a pipeline folder: `physworld-report <folder>` (from the
 repository: `python scripts/report.py <folder>`, the same main()).
 
-Writes `<folder>/report.md` and `<folder>/report.html` (self-contained: the figures are inlined, so the one
-file opens in any browser): the configuration, training curves, metrics tables and figures of every training
-run under the folder, and of every evaluation (`scripts/evaluate.py`) of them.
+Writes `<folder>/report.md` and `<folder>/report.html` (small figures inlined, large ones linked from
+`<folder>/report_files/`: keep the two together): the configuration, training curves, metrics tables and
+figures of every training run under the folder, and of every evaluation (`scripts/evaluate.py`) of them.
 """
 
 import argparse

@@ -1,4 +1,4 @@
-"""write_report(folder): `report.md` and a self-contained `report.html` for a run or a pipeline folder.
+"""write_report(folder): `report.md` and `report.html` for a run or a pipeline folder.
 
 Everything under the folder is found by what it holds: a training run has `csv/metrics.csv`, `checkpoints/`
 or a config with a phase (`.hydra/config.yaml`, or `config.yaml` in a pipeline step); an evaluation
@@ -6,7 +6,8 @@ or a config with a phase (`.hydra/config.yaml`, or `config.yaml` in a pipeline s
 log, or W&B offline log), final metrics and the figures its callbacks wrote (image grids, rollouts, and the
 RL phase's `rl_training.png` / `rl_trajectory.png`), followed by its evaluations: metrics tables read from
 the evaluation's own metrics.json, and its figures. A pipeline's `pipeline.json` gives a table of its steps.
-Generated figures (training curves) go to `<folder>/report_files/`.
+Generated figures (training curves) go to `<folder>/report_files/`, and so do copies of the figures too large
+to inline in report.html (document.INLINE_LIMIT), which links them there.
 """
 
 from __future__ import annotations
@@ -416,5 +417,5 @@ def write_report(folder: str | Path) -> tuple[Path, Path]:
     blocks = build(root)
     md, page = root / "report.md", root / "report.html"
     md.write_text(to_markdown(blocks, root))
-    page.write_text(to_html(blocks, f"physworld report: {root.name}"))
+    page.write_text(to_html(blocks, f"physworld report: {root.name}", files=root / "report_files"))
     return md, page
