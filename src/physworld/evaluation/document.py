@@ -1,7 +1,7 @@
 """A report as a list of blocks, rendered twice: Markdown (images by relative path) and an HTML page. The page
 inlines small images as base64 data URIs and links larger ones (rollout GIFs, big grids) from a folder beside
-it, where it copies them: the page and that folder open anywhere together, and the page stays small (with
-every figure inlined, the demo's was 39 MB).
+it, where it copies them: the page and that folder open anywhere together, and the page stays small enough
+for a browser to open quickly.
 
 Text may hold `code` spans; nothing else of Markdown is interpreted.
 """
