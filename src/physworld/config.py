@@ -310,9 +310,8 @@ def native_bf16(accelerator: str = "auto") -> bool:
 
 
 def resolve_precision(cfg: DictConfig) -> str:
-    """trainer.precision=auto becomes bf16-mixed where bf16 is native (measured on an AVX512-BF16 CPU: 2.26x the
-    fp32 reconstruction throughput of the default model, 1.2-1.35x on the demo's quarter-width one; README), else
-    32-true. Returns the precision the trainer gets."""
+    """trainer.precision=auto becomes bf16-mixed where bf16 is native (faster than fp32 there: README, Speed),
+    else 32-true. Returns the precision the trainer gets."""
     precision = cfg.trainer.get("precision")
     if precision == "auto":
         precision = "bf16-mixed" if native_bf16(str(cfg.trainer.get("accelerator", "auto"))) else "32-true"

@@ -5,8 +5,8 @@ over the dataset (torchmetrics' PeakSignalNoiseRatio pools the squared error ove
 `dim` is given). SSIM is the Gaussian-window SSIM of Wang et al. (2004) with torchmetrics' defaults (11 taps,
 sigma 1.5, K1 0.01, K2 0.03, reflect padding, the map averaged over the whole frame), per frame, averaged over
 frames. `ssim_per_frame` blurs with two matrix products, 16 frames at a time, instead of torchmetrics' grouped
-11x11 convolution: on this project's 2-core CPU that took 0.5-0.7 s per 160 frames (half of a demo prediction
-step's time), this takes ~0.06 s; a test checks the two agree to 1e-5.
+11x11 convolution, which on a CPU cost a large share of a demo prediction step's time (this is much
+faster); a test checks the two agree to 1e-5.
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def ssim_per_frame(pred: torch.Tensor, target: torch.Tensor, data_range: float =
     rows, cols = (_blur_matrix(n, pred.dtype, pred.device) for n in (h, w))
     c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
     out = []
-    # 16 frames at a time: the five moment maps of a chunk stay in cache (measured on 960 frames: 0.34 s
-    # in chunks of 16, 1.45 s in one piece)
+    # 16 frames at a time: the five moment maps of a chunk stay in the CPU cache, which is several times
+    # faster than one piece
     for p, t in zip(pred.split(SSIM_CHUNK), target.split(SSIM_CHUNK)):
         moments = torch.stack((p, t, p * p, t * t, p * t))
         # autocast off: under bf16-mixed the matrix products would lose digits

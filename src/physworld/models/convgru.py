@@ -156,7 +156,7 @@ class LatentDynamics(nn.Module):
             nn.init.zeros_(self.head.weight)  # dz = 0: the untrained dynamics keeps every cell's code
             nn.init.zeros_(self.head.bias)
             # s = 10: at z_hat = e_i a code at the mean distance is 10 logits below e_i, its nearest neighbours
-            # (~0.1 of the mean distance, measured on the demo's codebooks) about 1: copy-last, not certain
+            # (a small fraction of the mean distance in trained codebooks) about 1: copy-last, not certain
             self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))
 
     @property

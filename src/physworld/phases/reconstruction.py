@@ -6,8 +6,8 @@
 
 Each window of `seq_len` frames is flattened into independent images. The optional MSE term is ours: with
 L1 alone, on sparse scenes, some initialisations sit on the all-black solution for hundreds of steps
-(measured on the demo set: 2 of 4 seeds still black after 200 steps), because the L1 gradient of a
-rarely-lit pixel points to black; MSE's gradient grows with the error and pulls the model off it.
+because the L1 gradient of a rarely-lit pixel points to black; MSE's gradient grows with the error and pulls
+the model off it (measured: README).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ MAX_SOURCES = 3
 # (constant over the sequence; NaN for absent drops).
 STATE_NAMES = ("energy",) + tuple(f"source{k}_{q}" for k in range(MAX_SOURCES) for q in ("x", "y"))
 POSITIONS = ()  # no point-like objects: the sources are where rings start, not something drawn
-BLOCK = 64  # sequences simulated together: their arrays stay in the CPU cache (~2.5x faster than all at once)
+BLOCK = 64  # sequences simulated together: their arrays stay in the CPU cache (faster than all at once)
 
 
 def bumps(sources: np.ndarray, amplitude: np.ndarray, width: np.ndarray) -> np.ndarray:
