@@ -261,7 +261,13 @@ ENTRY_POINTS = {
     "physworld-export": "physworld-export: export a trained world model",
 }
 # scripts/*.py that are tools of the repository (benchmarks, tables of finished runs), not commands
-REPOSITORY_TOOLS = ("benchmark.py", "benchmark_scenes.py", "rollout_table.py", "summarize.py")
+REPOSITORY_TOOLS = (
+    "benchmark.py",
+    "benchmark_scenes.py",
+    "rl_gradient_split.py",
+    "rollout_table.py",
+    "summarize.py",
+)
 
 
 def project_scripts() -> dict[str, str]:
