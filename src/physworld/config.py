@@ -327,11 +327,12 @@ def check_config(cfg: DictConfig, files: bool = True) -> None:
     require(cfg, "seed", non_negative_int, "a non-negative integer")
     for key in ("phase.batch_size", "phase.seq_len", "phase.max_epochs"):
         require(cfg, key, positive_int, "a positive integer")
-    require(cfg, "phase.lr", positive_number, "a positive number")
     require(
         cfg, "phase.monitor", lambda v: isinstance(v, str) and v.startswith("val/"), "a val/... metric name"
     )
-    require(cfg, "phase.weight_decay", non_negative_number, "a non-negative number")
+    if cfg.phase.name != "rl":  # the one AdamW of the world-model phases; rl has one per head (check_rl)
+        require(cfg, "phase.lr", positive_number, "a positive number")
+        require(cfg, "phase.weight_decay", non_negative_number, "a non-negative number")
     for key in (
         "phase.foreground_weight",
         "phase.gradient_weight",
