@@ -168,6 +168,15 @@ def test_report_of_a_pipeline_folder(recon_run, pred_run, tmp_path):  # noqa: F8
         "rl_trajectory.png",
     ):  # what the RL phase writes (callbacks/rl_figures.py)
         Image.new("RGB", (64, 48), (200, 30, 30)).save(rl / "images" / name)
+    (pipe / "1_reconstruction" / "metrics.json").write_text(json.dumps({"test/recon_psnr": 27.5}))
+    pred = {"test/rollout_pos_err/t05": 4.25, "test/baseline_copy_last_pos_err/t05": 7.5}
+    pred |= {"test/rollout_mse/t10": 0.0125, "test/baseline_copy_last_mse/t10": 0.025}
+    (pipe / "2_prediction" / "metrics.json").write_text(json.dumps(pred))
+    (pipe / "2_prediction" / "images").mkdir(exist_ok=True)
+    Image.new("RGB", (64, 48), (30, 200, 30)).save(pipe / "2_prediction" / "images" / "rollout_test.png")
+    agent = {"test/gap_closed": 0.25, "test/return_policy": -30.0, "test/return_random": -40.0}
+    agent["test/return_oracle"] = 0.0
+    (rl / "metrics.json").write_text(json.dumps(agent))
     steps = {"1_reconstruction": {"phase": "reconstruction", "dataset": "pendulum", "seconds": 3.5}}
     (pipe / "pipeline.json").write_text(json.dumps(steps))
     out, metrics = evaluate_run(pipe / "2_prediction", checkpoint="last.ckpt")
@@ -176,12 +185,24 @@ def test_report_of_a_pipeline_folder(recon_run, pred_run, tmp_path):  # noqa: F8
     md, page = write_report(pipe)
     text = md.read_text()
     assert "## Pipeline steps" in text and "| 1_reconstruction | reconstruction | pendulum | 3.5 |" in text
+    # The first screen: each run's headline test results beside their baselines, from its metrics.json
+    summary = text[text.index("## Summary") : text.index("## Pipeline steps")]
+    rows = {
+        row.split(" | ")[0].strip("| `"): row.split(" | ")
+        for row in summary.splitlines()
+        if row.startswith("| `")
+    }
+    assert rows["1_reconstruction"][2] == "27.5" and rows["1_reconstruction"][3] == "-"
+    assert rows["2_prediction"][3] == "-" and rows["2_prediction"][4] == "4.25 / 7.5"
+    assert rows["2_prediction"][6] == "0.0125 / 0.025"
+    assert rows["5_rl"][-1].rstrip(" |") == "0.25 (-30 / -40 / 0)"
+    assert "![Test rollouts of `2_prediction`" in summary and "5_rl/images/rl_trajectory.png" in summary
     for step in ("1_reconstruction", "2_prediction", "5_rl"):
         assert f"## Training run `{step}`" in text
     assert "images/rl_training.png" in text and "images/rl_trajectory.png" in text
     (section,) = evaluation_sections(text).values()
     assert check_tables_hold_metrics(section, metrics) > 0
-    assert text.index("## Training run `2_prediction`") < text.index("## Evaluation") < text.index("`5_rl`")
+    assert text.index("## Training run `2_prediction`") < text.index("## Evaluation") < text.index("## Training run `5_rl`")
     check_html_images(page, text.count("!["))
 
 

@@ -215,6 +215,77 @@ def run_section(run: Path, root: Path, files: Path) -> list[Block]:
     return blocks
 
 
+# -- the summary screen -------------------------------------------------------------------------------------
+
+SUMMARY_HORIZONS = (1, 5, 10)
+
+
+def _pair(metrics: dict[str, float], model: str, baseline: str) -> str:
+    """ "model / baseline" from a run's metrics, "-" where the run has neither."""
+    a, b = metrics.get(model), metrics.get(baseline)
+    return "-" if a is None and b is None else f"{fmt(a)} / {fmt(b)}"
+
+
+def summary_section(runs: list[Path], root: Path) -> list[Block]:
+    """The report's first screen: one row per training run with its headline test results next to their
+    baselines (reconstruction PSNR; object position error and frame MSE of the rollouts against copy-last; the
+    agent's share of the random-to-oracle gap), and the key pictures: the test rollouts of the last world model
+    trained on the physics datasets and the agent's paths. Every figure comes from the run's metrics.json."""
+    header = ["run", "phase on dataset", "recon PSNR (dB)"]
+    header += [f"pos. err. t{t} (px), model / copy-last" for t in SUMMARY_HORIZONS]
+    header += ["MSE t10, model / copy-last", "agent: gap closed (policy / random / oracle return)"]
+    rows, rollouts, paths = [], None, None
+    for run in runs:
+        metrics = read_json(run / "metrics.json")
+        if not metrics:
+            continue
+        cfg = read_config(run)
+        phase = select(cfg, "phase.name") if cfg is not None else None
+        dataset = select(cfg, "dataset.name") if cfg is not None else None
+        row = [f"`{name_of(run, root)}`", f"{phase} on {dataset}" if cfg is not None else "-"]
+        row.append(fmt(metrics.get("test/recon_psnr")))
+        for t in SUMMARY_HORIZONS:
+            row.append(
+                _pair(metrics, f"test/rollout_pos_err/t{t:02d}", f"test/baseline_copy_last_pos_err/t{t:02d}")
+            )
+        row.append(_pair(metrics, "test/rollout_mse/t10", "test/baseline_copy_last_mse/t10"))
+        gap = metrics.get("test/gap_closed")
+        row.append(
+            "-"
+            if gap is None
+            else f"{fmt(gap)} ({fmt(metrics.get('test/return_policy'))} / {fmt(metrics.get('test/return_random'))}"
+            f" / {fmt(metrics.get('test/return_oracle'))})"
+        )
+        rows.append(row)
+        image = run / "images" / "rollout_test.png"
+        if image.is_file() and dataset != "goal_reach":
+            rollouts = image
+        if (run / "images" / "rl_trajectory.png").is_file():
+            paths = run / "images" / "rl_trajectory.png"
+    if not rows:
+        return []
+    blocks: list[Block] = [
+        Heading("Summary", 2),
+        Text(
+            "Test results of each training run next to their baselines (`-`: the run has no such result). Position "
+            "error: pixels between where an object is drawn and where the simulator put it, mean over datasets."
+        ),
+        Table(header, rows),
+    ]
+    if rollouts is not None:
+        blocks.append(
+            Figure(
+                rollouts,
+                f"Test rollouts of `{name_of(rollouts.parents[1], root)}` (truth above, model below).",
+            )
+        )
+    if paths is not None:
+        blocks.append(
+            Figure(paths, f"The agent's paths in the real environment (`{name_of(paths.parents[1], root)}`).")
+        )
+    return blocks
+
+
 # -- evaluations --------------------------------------------------------------------------------------------
 
 
@@ -384,6 +455,7 @@ def build(root: Path) -> list[Block]:
             f"{len(runs)} training run(s), {len(evaluations)} evaluation(s)."
         ),
     ]
+    blocks += summary_section(runs, root)
     steps = read_json(root / "pipeline.json")
     if steps:
         blocks += [
