@@ -202,7 +202,11 @@ def test_report_of_a_pipeline_folder(recon_run, pred_run, tmp_path):  # noqa: F8
     assert "images/rl_training.png" in text and "images/rl_trajectory.png" in text
     (section,) = evaluation_sections(text).values()
     assert check_tables_hold_metrics(section, metrics) > 0
-    assert text.index("## Training run `2_prediction`") < text.index("## Evaluation") < text.index("## Training run `5_rl`")
+    assert (
+        text.index("## Training run `2_prediction`")
+        < text.index("## Evaluation")
+        < text.index("## Training run `5_rl`")
+    )
     check_html_images(page, text.count("!["))
 
 
