@@ -15,7 +15,7 @@ from PIL import Image
 from physworld.config import check_config
 from physworld.envs.episodes import OraclePolicy, RandomPolicy, run_episodes
 from physworld.errors import CheckpointError, ConfigError
-from physworld.models.agent import Actor, Critic, RewardPredictor, lambda_returns
+from physworld.models.agent import Actor, Critic, RewardPredictor, lambda_returns, split_lambda_returns
 from physworld.phases.rl import RLPhase
 from physworld.run import build_datamodule, build_phase, plain, train
 from tests.conftest import compose_config
@@ -81,6 +81,10 @@ def test_lambda_returns_match_hand_computation():
     assert torch.allclose(lambda_returns(rewards, values, gamma, 0.0)[0], torch.tensor([1.0 + gamma * 20.0]))
     full = 1.0 + gamma * 2.0 + gamma**2 * 30.0
     assert torch.allclose(lambda_returns(rewards, values, gamma, 1.0)[0], torch.tensor([full]))
+    # the rewards' part (values zero) and the values' part add up to the whole
+    from_rewards, from_values = split_lambda_returns(rewards, values, gamma, lam)
+    assert torch.allclose(from_rewards, torch.tensor([[1.0 + gamma * lam * 2.0], [2.0]]))
+    assert torch.allclose(from_rewards + from_values, lambda_returns(rewards, values, gamma, lam))
 
 
 def test_oracle_beats_random_in_the_real_environment():

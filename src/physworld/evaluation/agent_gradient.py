@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from physworld.errors import CheckpointError
-from physworld.models.agent import lambda_returns
+from physworld.evaluation.loading import build_phase
+from physworld.models.agent import split_lambda_returns
 from physworld.phases.checkpoints import checkpoint_phase, read_checkpoint
 from physworld.phases.rl import RLPhase
 
@@ -30,17 +31,7 @@ def load_agent(path: str) -> RLPhase:
             f"checkpoint={path!r} is a {checkpoint_phase(ckpt)!r} checkpoint: accepted an rl checkpoint "
             "(<run of phase=rl>/checkpoints/*.ckpt)"
         )
-    hparams = ckpt["hyper_parameters"]
-    try:
-        phase = RLPhase(
-            model=hparams["model"], phase=hparams["phase"], dataset_names=hparams.get("dataset_names")
-        )
-        phase.load_state_dict(ckpt["state_dict"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise CheckpointError(
-            f"checkpoint={path!r} does not build an rl phase ({type(err).__name__}: {err})"
-        ) from None
-    return phase.eval()
+    return build_phase(ckpt, path, key="checkpoint")
 
 
 def _start(phase: RLPhase, split: dict[str, np.ndarray], windows: int):
@@ -84,14 +75,14 @@ def gradient_split(phase: RLPhase, split: dict[str, np.ndarray], windows: int = 
     phase.eval()
     with torch.no_grad():
         z, hidden, goal = _start(phase, split, windows)
-        _, _, own = _imagine(phase, z, hidden)
+        own_rewards, _, own = _imagine(phase, z, hidden)
     horizon, n = own.shape[:2]
-    mean_action = own.mean(dim=(0, 1)).expand(n, -1)
+    mean_action = own.mean(dim=(0, 1))
     out = {
         "policy": {
             "cos_goal": _cos(own[0], goal),
             "saturated": float((own.abs() > 0.95).float().mean()),
-            "mean_action": own.mean(dim=(0, 1)).tolist(),
+            "mean_action": mean_action.tolist(),
         },
         "returns": {},
         "rows": [],
@@ -101,17 +92,14 @@ def gradient_split(phase: RLPhase, split: dict[str, np.ndarray], windows: int = 
         for name, direction in fixed.items():
             rewards = _imagine(phase, z, hidden, direction.expand(horizon, n, -1))[0]
             out["returns"][name] = float(rewards.sum(0).mean())
-        out["returns"]["the policy"] = float(_imagine(phase, z, hidden)[0].sum(0).mean())
+    out["returns"]["the policy"] = float(own_rewards.sum(0).mean())
     for where, start in (("zero actions", torch.zeros_like(own)), ("its own actions", own)):
-        for part in ("rewards", "critic"):
-            actions = start.clone().requires_grad_(True)
-            rewards, values, _ = _imagine(phase, z, hidden, actions)
-            if part == "rewards":
-                values = torch.zeros_like(values)
-            else:
-                rewards = torch.zeros_like(rewards)
-            g = lambda_returns(rewards, values, p["gamma"], p["td_lambda"])
-            (grad,) = torch.autograd.grad(g.mean(0).sum(), actions)  # each window's own gradient
+        actions = start.clone().requires_grad_(True)
+        rewards, values, _ = _imagine(phase, z, hidden, actions)
+        parts = split_lambda_returns(rewards, values, p["gamma"], p["td_lambda"])
+        for part, g in zip(("rewards", "critic"), parts):
+            # each window's own gradient (the mean over the horizon, summed over windows)
+            (grad,) = torch.autograd.grad(g.mean(0).sum(), actions, retain_graph=True)
             total = grad.sum(0)  # (N, A): summed over the imagined actions
             out["rows"].append(
                 {
@@ -119,7 +107,7 @@ def gradient_split(phase: RLPhase, split: dict[str, np.ndarray], windows: int = 
                     "part": part,
                     "norm": float(total.norm(dim=1).mean()),
                     "cos_goal": _cos(total, goal),
-                    "cos_policy": _cos(total, mean_action),
+                    "cos_policy": _cos(total, mean_action.expand(n, -1)),
                 }
             )
     return out

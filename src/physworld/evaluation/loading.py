@@ -32,21 +32,32 @@ def load_phase(path: str | Path) -> tuple[L.LightningModule, dict]:
     model = hparams.get("model") or {}
     # Accepts the world-model phases only; the model sizes are compared with themselves (always equal).
     check_world_model_checkpoint(ckpt, str(path), model, key=KEY)
+    return build_phase(ckpt, str(path), key=KEY), ckpt
+
+
+def build_phase(ckpt: dict, path: str, key: str) -> L.LightningModule:
+    """The phase a checkpoint's hyper_parameters describe, with its weights, in eval mode; CheckpointError (one
+    line naming `key`) when they do not build a phase or the weights do not fit it."""
+    hparams = ckpt.get("hyper_parameters") or {}
     name = hparams["phase"]["name"]
     try:
-        phase = PHASES[name](model=model, phase=hparams["phase"], dataset_names=hparams.get("dataset_names"))
+        phase = PHASES[name](
+            model=hparams.get("model") or {},
+            phase=hparams["phase"],
+            dataset_names=hparams.get("dataset_names"),
+        )
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(
-            f"{KEY}={str(path)!r}: its hyper_parameters do not build a {name} phase ({type(err).__name__}: {err})"
+            f"{key}={path!r}: its hyper_parameters do not build a {name} phase ({type(err).__name__}: {err})"
         ) from None
     try:
         phase.load_state_dict(ckpt["state_dict"])
     except RuntimeError as err:
         detail = " ".join(str(err).split())[:300]  # torch's message spans lines: keep the error one line
         raise CheckpointError(
-            f"{KEY}={str(path)!r}: its weights do not fit the model of its hyper_parameters ({detail})"
+            f"{key}={path!r}: its weights do not fit the model of its hyper_parameters ({detail})"
         ) from None
-    return phase.eval(), ckpt
+    return phase.eval()
 
 
 def training_config(path: str | Path) -> tuple[DictConfig, Path] | None:

@@ -127,3 +127,14 @@ def lambda_returns(
         next_return = rewards[k] + gamma * ((1 - lam) * values[k + 1] + lam * next_return)
         out.append(next_return)
     return torch.stack(out[::-1])
+
+
+def split_lambda_returns(
+    rewards: torch.Tensor, values: torch.Tensor, gamma: float = 0.99, lam: float = 0.95
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """lambda_returns is linear in (rewards, values): G = G(rewards, 0) + G(0, values). Returns the two parts,
+    the rewards' and the bootstrap values', each (H, B): what the actor's gradient owes to each."""
+    return (
+        lambda_returns(rewards, torch.zeros_like(values), gamma, lam),
+        lambda_returns(torch.zeros_like(rewards), values, gamma, lam),
+    )

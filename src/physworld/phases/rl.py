@@ -34,7 +34,7 @@ from torchmetrics import MeanMetric
 
 from physworld.data.scenes import goal_reach as world
 from physworld.envs.episodes import Episodes, OraclePolicy, RandomPolicy, run_episodes
-from physworld.models.agent import Actor, Critic, RewardPredictor, lambda_returns
+from physworld.models.agent import Actor, Critic, RewardPredictor, lambda_returns, split_lambda_returns
 from physworld.phases.base import WorldModelPhase
 from physworld.phases.prediction import build_dynamics
 
@@ -232,10 +232,8 @@ class RLPhase(WorldModelPhase):
         follows it settles into one fixed action (docs/results.md, "The agent's collapse"): watch this
         beside train/gap_closed."""
         phase = self.hparams.phase
-        from_rewards = lambda_returns(rewards, torch.zeros_like(values), phase["gamma"], phase["td_lambda"])
-        from_values = lambda_returns(torch.zeros_like(rewards), values, phase["gamma"], phase["td_lambda"])
         norms = []
-        for part in (from_rewards, from_values):
+        for part in split_lambda_returns(rewards, values, phase["gamma"], phase["td_lambda"]):
             grads = torch.autograd.grad(part.mean(), actions, retain_graph=True, allow_unused=True)
             norms.append(
                 torch.sqrt(sum((g.pow(2).sum() for g in grads if g is not None), rewards.new_zeros(())))
