@@ -1,6 +1,6 @@
 """The Python API on tiny goal_reach models: `physworld.load_world_model` (encode, decode, rollout, imagine),
-`physworld.datasets.load`, the README's example block and the two scripts in examples/; and the export
-(scripts/export.py): loading an export gives the checkpoint's rollouts, its model card copies the run's
+`physworld.datasets.load`, the example block of docs/guide.md (Python API) and the two scripts in examples/; and
+the export (scripts/export.py): loading an export gives the checkpoint's rollouts, its model card copies the run's
 files, the command line fails with one line, and logger=wandb logs the folder as an artifact."""
 
 from __future__ import annotations
@@ -166,9 +166,9 @@ def run_python(args: list[str], tmp_path: Path, timeout: int = 300) -> subproces
     )
 
 
-def test_the_readme_example_runs(tiny, tmp_path):
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Python API", 1)[1]
+def test_the_guides_python_api_example_runs(tiny, tmp_path):
+    guide = (ROOT / "docs" / "guide.md").read_text()
+    section = guide.split("## Python API", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     placeholder = '"outputs/train/runs/<run>/checkpoints/best.ckpt"'
     assert placeholder in code

@@ -310,7 +310,7 @@ def native_bf16(accelerator: str = "auto") -> bool:
 
 
 def resolve_precision(cfg: DictConfig) -> str:
-    """trainer.precision=auto becomes bf16-mixed where bf16 is native (faster than fp32 there: README, Speed),
+    """trainer.precision=auto becomes bf16-mixed where bf16 is native (faster than fp32 there: docs/results.md, Speed),
     else 32-true. Returns the precision the trainer gets."""
     precision = cfg.trainer.get("precision")
     if precision == "auto":

@@ -118,8 +118,8 @@ def model_card(ckpt_path: Path, config: dict, out: Path) -> str:
         Heading(f"physworld world model: {phase} on {', '.join(config['trained_on']) or '?'}", 1),
         Text(
             f"{nets} of `{ckpt_path.resolve()}`, exported by physworld {config['physworld_version']}. "
-            f"Load it with `physworld.load_world_model({str(out)!r})` (README, Python API); `{WEIGHTS}` holds the "
-            f"weights only, `{CONFIG}` the model config that rebuilds the networks."
+            f"Load it with `physworld.load_world_model({str(out)!r})` (docs/guide.md, Python API); "
+            f"`{WEIGHTS}` holds the weights only, `{CONFIG}` the model config that rebuilds the networks."
         ),
         Heading("Data", 2),
         *data_blocks(config_file),

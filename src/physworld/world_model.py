@@ -1,5 +1,5 @@
 """`physworld.load_world_model(path)`: a trained world model as a plain Python object, without Hydra or
-Lightning (the README's "Python API" section shows it in use; examples/ has two scripts built on it).
+Lightning (docs/guide.md's "Python API" section shows it in use; examples/ has two scripts built on it).
 
 `path` is a training checkpoint (`<run>/checkpoints/best.ckpt` of a reconstruction, prediction, comprehensive
 or rl run), read without running anything in it (safe_checkpoint.py), or a folder written by

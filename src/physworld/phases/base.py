@@ -23,7 +23,7 @@ AUTO_DEVICES = {
     # MPS: channels_last convolutions have had correctness and speed issues on Apple GPUs (not measurable
     # here), so auto keeps NCHW there.
     "channels_last": ("cpu", "cuda"),
-    "fused_adamw": ("cuda",),  # on CPU within noise of the plain AdamW (README, Speed: scripts/benchmark.py)
+    "fused_adamw": ("cuda",),  # on CPU within noise of the plain AdamW (docs/results.md, Speed)
     "sync_free": ("cuda", "mps"),  # on a CPU reading a number back costs nothing
 }
 

@@ -7,7 +7,7 @@
 Each window of `seq_len` frames is flattened into independent images. The optional MSE term is ours: with
 L1 alone, on sparse scenes, some initialisations sit on the all-black solution for hundreds of steps
 because the L1 gradient of a rarely-lit pixel points to black; MSE's gradient grows with the error and pulls
-the model off it (measured: README).
+the model off it (measured: docs/results.md).
 """
 
 from __future__ import annotations
