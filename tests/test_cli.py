@@ -260,14 +260,15 @@ ENTRY_POINTS = {
     "physworld-preview": "physworld-preview: draw a few fresh sequences of a dataset",
     "physworld-export": "physworld-export: export a trained world model",
 }
-# scripts/*.py that are tools of the repository (benchmarks, tables of finished runs), not commands
-REPOSITORY_TOOLS = (
-    "benchmark.py",
-    "benchmark_scenes.py",
-    "rl_gradient_split.py",
-    "rollout_table.py",
-    "summarize.py",
-)
+# scripts/*.py that are tools of the repository (benchmarks, tables of finished runs), not commands: the package
+# module whose main() each one wraps, or None for the small ones that still hold their own program.
+REPOSITORY_TOOLS = {
+    "benchmark.py": "physworld.benchmark.bench",
+    "benchmark_scenes.py": "physworld.benchmark.scenes",
+    "rl_gradient_split.py": None,
+    "rollout_table.py": None,
+    "summarize.py": "physworld.evaluation.sweeps",
+}
 
 
 def project_scripts() -> dict[str, str]:
@@ -300,6 +301,48 @@ def test_every_script_wraps_an_entry_point():
     scripts = [p for p in (ROOT / "scripts").glob("*.py") if p.name not in REPOSITORY_TOOLS]
     assert len(wrappers()) == len(scripts) + 1  # no two wrappers of one entry point
     assert sorted(wrappers()) == sorted(project_scripts().values())
+
+
+def test_repository_tools_are_thin_wrappers_of_package_modules():
+    # A tool's program lives in the package (importable, tested, in the wheel); its script only calls main().
+    assert sorted(REPOSITORY_TOOLS) == sorted(
+        p.name for p in (ROOT / "scripts").glob("*.py") if p.name in REPOSITORY_TOOLS
+    )
+    for name, module in REPOSITORY_TOOLS.items():
+        if module is None:
+            continue
+        text = (ROOT / "scripts" / name).read_text()
+        assert re.findall(r"^from (physworld[\w.]*) import main\b", text, re.MULTILINE) == [module], name
+        assert not re.search(r"^(def|class) ", text, re.MULTILINE), f"{name} defines its own program"
+        assert callable(importlib.import_module(module).main), module
+
+
+def test_nothing_edits_sys_path():
+    # Every import goes through the installed (or PYTHONPATH'd) package: no script or test reaches beside itself.
+    edit = re.compile(r"sys\.path\.(insert|append|extend)\(|sys\.path\s*[+]?=")
+    files = [
+        ROOT / "train.py",
+        *ROOT.glob("scripts/*.py"),
+        *ROOT.glob("src/physworld/**/*.py"),
+        *ROOT.glob("tests/**/*.py"),
+    ]
+    assert [str(f.relative_to(ROOT)) for f in files if edit.search(f.read_text())] == []
+
+
+@pytest.mark.parametrize(
+    ("script", "what"),
+    [
+        ("scripts/benchmark.py", "Measure physworld's speed side by side in one run"),
+        ("scripts/benchmark_scenes.py", "Scene-generation throughput"),
+        ("scripts/summarize.py", "One table of a sweep"),
+    ],
+)
+def test_repository_tool_wrapper_runs(script, what):
+    result = subprocess.run(
+        [sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert what in result.stdout
 
 
 # The config each Hydra command composes (the others, report and pipeline, parse their own arguments).

@@ -1,21 +1,19 @@
 """Sweeps: the hparams_search and launcher configs compose, an Optuna search really minimises the metric
-train.py returns, parallel jobs keep their own folders, and scripts/summarize.py ranks a sweep's jobs."""
+train.py returns, parallel jobs keep their own folders, and scripts/summarize.py (physworld.evaluation.sweeps)
+ranks a sweep's jobs."""
 
 from __future__ import annotations
 
 import csv
 import json
-import sys
 
 import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from tests.conftest import CONFIGS, ROOT, compose_raw
+from physworld.evaluation import sweeps
+from tests.conftest import CONFIGS, compose_raw
 from tests.test_cli import run
-
-sys.path.insert(0, str(ROOT / "scripts"))
-import summarize  # noqa: E402
 
 SEARCHES = sorted(p.stem for p in (CONFIGS / "hparams_search").glob("*.yaml"))
 TINY = ["debug=tiny", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1"]
@@ -88,7 +86,7 @@ def test_optuna_sweep_minimises_what_train_returns(tmp_path):
     # The study saw exactly the metric each job wrote: train.py returned `optimized_metric`.
     assert best["best_value"] == pytest.approx(min(values.values()))
     best_job = min(values, key=values.get)
-    table = summarize.main([str(sweep)])
+    table = sweeps.main([str(sweep)])
     assert table == 0
     rows = list(csv.DictReader((sweep / "summary.csv").open()))
     assert rows[0]["job"] == best_job and rows[0]["rank"] == "1"
@@ -138,7 +136,7 @@ def fake_sweep(root):
 
 def test_summarize_ranks_jobs_best_first(tmp_path, capsys):
     sweep = fake_sweep(tmp_path / "sweep")
-    assert summarize.main([str(sweep)]) == 0
+    assert sweeps.main([str(sweep)]) == 0
     out = capsys.readouterr().out
     assert "4 jobs, 3 with metrics, ranked by val/loss (lowest first)" in out
     table = (sweep / "summary.md").read_text().splitlines()
@@ -153,8 +151,8 @@ def test_summarize_ranks_jobs_best_first(tmp_path, capsys):
 
 def test_summarize_other_metric_and_direction(tmp_path, capsys):
     sweep = fake_sweep(tmp_path / "sweep")
-    assert summarize.main([str(sweep), "--metric", "test/loss", "--max"]) == 0
+    assert sweeps.main([str(sweep), "--metric", "test/loss", "--max"]) == 0
     rows = list(csv.DictReader((sweep / "summary.csv").open()))
     assert [r["job"] for r in rows] == ["0", "2", "1", "3"]
-    assert summarize.main([str(tmp_path / "nowhere")]) == 2
+    assert sweeps.main([str(tmp_path / "nowhere")]) == 2
     assert "is not a folder" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
+from physworld.data.integrate import integrate, rk4_step
 from physworld.data.render import blank, draw_discs, draw_segments, to_uint8
 from physworld.data.scenes import pendulum
 from physworld.paths import CONFIG_DIR
@@ -179,7 +180,20 @@ def test_rk4_step_is_fourth_order():
     def error(steps):
         y = np.ones(1)
         for _ in range(steps):
-            y = pendulum.rk4_step(lambda v: -v, y, 1.0 / steps)
+            y = rk4_step(lambda v: -v, y, 1.0 / steps)
         return abs(y[0] - np.exp(-1.0))
 
     assert 14 < error(8) / error(16) < 18
+
+
+def test_integrate_records_every_frame():
+    """y' = -y: frame 0 is y0, frame t is exp(-t) y0 (to RK4's accuracy), `steps` steps of dt a frame."""
+    y0 = np.array([[1.0, -2.0], [0.5, 3.0]])
+    out = integrate(lambda y: -y, y0, 1.0 / 10, 10, 5)
+    assert out.shape == (2, 5, 2) and out.dtype == np.float64
+    np.testing.assert_array_equal(out[:, 0], y0)
+    np.testing.assert_allclose(out, y0[:, None] * np.exp(-np.arange(5.0))[None, :, None], rtol=1e-5)
+    one_step = integrate(lambda y: -y, y0, 1.0, 1, 5)  # one coarse step a frame: a visibly larger error
+    assert (
+        np.abs(one_step[:, -1] - y0 * np.exp(-4.0)).max() > 100 * np.abs(out[:, -1] - y0 * np.exp(-4.0)).max()
+    )

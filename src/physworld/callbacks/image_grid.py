@@ -1,27 +1,17 @@
-"""Save a grid of inputs vs model outputs at each validation epoch (PNG in the run dir, and to W&B)."""
+"""Save a grid of inputs vs model outputs at each validation epoch (PNG in the run dir, and to W&B); the grid is
+plots.frames.image_grid."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from PIL import Image
 
-
-def image_grid(rows: list[torch.Tensor], scale: int = 2) -> np.ndarray:
-    """rows: list of (N, 3, H, W) in [0, 1] -> uint8 (rows*H, N*W, 3) image, 1-px separators, upscaled."""
-    strips = []
-    for images in rows:
-        images = images.detach().float().clamp(0, 1).cpu()
-        padded = torch.nn.functional.pad(images, (1, 1, 1, 1), value=1.0)  # (N, 3, H+2, W+2)
-        strips.append(torch.cat(list(padded), dim=2))  # (3, H+2, N*(W+2))
-    grid = torch.cat(strips, dim=1).permute(1, 2, 0).numpy()  # (rows*(H+2), N*(W+2), 3)
-    grid = (grid * 255 + 0.5).astype(np.uint8)
-    return grid.repeat(scale, axis=0).repeat(scale, axis=1)
+from physworld.plots.frames import image_grid
 
 
 class ReconstructionGrid(L.Callback):

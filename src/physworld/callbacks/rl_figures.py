@@ -6,7 +6,7 @@
 - `rl_episode.gif`: the first test episode of the policy, as the environment draws it.
 
 Written at the end of testing (or of fitting, when there is no test) on rank zero; a no-op for phases
-without an agent.
+without an agent. The callback collects the curves and decides when to draw; physworld.plots.rl draws.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 from lightning.pytorch.utilities import rank_zero_only
-from PIL import Image
 
 from physworld.loggers import log_files
+from physworld.plots.frames import write_gif
+from physworld.plots.rl import rl_training_plot, rl_trajectory_plot
 
 CURVES = (
     ("train/reward_loss", "reward model loss (MSE)"),
@@ -66,56 +67,13 @@ class RLFigures(L.Callback):
     def _training_plot(self) -> None:
         if not self.history:
             return
-        plt = _pyplot()
         self.dirpath.mkdir(parents=True, exist_ok=True)
-        fig, axes = plt.subplots(2, 3, figsize=(12, 6))
-        for ax, (key, label) in zip(axes.flat, CURVES):
-            points = [(h["step"], h[key]) for h in self.history if key in h]
-            if points:
-                ax.plot(*zip(*points), lw=1)
-            ax.set(title=label, xlabel="training step")
-        ax = axes.flat[-1]
-        for key, style in zip(REAL, ("-o", "--", ":")):
-            points = [(h["step"], h[key]) for h in self.history if key in h]
-            if points:
-                ax.plot(*zip(*points), style, ms=3, label=key.split("_")[-1])
-        ax.set(title="real environment return", xlabel="training step")
-        if ax.get_lines():
-            ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(self.dirpath / "rl_training.png", dpi=100)
-        plt.close(fig)
+        rl_training_plot(self.history, CURVES, REAL, self.dirpath / "rl_training.png")
 
     @rank_zero_only
     def _episode_figures(self, episodes: dict) -> None:
-        plt = _pyplot()
         self.dirpath.mkdir(parents=True, exist_ok=True)
-        policy, oracle = episodes["policy"], episodes.get("oracle")
-        fig, ax = plt.subplots(figsize=(5, 5))
-        for i in range(min(6, len(policy.returns))):
-            colour = plt.cm.tab10(i)
-            ax.plot(
-                *policy.positions[i].T, "-", color=colour, lw=1.2, label=f"ep {i}: {policy.returns[i]:.1f}"
-            )
-            ax.plot(*policy.positions[i, 0], "o", color=colour, ms=4)
-            ax.plot(*policy.goals[i], "*", color=colour, ms=12, mec="k")
-            if oracle is not None and oracle.positions.shape[0] > i:
-                ax.plot(*oracle.positions[i].T, ":", color=colour, lw=1)
-        ax.set(xlim=(0, 64), ylim=(64, 0), aspect="equal", title="policy paths (dotted: oracle), * goal")
-        ax.legend(fontsize=6, title="return", title_fontsize=7)
-        fig.tight_layout()
-        fig.savefig(self.dirpath / "rl_trajectory.png", dpi=110)
-        plt.close(fig)
-        frames = [Image.fromarray(np.repeat(np.repeat(f, 3, 0), 3, 1)) for f in policy.frames]
-        frames[0].save(
-            self.dirpath / "rl_episode.gif", save_all=True, append_images=frames[1:], duration=80, loop=0
-        )
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+        policy = episodes["policy"]
+        rl_trajectory_plot(policy, episodes.get("oracle"), self.dirpath / "rl_trajectory.png")
+        frames = [np.repeat(np.repeat(f, 3, 0), 3, 1) for f in policy.frames]  # 3x, as the seed's GIF
+        write_gif(frames, self.dirpath / "rl_episode.gif", duration=80)

@@ -19,7 +19,7 @@ With several datasets (dataset=all) the plain keys are the mean over the dataset
 This callback decides only when to score, what to log and which files to write. Files in `dirpath`:
 `rollout_<stage>_error_vs_horizon.png` (frame MSE, position error and sharpness against the horizon, model vs
 baselines per dataset), `rollout_<stage>.png` (truth above prediction, one pair of rows per dataset) and
-`rollout_<stage>.gif` (truth | prediction | copy-last).
+`rollout_<stage>.gif` (truth | prediction | copy-last), drawn by physworld.plots.
 """
 
 from __future__ import annotations
@@ -33,11 +33,12 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from PIL import Image
 
-from physworld.callbacks.image_grid import image_grid
 from physworld.data.cache import load_params, load_split
 from physworld.loggers import log_files
 from physworld.metrics.lpips import build_lpips
 from physworld.metrics.rollout import RolloutScorer, horizon_keys
+from physworld.plots.frames import image_grid, write_rollout_gif
+from physworld.plots.horizon import error_vs_horizon_plot
 
 PER_DATASET = ("mse", "psnr", "lpips", "pos_err", "pos_found", "sharpness")
 
@@ -193,71 +194,3 @@ def rollout_table(results: dict) -> tuple[list[str], list[list]]:
             values = [scores.get(p, {}).get(m) for p, m in shown]
             rows.append([name, t + 1, *(float("nan") if v is None else float(v[t]) for v in values)])
     return columns, rows
-
-
-PLOT_STYLES = {  # predictor -> line style and label of the error-vs-horizon plot
-    "model": ("-o", "model"),
-    "copy_last": ("--", "copy-last"),
-    "const_vel": ("-.", "const. velocity"),
-    "tokenizer": (":", "tokenizer floor"),
-}
-
-
-def error_vs_horizon_plot(results: dict, path: Path, title: str = "") -> None:
-    """Frame MSE, object position error and sharpness against the horizon, per dataset: the model solid,
-    copy-last dashed, constant velocity dash-dotted, the tokenizer floor dotted.
-    results: {dataset: {predictor: {metric: (K,)}}} as RolloutScorer.compute() gives per dataset."""
-    from physworld.evaluation.plotting import pyplot
-
-    plt = pyplot()
-    panels = (
-        ("mse", "frame MSE (per pixel)"),
-        ("pos_err", "position error (pixels)"),
-        ("sharpness", "sharpness"),
-    )
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for i, (name, scores) in enumerate(results.items()):
-        colour = plt.cm.tab10(i % 10)
-        for ax, (metric, _) in zip(axes, panels):
-            for predictor, (style, label) in PLOT_STYLES.items():
-                steps = scores.get(predictor, {}).get(metric)
-                if steps is None or not torch.isfinite(steps).any():
-                    continue
-                x = np.arange(1, len(steps) + 1)
-                ax.plot(
-                    x,
-                    steps.cpu(),
-                    style,
-                    color=colour,
-                    ms=3,
-                    alpha=1 if predictor == "model" else 0.7,
-                    label=f"{name} {label}",
-                )
-    for ax, (_, label) in zip(axes, panels):
-        ax.set(xlabel="horizon (frames)", ylabel=label)
-    axes[0].set_yscale("log")
-    axes[2].axhline(1.0, color="grey", lw=0.5)
-    axes[1].legend(fontsize=5, ncol=2 if len(results) > 3 else 1)
-    fig.suptitle(f"Rollout error vs horizon {title}".strip())
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def write_rollout_gif(truth: torch.Tensor, pred: torch.Tensor, c: int, path: Path, scale: int = 2) -> None:
-    """truth (N, c+K, 3, H, W), pred (N, K, 3, H, W) -> an animated GIF, one row per sequence with the
-    columns truth | prediction | copy-last baseline (context frames are the truth in every column)."""
-    k = pred.shape[1]
-    frames = []
-    for t in range(c + k):
-        shown_pred = truth[:, t] if t < c else pred[:, t - c]
-        shown_base = truth[:, min(t, c - 1)]
-        grid = image_grid(
-            [
-                torch.cat([truth[i, t : t + 1], shown_pred[i : i + 1], shown_base[i : i + 1]])
-                for i in range(truth.shape[0])
-            ],
-            scale=scale,
-        )
-        frames.append(Image.fromarray(grid))
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=200, loop=0)

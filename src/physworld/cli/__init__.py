@@ -1,7 +1,8 @@
 """The command-line entry points (pyproject.toml's [project.scripts]): physworld-train, physworld-evaluate,
 physworld-generate, physworld-report, physworld-pipeline, physworld-preview and physworld-export, one module
 each. The repository's train.py and scripts/*.py are thin wrappers around the same main() functions (but
-scripts/benchmark*.py, summarize.py and rollout_table.py: tools of the repository, not commands).
+scripts/benchmark*.py, summarize.py, rollout_table.py and rl_gradient_split.py: tools of the repository, not
+commands; the first three wrap physworld.benchmark.bench, .scenes and physworld.evaluation.sweeps).
 
 Every main() composes the config tree inside the package (physworld.paths.CONFIG_DIR), so an installed wheel
 runs with no repository around it.

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from physworld.evaluation.plotting import pyplot
+from physworld.plots import pyplot
 
 COLOURS = {
     "input": "#eeeeee",

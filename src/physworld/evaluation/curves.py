@@ -1,23 +1,20 @@
 """Training curves of a run, from its CSV log (`<run>/csv/metrics.csv`, Lightning's CSVLogger, always on)
 or, failing that, from its W&B offline log (`<run>/wandb/offline-run-*/run-*.wandb`).
 
-Both readers return {metric key: [(step, value), ...]}. The W&B file is LevelDB's log format (32 KiB blocks
-of records with a 7-byte header: CRC, length, type FULL/FIRST/MIDDLE/LAST) holding protobuf `Record`s, of
-which the `history` ones carry the logged values; it is read with W&B's own protobuf definitions.
+Both readers return {metric key: [(step, value), ...]}, as physworld.plots.curves draws them. The W&B file
+is LevelDB's log format (32 KiB blocks of records with a 7-byte header: CRC, length, type
+FULL/FIRST/MIDDLE/LAST) holding protobuf `Record`s, of which the `history` ones carry the logged values; it is
+read with W&B's own protobuf definitions.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import math
 import struct
 from pathlib import Path
 
-from physworld.evaluation.plotting import pyplot
-
-Series = dict[str, list[tuple[int, float]]]
-STAGES = ("train", "val")  # test values are single points at the end: they go in the metrics tables
+from physworld.plots.curves import STAGES, Series
 
 
 def read_csv_log(path: Path) -> Series:
@@ -86,40 +83,3 @@ def read_training_log(run: Path) -> tuple[Series, Path | None]:
         except Exception:  # an unreadable or newer W&B format: no curves, but never a failed report
             continue
     return {}, None
-
-
-def plot_training_curves(series: Series, path: Path, title: str = "") -> bool:
-    """One panel per metric logged as train/<name> or val/<name> (both stages in one panel); False when
-    there is nothing to plot."""
-    names = sorted(
-        {key.split("/", 1)[1] for key in series if key.count("/") == 1 and key.split("/")[0] in STAGES}
-    )
-    if not names:
-        return False
-
-    plt = pyplot()
-    cols = min(4, len(names))
-    rows = math.ceil(len(names) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.6 * rows), squeeze=False)
-    for ax, name in zip(axes.flat, names):
-        values = []
-        for stage, style, colour in (("train", "-", "C0"), ("val", "-o", "C1")):
-            points = series.get(f"{stage}/{name}")
-            if points:
-                ax.plot(*zip(*points), style, color=colour, ms=3, lw=1, label=stage)
-                values += [v for _, v in points]
-        positive = [v for v in values if v > 0]
-        if len(positive) == len(values) and max(values) > 30 * min(values):
-            ax.set_yscale("log")  # losses fall by orders of magnitude
-        ax.set_title(name, fontsize=9)
-        ax.set_xlabel("step", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(names) :]:
-        ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True

@@ -1,8 +1,8 @@
 """The evaluation figures (the seed's list, from real scores): reconstruction grids, dataset previews,
 physics rollouts, the autoregressive rollout, error and position error against the horizon, rollout GIFs.
 
-Frames are laid out by the project's `image_grid` and the rollout GIF and error plot are the callback's own
-(`callbacks/rollout.py`); this module adds row and column labels and picks what goes in each figure.
+physworld.plots draws them (the labelled frame grids, the rollout GIF, the plots against the horizon, the
+same as the rollout callback's); this module picks what goes in each figure, its labels and its caption.
 Every function returns {file name: caption} for the files it wrote, in reading order.
 """
 
@@ -10,42 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from physworld.callbacks.image_grid import image_grid
-from physworld.callbacks.rollout import error_vs_horizon_plot, write_rollout_gif
-from physworld.evaluation.plotting import pyplot
 from physworld.evaluation.scoring import DatasetScores
-
-
-def labelled_grid(
-    rows: list[tuple[str, torch.Tensor]], path: Path, title: str = "", columns: list[str] | None = None
-) -> None:
-    """rows: (label, frames (N, 3, H, W) in [0, 1]) -> one labelled image of frames, a row per entry.
-    Shorter rows are padded with white frames; `columns` labels the frames of the longest row."""
-    width = max(frames.shape[0] for _, frames in rows)
-    padded = [
-        torch.cat([frames, frames.new_ones(width - frames.shape[0], *frames.shape[1:])]) for _, frames in rows
-    ]
-    grid = image_grid(padded, scale=1)  # (rows*(H+2), width*(W+2), 3), 1-px white borders
-    cell_h, cell_w = grid.shape[0] / len(rows), grid.shape[1] / width
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(1.4 + grid.shape[1] / 48, 0.5 + grid.shape[0] / 48))
-    ax.imshow(grid, interpolation="nearest")
-    ax.set_yticks((np.arange(len(rows)) + 0.5) * cell_h, [label for label, _ in rows], fontsize=8)
-    if columns:
-        ax.set_xticks((np.arange(len(columns)) + 0.5) * cell_w, columns, fontsize=7)
-        ax.xaxis.tick_top()
-    else:
-        ax.set_xticks([])
-    ax.tick_params(length=0)
-    for side in ax.spines.values():
-        side.set_visible(False)
-    if title:
-        ax.set_title(title, fontsize=9, pad=14 if columns else 6)
-    fig.savefig(path, dpi=100, bbox_inches="tight")  # "tight": long row labels stay inside the image
-    plt.close(fig)
+from physworld.plots.frames import labelled_grid, write_rollout_gif
+from physworld.plots.horizon import error_vs_horizon_plot, position_plot
 
 
 def reconstruction_figures(scores: dict[str, DatasetScores], out: Path) -> dict[str, str]:
@@ -128,7 +97,7 @@ def rollout_figures(scores: dict[str, DatasetScores], out: Path, num_examples: i
         "(dashed), constant velocity (dash-dot, positions only) and the tokenizer floor (dotted)."
     )
     if any("pos_err" in s.rollout["model"] for s in rolled.values()):
-        position_plot(rolled, out / "position_error_vs_horizon.png")
+        position_plot({n: s.rollout for n, s in rolled.items()}, out / "position_error_vs_horizon.png")
         files["position_error_vs_horizon.png"] = (
             "Object position error in pixels against the horizon: model (solid), copy-last (dashed), constant "
             "velocity (dash-dot), tokenizer floor (dotted), the estimator on true frames (thin); right: share of "
@@ -140,39 +109,3 @@ def rollout_figures(scores: dict[str, DatasetScores], out: Path, num_examples: i
         write_rollout_gif(truth[:num_gif], pred[:num_gif], s.context_frames, out / file)
         files[file] = f"{name}: rollout GIF, columns truth | model | copy-last baseline."
     return files
-
-
-def position_plot(scores: dict[str, DatasetScores], path: Path) -> None:
-    plt = pyplot()
-    fig, (ax, found) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [2, 1]})
-    styles = {
-        "model": ("-o", "model"),
-        "copy_last": ("--", "copy-last"),
-        "const_vel": ("-.", "const. velocity"),
-        "tokenizer": (":", "tokenizer floor"),
-        "truth": ("-", "estimator floor"),
-    }
-    for i, (name, s) in enumerate(scores.items()):
-        if "pos_err" not in s.rollout["model"]:
-            continue
-        colour = plt.cm.tab10(i % 10)
-        steps = np.arange(1, len(s.rollout["model"]["pos_err"]) + 1)
-        for key, (style, label) in styles.items():
-            if "pos_err" in s.rollout.get(key, {}):
-                lw = 0.6 if key == "truth" else 1.5
-                ax.plot(
-                    steps,
-                    s.rollout[key]["pos_err"],
-                    style,
-                    color=colour,
-                    ms=3,
-                    lw=lw,
-                    label=f"{name} {label}",
-                )
-        found.plot(steps, s.rollout["model"]["pos_found"], "-o", color=colour, ms=3, label=name)
-    ax.set(xlabel="horizon (frames)", ylabel="position error (pixels)", title="Physics position error")
-    ax.legend(fontsize=5, ncol=2 if len(scores) > 3 else 1)
-    found.set(xlabel="horizon (frames)", ylabel="objects found", ylim=(0, 1.05), title="Found in prediction")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

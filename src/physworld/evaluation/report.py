@@ -23,9 +23,10 @@ from omegaconf.errors import OmegaConfBaseException
 from tqdm.auto import tqdm
 
 from physworld.errors import PhysworldError
-from physworld.evaluation.curves import plot_training_curves, read_training_log
+from physworld.evaluation.curves import read_training_log
 from physworld.evaluation.document import Block, Code, Figure, Heading, Table, Text, fmt, to_html, to_markdown
 from physworld.evaluation.runs import run_config_file
+from physworld.plots.curves import plot_training_curves
 
 SKIP = {"wandb", "checkpoints", "csv", "images", ".hydra", "report_files", "__pycache__"}
 # Figures the training callbacks write into <run>/images, in reading order; the first of each group found.

@@ -9,7 +9,8 @@ D = 2 m1 + m2 - m2 cos 2d = 2 (m1 + m2 sin^2 d) > 0):
              - 2 sin d m2 (w2^2 L2 + w1^2 L1 cos d)] / (L1 D)
     th2'' = [2 sin d (w1^2 L1 (m1 + m2) + g (m1 + m2) cos th1 + w2^2 L2 m2 cos d)] / (L2 D)
 
-integrated in float64 with classical RK4 and a fixed number of sub-steps per frame. The total energy
+integrated in float64 with classical RK4 (data/integrate.py) and a fixed number of sub-steps per frame.
+The total energy
 
     E = m1 L1^2 w1^2 / 2 + m2 (L1^2 w1^2 + L2^2 w2^2 + 2 L1 L2 w1 w2 cos d) / 2
         - (m1 + m2) g L1 cos th1 - m2 g L2 cos th2
@@ -22,9 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from physworld.data.integrate import integrate
 from physworld.data.render import SIZE, blank, draw_discs, draw_segments, random_colors, to_uint8
 from physworld.data.scenes.base import Scene, uniform
-from physworld.data.scenes.pendulum import bob_kinematics, rk4_step
+from physworld.data.scenes.pendulum import bob_kinematics
 
 VERSION = 1
 PIVOT = (SIZE / 2, SIZE / 2)  # the pivot sits at the canvas centre: the arms may point any way
@@ -72,15 +74,7 @@ def simulate(y0, l1, l2, m1, m2, g, num_frames: int, substeps: int) -> np.ndarra
         a1, a2 = accelerations(y[:, 0], y[:, 1], y[:, 2], y[:, 3], l1, l2, m1, m2, g)
         return np.stack([y[:, 1], a1, y[:, 3], a2], axis=-1)
 
-    y = np.asarray(y0, np.float64)
-    h = 1.0 / substeps
-    out = np.empty((y.shape[0], num_frames, 4))
-    for t in range(num_frames):
-        if t > 0:
-            for _ in range(substeps):
-                y = rk4_step(deriv, y, h)
-        out[:, t] = y
-    return out
+    return integrate(deriv, y0, 1.0 / substeps, substeps, num_frames)
 
 
 def signed(rng, bounds, n) -> np.ndarray:

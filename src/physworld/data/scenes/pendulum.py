@@ -6,22 +6,23 @@ Physics (time unit: one frame; theta from the downward vertical, positive toward
     theta'' = -(g / L) sin(theta) - c theta'
 
 the full nonlinear equation of a point mass on a massless rod (the swing period grows with amplitude),
-integrated in float64 with classical RK4 and a fixed number of sub-steps per frame. With c = 0 the
-energy E = L^2 omega^2 / 2 + g L (1 - cos theta) (per unit mass) is conserved; with c > 0 it falls at
-the rate dE/dt = -c L^2 omega^2.
+integrated in float64 with classical RK4 (data/integrate.py) and a fixed number of sub-steps per frame.
+With c = 0 the energy E = L^2 omega^2 / 2 + g L (1 - cos theta) (per unit mass) is conserved; with c > 0
+it falls at the rate dE/dt = -c L^2 omega^2.
 
 Each sequence starts with a given swing amplitude A at a random phase: theta0 uniform in [-A, A] and
 omega0 of either sign with the speed that the energy of an A swing leaves there,
 omega0^2 = 2 (g / L) (cos theta0 - cos A).
 
-The bob is at pivot + L (sin theta, cos theta) (y points down). The module also hosts `rk4_step`, which
-the other pendulum-like scenes share.
+The bob is at pivot + L (sin theta, cos theta) (y points down); `bob_kinematics` also places the bobs of
+double_pendulum.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from physworld.data.integrate import integrate
 from physworld.data.render import SIZE, blank, draw_discs, draw_segments, random_colors, to_uint8
 from physworld.data.scenes.base import Scene, uniform
 
@@ -30,15 +31,6 @@ PIVOT_RADIUS = 1.5  # radius of the pivot's disc, pixels (drawn in the rod's col
 
 STATE_NAMES = ("theta", "omega", "bob_x", "bob_y", "bob_vx", "bob_vy")
 POSITIONS = ((2, 3),)
-
-
-def rk4_step(deriv, y: np.ndarray, h: float) -> np.ndarray:
-    """One classical Runge-Kutta step of y' = deriv(y) with step h (y any shape, float64)."""
-    k1 = deriv(y)
-    k2 = deriv(y + 0.5 * h * k1)
-    k3 = deriv(y + 0.5 * h * k2)
-    k4 = deriv(y + h * k3)
-    return y + h / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
 
 
 def simulate(theta, omega, g_over_l, damping, num_frames: int, substeps: int) -> np.ndarray:
@@ -52,14 +44,7 @@ def simulate(theta, omega, g_over_l, damping, num_frames: int, substeps: int) ->
         return np.stack([om, -g_over_l * np.sin(th) - damping * om], axis=-1)
 
     y = np.stack([theta, omega], axis=-1).astype(np.float64)  # (N, 2)
-    h = 1.0 / substeps
-    out = np.empty((y.shape[0], num_frames, 2))
-    for t in range(num_frames):
-        if t > 0:
-            for _ in range(substeps):
-                y = rk4_step(deriv, y, h)
-        out[:, t] = y
-    return out
+    return integrate(deriv, y, 1.0 / substeps, substeps, num_frames)
 
 
 def bob_kinematics(pivot, length, theta, omega) -> np.ndarray:

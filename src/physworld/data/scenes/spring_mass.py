@@ -8,8 +8,9 @@ Physics (time unit: one frame; y points down, so gravity is +y): Hooke's law plu
 for the mass centre y, with spring constant k, mass m, natural length `rest` (anchor to mass centre) and
 damping rate c = b / m. Gravity only shifts the equilibrium down by the static stretch m g / k, to
 y_eq = anchor_y + rest + m g / k; about it the motion is harmonic with angular frequency sqrt(k / m)
-(rad/frame), slowly decaying when c > 0. Integrated in float64 with classical RK4 and a fixed number of
-sub-steps per frame; with c = 0 the energy m v^2 / 2 + k (y - anchor_y - rest)^2 / 2 - m g y is conserved.
+(rad/frame), slowly decaying when c > 0. Integrated in float64 with classical RK4 (data/integrate.py) and a
+fixed number of sub-steps per frame; with c = 0 the energy m v^2 / 2 + k (y - anchor_y - rest)^2 / 2 - m g y
+is conserved.
 
 Each sequence starts at a random phase of an oscillation of amplitude A about the equilibrium. The mass
 moves only vertically, below its anchor. The spring is drawn as a zig-zag of line segments and the mass
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from physworld.data.integrate import integrate
 from physworld.data.render import (
     SIZE,
     blank,
@@ -31,7 +33,6 @@ from physworld.data.render import (
     to_uint8,
 )
 from physworld.data.scenes.base import Scene, uniform
-from physworld.data.scenes.pendulum import rk4_step
 
 VERSION = 1
 CEILING_HALF_WIDTH = 8.0  # the ceiling bar spans anchor_x +- this, pixels
@@ -51,14 +52,7 @@ def simulate(y, v, stiffness, mass, gravity, damping, rest_y, num_frames: int, s
         return np.stack([s[:, 1], gravity - k_over_m * (s[:, 0] - rest_y) - damping * s[:, 1]], axis=-1)
 
     s = np.stack([y, v], axis=-1).astype(np.float64)  # (N, 2)
-    h = 1.0 / substeps
-    out = np.empty((s.shape[0], num_frames, 2))
-    for t in range(num_frames):
-        if t > 0:
-            for _ in range(substeps):
-                s = rk4_step(deriv, s, h)
-        out[:, t] = s
-    return out
+    return integrate(deriv, s, 1.0 / substeps, substeps, num_frames)
 
 
 def spring_points(anchor: np.ndarray, bottom_y: np.ndarray, coils: int, width: float) -> np.ndarray:

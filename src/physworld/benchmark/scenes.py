@@ -1,0 +1,88 @@
+"""Scene-generation throughput: `python scripts/benchmark_scenes.py` prints sequences/s per scene (one process,
+CHUNK sequences per call, as the cache generates them) and the projected time for the seed's full sizes.
+
+`--full DIR` also generates every dataset at its configured (full) size into DIR, through the same cache code
+as training, and reports the wall time and the peak resident memory of that process.
+
+scripts/benchmark_scenes.py is the repository's wrapper of this module's main().
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from physworld.data.cache import CHUNK, ensure_split
+from physworld.data.scenes import SCENES
+from physworld.paths import CONFIG_DIR
+
+CONFIGS = CONFIG_DIR / "dataset"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def scene_configs() -> dict[str, dict]:
+    """Every scene's dataset config (configs/dataset/<name>.yaml) as plain values."""
+    return {name: yaml.safe_load((CONFIGS / f"{name}.yaml").read_text()) for name in SCENES}
+
+
+def scene_rate(name: str, cfg: dict, sequences: int = CHUNK, repeats: int = 2) -> float:
+    """Sequences/s of one scene generating `sequences` sequences a call (best of `repeats` calls), after a
+    warm-up call (e.g. the MNIST digits load). The benchmark's scenes section (benchmark.bench) reuses it."""
+    SCENES[name].generate(np.random.default_rng(0), 2, 2, cfg["scene"])
+    best = float("inf")
+    for r in range(repeats):
+        started = time.perf_counter()
+        SCENES[name].generate(np.random.default_rng(r), sequences, cfg["num_frames"], cfg["scene"])
+        best = min(best, time.perf_counter() - started)
+    return sequences / best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=2, help="timed calls per scene (best is reported)")
+    parser.add_argument("--full", type=Path, help="also generate all datasets at full size into this folder")
+    parser.add_argument("--keep", action="store_true", help="keep the --full data instead of deleting it")
+    args = parser.parse_args()
+
+    configs = scene_configs()
+    print(f"| scene | frames | seq/s ({CHUNK} a call) | full size (train+val+test) | projected |")
+    print("|---|---|---|---|---|")
+    projected_total = 0.0
+    for name, cfg in configs.items():
+        rate = scene_rate(name, cfg, CHUNK, args.repeats)
+        total = sum(cfg["sizes"].values())
+        projected_total += total / rate
+        print(f"| {name} | {cfg['num_frames']} | {rate:.0f} | {total} | {total / rate:.0f} s |")
+    print(
+        f"\nprojected generation time for all scenes at full size: {projected_total / 60:.1f} min (one process)"
+    )
+
+    if args.full:
+        started = time.perf_counter()
+        sequences = 0
+        for name, cfg in configs.items():
+            for split in ("train", "val", "test"):
+                ensure_split(args.full, cfg, split, seed=42, force=True)
+                sequences += cfg["sizes"][split]
+            print(f"{name}: done at {time.perf_counter() - started:.0f} s, peak RSS {peak_rss_mb():.0f} MB")
+        took = time.perf_counter() - started
+        size = sum(f.stat().st_size for f in args.full.rglob("*.npy")) / 1e9
+        print(
+            f"\nfull generation: {sequences} sequences, {size:.1f} GB, {took / 60:.1f} min "
+            f"({sequences / took:.0f} seq/s), peak RSS {peak_rss_mb():.0f} MB"
+        )
+        if not args.keep:
+            shutil.rmtree(args.full)
+
+
+if __name__ == "__main__":
+    main()
