@@ -48,11 +48,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from physworld.models.spec import FEEDBACKS, OUTPUTS, TOKEN_HEADS
 from physworld.models.vector_quantizer import squared_distances
-
-OUTPUTS = ("latent", "tokens")
-FEEDBACKS = ("argmax", "straight_through", "gumbel", "soft")
-TOKEN_HEADS = ("copy", "linear", "distance")
 
 
 class ConvGRUCell(nn.Module):
