@@ -14,6 +14,7 @@ from the run's config). No torch here: config checks import this module before t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
 from physworld.errors import ConfigError
@@ -145,7 +146,7 @@ class ModelSpec:
                     good = False
                 if not good:
                     raise ConfigError(f"{key}={value!r} is not accepted: {f.metadata['accepted']}")
-                values[f.name] = tuple(value) if isinstance(value, list) else value
+                values[f.name] = value if isinstance(value, (str, bool, int, float)) else tuple(value)
             parts[name] = part(**values)
         spec = cls(**parts)
         if spec.vq.code_dim % spec.vq.groups:
@@ -169,8 +170,8 @@ class ModelSpec:
         return {f.name: getattr(values, f.name) for f in fields(values) if f.metadata["architecture"]}
 
 
-def _mapping(value, key: str) -> dict:
-    if not isinstance(value, dict):
+def _mapping(value, key: str) -> Mapping:
+    if not isinstance(value, Mapping):  # a dict, or an OmegaConf DictConfig
         raise ConfigError(f"{key}={value!r} is not accepted: a mapping of the model settings")
     return value
 
