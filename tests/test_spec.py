@@ -83,14 +83,16 @@ def test_a_checkpoint_without_a_spec_gets_the_one_of_its_saved_config(recon_run,
     assert spec.vq.groups == 1 and checkpoint_spec(ckpt, "x") == spec
 
 
-def test_init_from_with_another_residual_fails_with_one_line(make_cfg, tmp_path):
-    cfg = make_cfg("debug=tiny", "phase=prediction", "phase.freeze_vqvae=false")
+# residual: the meaning of the dynamics' output; skip: the decoder's, which changes no weight's shape (so a
+# checkpoint of the other kind would load without a word, had the spec not been compared as a whole)
+@pytest.mark.parametrize("key", ["model.dynamics.residual", "model.decoder.skip"])
+def test_init_from_with_another_architecture_setting_fails_with_one_line(make_cfg, tmp_path, key):
+    cfg = make_cfg("debug=tiny", "phase=prediction")
     ckpt = save_checkpoint(PredictionPhase(plain(cfg.model), plain(cfg.phase)), tmp_path / "latent.ckpt")
-    assert read_checkpoint(ckpt)["model_spec"]["dynamics"]["residual"] is False
-    explicit = make_cfg(
-        "debug=tiny", "phase=comprehensive", "model.dynamics.residual=true", f"phase.init_from={ckpt}"
-    )
-    line = f"model.dynamics.residual=true conflicts with the checkpoint's false (phase.init_from='{ckpt}')"
+    part, field = key.split(".")[1:]
+    assert read_checkpoint(ckpt)["model_spec"][part][field] is False
+    explicit = make_cfg("debug=tiny", "phase=comprehensive", f"{key}=true", f"phase.init_from={ckpt}")
+    line = f"{key}=true conflicts with the checkpoint's false (phase.init_from='{ckpt}')"
     with pytest.raises(CheckpointError) as err:
         build_phase(explicit)
     assert str(err.value) == line
