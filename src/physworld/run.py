@@ -49,9 +49,8 @@ def build_datamodule(cfg: DictConfig) -> VideoDataModule:
 
 def build_phase(cfg: DictConfig) -> L.LightningModule:
     names = [d.name for d in dataset_members(cfg.dataset)]
-    model = init_model(
-        plain(cfg.model), plain(cfg.phase)
-    )  # with phase.init_from: the checkpoint's architecture
+    # with phase.init_from: the architecture of the networks the checkpoint holds is the checkpoint's
+    model = init_model(plain(cfg.model), plain(cfg.phase))
     phase = PHASES[cfg.phase.name](model=model, phase=plain(cfg.phase), dataset_names=names)
     return phase.use_fast_paths(plain(cfg.perf))  # perf.*: not hyperparameters, so not a constructor argument
 

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from physworld.errors import CheckpointError, ConfigError
+from physworld.errors import CheckpointError
 from physworld.models.convgru import LatentDynamics
 from physworld.models.spec import ModelSpec
 from physworld.models.vqvae import VQVAE
@@ -30,6 +30,7 @@ from physworld.phases.checkpoints import (
     checkpoint_phase,
     checkpoint_spec,
     read_checkpoint,
+    saved_spec,
 )
 from physworld.phases.prediction import build_dynamics
 
@@ -253,10 +254,7 @@ def load_world_model(path: str | Path, device=None) -> WorldModel:
     path = Path(path)
     if path.is_dir():
         model, state = read_export(path, key=KEY)
-        try:
-            spec = ModelSpec.from_config(model)
-        except ConfigError as err:
-            raise CheckpointError(f"{KEY}={str(path)!r}: its model config is not accepted ({err})") from None
+        spec = saved_spec(model, str(path), KEY)
     else:
         ckpt = read_training_checkpoint(path)
         spec, state = checkpoint_spec(ckpt, str(path), KEY), ckpt["state_dict"]

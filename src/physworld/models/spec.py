@@ -108,9 +108,8 @@ class DynamicsSpec:
     residual: bool = _flag()  # output=latent: predict z_{t+1} - z_t instead of z_{t+1}
     output: str = _one_of(OUTPUTS)  # latent: regress the next latent; tokens: logits over the codebook
     token_head: str = _one_of(TOKEN_HEADS)  # output=tokens: where the logits come from
-    feedback: str = _one_of(
-        FEEDBACKS, architecture=False
-    )  # output=tokens: how training rollouts feed codes back
+    # output=tokens: how training rollouts feed a predicted code back (evaluation always uses argmax)
+    feedback: str = _one_of(FEEDBACKS, architecture=False)
 
 
 # The parts of a model spec: config group -> its settings

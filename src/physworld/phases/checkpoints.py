@@ -43,6 +43,11 @@ def checkpoint_spec(ckpt: dict, path: str, key: str = "phase.init_from") -> Mode
     saved = ckpt.get("model_spec")
     if saved is None:
         saved = (ckpt.get("hyper_parameters") or {}).get("model") or {}
+    return saved_spec(saved, path, key)
+
+
+def saved_spec(saved: dict, path: str, key: str) -> ModelSpec:
+    """The spec of a model config read from a file (a checkpoint, an export), or CheckpointError (one line)."""
     try:
         return ModelSpec.from_config(saved)
     except ConfigError as err:
