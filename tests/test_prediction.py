@@ -13,6 +13,7 @@ from PIL import Image
 from physworld.config import check_config
 from physworld.errors import CheckpointError, ConfigError
 from physworld.models.convgru import ConvGRUCell, LatentDynamics
+from physworld.models.spec import ModelSpec
 from physworld.phases.checkpoints import check_world_model_checkpoint, read_checkpoint
 from physworld.phases.prediction import PredictionPhase, weighted_latent_mse
 from physworld.run import build_datamodule, build_phase, plain, train
@@ -216,11 +217,11 @@ def test_wrong_checkpoints_fail_with_one_line(tmp_path, recon_ckpt, make_cfg):
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         read_checkpoint(corrupt)
     ckpt = read_checkpoint(recon_ckpt)
-    model = dict(make_cfg("debug=tiny").model)
-    check_world_model_checkpoint(ckpt, "x.ckpt", model)  # same sizes: accepted
+    spec = ModelSpec.from_config(plain(make_cfg("debug=tiny").model))
+    check_world_model_checkpoint(ckpt, "x.ckpt", spec)  # same sizes: accepted
     wrong_phase = {**ckpt, "hyper_parameters": {**ckpt["hyper_parameters"], "phase": {"name": "rl"}}}
     with pytest.raises(CheckpointError, match="phase 'rl'"):
-        check_world_model_checkpoint(wrong_phase, "x.ckpt", model)
-    bigger = make_cfg("debug=tiny", "model.vq.num_codes=64").model
-    with pytest.raises(CheckpointError, match=r"model.vq.num_codes=32, this run has model.vq.num_codes=64"):
-        check_world_model_checkpoint(ckpt, "x.ckpt", dict(bigger))
+        check_world_model_checkpoint(wrong_phase, "x.ckpt", spec)
+    bigger = ModelSpec.from_config(plain(make_cfg("debug=tiny", "model.vq.num_codes=64").model))
+    with pytest.raises(CheckpointError, match=r"model.vq.num_codes=64 conflicts with the checkpoint's 32 \("):
+        check_world_model_checkpoint(ckpt, "x.ckpt", bigger)

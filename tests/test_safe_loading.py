@@ -18,7 +18,8 @@ import torch
 from physworld.callbacks.faults import AtomicCheckpointIO
 from physworld.config import check_config
 from physworld.errors import CheckpointError, ConfigError
-from physworld.run import build_phase
+from physworld.phases.prediction import PredictionPhase
+from physworld.run import build_phase, plain
 from physworld.safe_checkpoint import (
     ALLOWED_GLOBALS,
     load_checkpoint_file,
@@ -105,8 +106,12 @@ def test_config_checks_refuse_a_malicious_checkpoint(make_cfg, tmp_path):
 
 def test_phase_setup_and_lightning_resume_refuse_a_malicious_checkpoint(make_cfg, tmp_path, monkeypatch):
     path, marker = malicious_checkpoint(tmp_path)
-    # phase.init_from, read when fitting starts (if the start-up check were skipped)
-    phase = build_phase(make_cfg("debug=tiny", "phase=prediction", f"phase.init_from={path}"))
+    # phase.init_from (if the start-up check were skipped), read when the phase is built (for its model spec)
+    cfg = make_cfg("debug=tiny", "phase=prediction", f"phase.init_from={path}")
+    with pytest.raises(CheckpointError, match=r"phase.init_from='.*' holds io.open"):
+        build_phase(cfg)
+    # and when fitting starts, for its weights
+    phase = PredictionPhase(model=plain(cfg.model), phase=plain(cfg.phase))
     with pytest.raises(CheckpointError, match=r"phase.init_from='.*' holds io.open"):
         phase.setup("fit")
     # Lightning's own read of ckpt_path, through the checkpoint IO plugin of configs/trainer/default.yaml

@@ -59,7 +59,9 @@ def test_weighted_token_ce_matches_hand_computation():
 def test_token_rollout_decodes_only_codebook_entries():
     torch.manual_seed(0)
     codebook = torch.randn(10, 6)  # (K, C)
-    dyn = LatentDynamics(latent_channels=6, hidden_channels=8, action_dim=2, output="tokens", num_codes=10)
+    dyn = LatentDynamics(
+        latent_channels=6, hidden_channels=8, num_layers=2, action_dim=2, output="tokens", num_codes=10
+    )
     context = codebook[torch.randint(0, 10, (2, 3, 8, 8))].permute(0, 1, 4, 2, 3)  # (B, Tc, C, H, W)
     for feedback in ("argmax", "straight_through", "gumbel"):
         roll = dyn.rollout(context, torch.randn(2, 7, 2), horizon=4, codebook=codebook, feedback=feedback)
@@ -262,6 +264,7 @@ def test_untrained_copy_and_distance_heads_predict_every_cell_keeps_its_code(hea
     dyn = LatentDynamics(
         latent_channels=6,
         hidden_channels=8,
+        num_layers=2,
         action_dim=2,
         output="tokens",
         num_codes=12,

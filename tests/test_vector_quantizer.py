@@ -33,7 +33,7 @@ def test_quantized_values_are_codes_and_loss_is_codebook_plus_beta_commitment():
 
 
 def test_seed_sized_shapes():
-    vq = VectorQuantizer()  # 512 x 192, the seed's codebook
+    vq = VectorQuantizer(num_codes=512, code_dim=192)  # the seed's codebook
     assert vq.embedding.weight.shape == (512, 192)
     quantized, indices, _ = vq(torch.randn(4, 192, 8, 8))
     assert quantized.shape == (4, 192, 8, 8) and indices.shape == (4, 1, 8, 8)

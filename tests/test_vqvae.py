@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
+from physworld.models.spec import ModelSpec
 from physworld.models.vqvae import VQVAE, Decoder, Encoder, parameter_counts
+from physworld.paths import CONFIG_DIR
+from physworld.phases.base import build_vqvae
+
+# model=default: the seed's sizes
+SEED = ModelSpec.from_config(OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "model" / "default.yaml")))
 
 
 def conv_params(c_in, c_out, k=4):
@@ -13,15 +20,15 @@ def conv_params(c_in, c_out, k=4):
 
 
 def test_seed_shapes():
-    encoder = Encoder()
+    encoder = Encoder(SEED.encoder.hidden_channels, SEED.vq.code_dim)
     z, features = encoder(torch.rand(2, 3, 64, 64))
     assert z.shape == (2, 192, 8, 8)
     assert [f.shape[1:] for f in features] == [(64, 32, 32), (128, 16, 16)]
-    assert Decoder()(z).shape == (2, 3, 64, 64)
+    assert Decoder(SEED.encoder.hidden_channels, SEED.vq.code_dim)(z).shape == (2, 3, 64, 64)
 
 
 def test_parameter_counts_are_those_of_the_stated_layers():
-    model = VQVAE()
+    model = build_vqvae(SEED)
     counts = parameter_counts(
         {"encoder": model.encoder, "codebook": model.quantizer, "decoder": model.decoder}
     )

@@ -153,10 +153,15 @@ def test_load_errors_are_one_line(tiny, tmp_path):
         physworld.load_world_model(evil)
     assert not marker.exists()
     ckpt = torch.load(tiny["prediction"], weights_only=True)
-    ckpt["hyper_parameters"]["model"]["vq"]["num_codes"] = 64
+    ckpt["model_spec"]["vq"]["num_codes"] = 64  # the networks are built from the spec the checkpoint saved
     torch.save(ckpt, tmp_path / "resized.ckpt")
-    with pytest.raises(CheckpointError, match=r"resized.ckpt': its weights do not fit its model config"):
+    with pytest.raises(CheckpointError, match=r"resized.ckpt': its weights do not fit its model spec"):
         physworld.load_world_model(tmp_path / "resized.ckpt")
+    del ckpt["model_spec"]  # as saved before specs were: the spec of its saved model config
+    ckpt["hyper_parameters"]["model"]["vq"]["num_codes"] = 64
+    torch.save(ckpt, tmp_path / "old.ckpt")
+    with pytest.raises(CheckpointError, match=r"old.ckpt': its weights do not fit its model spec"):
+        physworld.load_world_model(tmp_path / "old.ckpt")
 
 
 def run_python(args: list[str], tmp_path: Path, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -49,7 +49,8 @@ def export_world_model(ckpt_path: str | Path, out: str | Path) -> Path:
     from safetensors.torch import save_file
 
     ckpt_path, out = Path(ckpt_path), Path(out)
-    hparams, state = read_training_checkpoint(ckpt_path, key="ckpt_path")  # safe: nothing in the file runs
+    ckpt = read_training_checkpoint(ckpt_path, key="ckpt_path")  # safe: nothing in the file runs
+    hparams, state = ckpt["hyper_parameters"], ckpt["state_dict"]
     if out.exists() and not out.is_dir():
         raise ConfigError(f"out={str(out)!r} is a file: accepted a folder (created if missing)")
     # safetensors stores dense row-major tensors: channels_last weights are made contiguous, values unchanged

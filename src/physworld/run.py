@@ -17,6 +17,7 @@ from physworld.data.datamodule import VideoDataModule
 from physworld.errors import PhysworldError
 from physworld.log_handlers import drop_lightning_console_handler
 from physworld.phases import PHASES
+from physworld.phases.checkpoints import init_model
 
 
 def plain(node) -> dict | list:
@@ -48,7 +49,9 @@ def build_datamodule(cfg: DictConfig) -> VideoDataModule:
 
 def build_phase(cfg: DictConfig) -> L.LightningModule:
     names = [d.name for d in dataset_members(cfg.dataset)]
-    phase = PHASES[cfg.phase.name](model=plain(cfg.model), phase=plain(cfg.phase), dataset_names=names)
+    # with phase.init_from: the architecture of the networks the checkpoint holds is the checkpoint's
+    model = init_model(plain(cfg.model), plain(cfg.phase))
+    phase = PHASES[cfg.phase.name](model=model, phase=plain(cfg.phase), dataset_names=names)
     return phase.use_fast_paths(plain(cfg.perf))  # perf.*: not hyperparameters, so not a constructor argument
 
 

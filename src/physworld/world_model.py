@@ -22,9 +22,16 @@ import torch
 
 from physworld.errors import CheckpointError
 from physworld.models.convgru import LatentDynamics
+from physworld.models.spec import ModelSpec
 from physworld.models.vqvae import VQVAE
 from physworld.phases.base import build_vqvae
-from physworld.phases.checkpoints import WORLD_MODEL_PHASES, checkpoint_phase, read_checkpoint
+from physworld.phases.checkpoints import (
+    WORLD_MODEL_PHASES,
+    checkpoint_phase,
+    checkpoint_spec,
+    read_checkpoint,
+    saved_spec,
+)
 from physworld.phases.prediction import build_dynamics
 
 KEY = "path"  # what load_world_model's errors call the argument
@@ -52,8 +59,9 @@ class WorldModel:
     """The VQ-VAE and, for checkpoints with dynamics, the ConvGRU dynamics of a trained run, in eval mode with
     their parameters frozen (gradients still flow through them, e.g. to a policy in `imagine`)."""
 
-    def __init__(self, model: dict, vqvae: VQVAE, dynamics: LatentDynamics | None, device="cpu"):
-        self.config = model  # the plain dict of configs/model the networks were built from
+    def __init__(self, spec: ModelSpec, vqvae: VQVAE, dynamics: LatentDynamics | None, device="cpu"):
+        self.spec = spec  # what the networks were built from (models/spec.py)
+        self.config = spec.to_dict()  # the same as plain values, in the layout of configs/model
         self.vqvae = vqvae.eval().requires_grad_(False)
         self.dynamics = None if dynamics is None else dynamics.eval().requires_grad_(False)
         self.to(device)
@@ -67,16 +75,16 @@ class WorldModel:
 
     @property
     def action_dim(self) -> int:
-        return int(self.config["dynamics"]["action_dim"])
+        return self.spec.dynamics.action_dim
 
     @property
     def hidden_channels(self) -> int:
         """Hc: the channels of the dynamics' hidden state a policy reads in `imagine`."""
-        return int(self.config["dynamics"]["hidden_channels"])
+        return self.spec.dynamics.hidden_channels
 
     @property
     def latent_channels(self) -> int:
-        return int(self.config["vq"]["code_dim"])
+        return self.spec.vq.code_dim
 
     @torch.no_grad()
     def encode(self, frames, batch_size: int = 256) -> Encoding:
@@ -246,38 +254,39 @@ def load_world_model(path: str | Path, device=None) -> WorldModel:
     path = Path(path)
     if path.is_dir():
         model, state = read_export(path, key=KEY)
+        spec = saved_spec(model, str(path), KEY)
     else:
-        hparams, state = read_training_checkpoint(path)
-        model = hparams["model"]
+        ckpt = read_training_checkpoint(path)
+        spec, state = checkpoint_spec(ckpt, str(path), KEY), ckpt["state_dict"]
     nets = {
         n: {k[len(n) + 1 :]: v for k, v in state.items() if k.startswith(f"{n}.")}
         for n in ("vqvae", "dynamics")
     }
     try:
-        vqvae = build_vqvae(model)
+        vqvae = build_vqvae(spec)
         vqvae.load_state_dict(nets["vqvae"])
         dynamics = None
         if nets["dynamics"]:
-            dynamics = build_dynamics(model)
+            dynamics = build_dynamics(spec)
             dynamics.load_state_dict(nets["dynamics"])
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         detail = " ".join(str(err).split())[:300]  # torch's message spans lines: keep the error one line
         raise CheckpointError(
-            f"{KEY}={str(path)!r}: its weights do not fit its model config ({detail})"
+            f"{KEY}={str(path)!r}: its weights do not fit its model spec ({detail})"
         ) from None
-    return WorldModel(model, vqvae, dynamics, device if device is not None else default_device())
+    return WorldModel(spec, vqvae, dynamics, device if device is not None else default_device())
 
 
-def read_training_checkpoint(path: Path, key: str = KEY) -> tuple[dict, dict]:
-    """A Lightning checkpoint's hyperparameters ({"model", "phase", "dataset_names"}) and state dict, read
-    safely; CheckpointError unless it is a checkpoint of a phase with a world model."""
+def read_training_checkpoint(path: Path, key: str = KEY) -> dict:
+    """A Lightning checkpoint, read safely; CheckpointError unless it is a checkpoint of a phase with a world
+    model."""
     ckpt = read_checkpoint(path, key=key)
     name = checkpoint_phase(ckpt)
     if name not in PHASES_WITH_WORLD_MODEL:
         raise CheckpointError(
             f"{key}={str(path)!r} is a checkpoint of phase {name!r}: accepted one of {list(PHASES_WITH_WORLD_MODEL)}"
         )
-    return ckpt["hyper_parameters"], ckpt["state_dict"]
+    return ckpt
 
 
 def to_images(frames) -> np.ndarray:

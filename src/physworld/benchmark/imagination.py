@@ -25,24 +25,23 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from physworld.models.spec import ModelSpec
 from physworld.phases.prediction import build_dynamics
 
 
 def dynamics_rollout(cfg: DictConfig, device: torch.device, starts: int, horizon: int) -> Callable[[], int]:
     """LatentDynamics of cfg.model rolled forward `horizon` (H) steps with no grad from `starts` (B) random
     latents (B, C, 8, 8) and zero hidden states, under random actions in [-1, 1]."""
-    model, n = cfg.model, starts
-    dynamics = build_dynamics(model).to(device).eval()
-    groups = model.vq.get("groups", 1)
-    codebook = torch.randn(groups * model.vq.num_codes, model.vq.code_dim // groups).to(
-        device
-    )  # output=tokens
+    spec, n = ModelSpec.from_config(OmegaConf.to_container(cfg.model, resolve=True)), starts
+    dynamics = build_dynamics(spec).to(device).eval()
+    groups = spec.vq.groups
+    codebook = torch.randn(groups * spec.vq.num_codes, spec.vq.code_dim // groups).to(device)  # output=tokens
     g = torch.Generator().manual_seed(0)
-    z0 = torch.randn(n, model.vq.code_dim, 8, 8, generator=g).to(device)  # (B, C, 8, 8)
+    z0 = torch.randn(n, spec.vq.code_dim, 8, 8, generator=g).to(device)  # (B, C, 8, 8)
     hidden = dynamics.initial_state(z0)
-    actions = (torch.rand(horizon, n, model.dynamics.action_dim, generator=g) * 2 - 1).to(device)  # (H, B, A)
+    actions = (torch.rand(horizon, n, spec.dynamics.action_dim, generator=g) * 2 - 1).to(device)  # (H, B, A)
 
     @torch.no_grad()
     def imagine() -> int:

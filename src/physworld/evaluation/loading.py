@@ -13,10 +13,10 @@ from pathlib import Path
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
-from physworld.errors import CheckpointError
+from physworld.errors import CheckpointError, ConfigError
 from physworld.evaluation.runs import run_config_file, training_run_dir
 from physworld.phases import PHASES
-from physworld.phases.checkpoints import check_world_model_checkpoint, read_checkpoint
+from physworld.phases.checkpoints import check_world_model_phase, read_checkpoint
 
 KEY = "ckpt_path"  # the config key the user set, named in every error
 
@@ -28,10 +28,7 @@ def load_phase(path: str | Path) -> tuple[L.LightningModule, dict]:
     checkpoint of another phase (rl) or without physworld hyperparameters, or weights that do not fit.
     """
     ckpt = read_checkpoint(path, key=KEY)
-    hparams = ckpt.get("hyper_parameters") or {}
-    model = hparams.get("model") or {}
-    # Accepts the world-model phases only; the model sizes are compared with themselves (always equal).
-    check_world_model_checkpoint(ckpt, str(path), model, key=KEY)
+    check_world_model_phase(ckpt, str(path), key=KEY)  # accepts the world-model phases only
     return build_phase(ckpt, str(path), key=KEY), ckpt
 
 
@@ -46,7 +43,7 @@ def build_phase(ckpt: dict, path: str, key: str) -> L.LightningModule:
             phase=hparams["phase"],
             dataset_names=hparams.get("dataset_names"),
         )
-    except (KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError, ConfigError) as err:
         raise CheckpointError(
             f"{key}={path!r}: its hyper_parameters do not build a {name} phase ({type(err).__name__}: {err})"
         ) from None

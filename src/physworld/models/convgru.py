@@ -48,11 +48,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from physworld.models.spec import FEEDBACKS, OUTPUTS, TOKEN_HEADS
 from physworld.models.vector_quantizer import squared_distances
-
-OUTPUTS = ("latent", "tokens")
-FEEDBACKS = ("argmax", "straight_through", "gumbel", "soft")
-TOKEN_HEADS = ("copy", "linear", "distance")
 
 
 class ConvGRUCell(nn.Module):
@@ -115,13 +112,14 @@ def codes_to_latent(
 
 
 class LatentDynamics(nn.Module):
-    """A stack of ConvGRU cells predicting the next latent from the current latent and action."""
+    """A stack of ConvGRU cells predicting the next latent from the current latent and action. The sizes come
+    from the model spec (models/spec.py; phases/prediction.build_dynamics), so they have no defaults."""
 
     def __init__(
         self,
-        latent_channels: int = 192,
-        hidden_channels: int = 192,
-        num_layers: int = 2,
+        latent_channels: int,
+        hidden_channels: int,
+        num_layers: int,
         kernel_size: int = 3,
         action_dim: int = 2,
         residual: bool = False,

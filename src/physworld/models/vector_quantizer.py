@@ -57,8 +57,8 @@ def _distributed() -> bool:
 class VectorQuantizer(nn.Module):
     def __init__(
         self,
-        num_codes: int = 512,
-        code_dim: int = 192,
+        num_codes: int,
+        code_dim: int,
         commitment_cost: float = 0.25,
         init_from_data: bool = True,
         restart_dead_codes: bool = False,

@@ -20,7 +20,7 @@ from physworld.models.vector_quantizer import VectorQuantizer
 class Encoder(nn.Module):
     """x (B, 3, 64, 64) -> z (B, C, 8, 8), plus the intermediate feature maps for optional skips."""
 
-    def __init__(self, hidden_channels=(64, 128), latent_channels: int = 192, in_channels: int = 3):
+    def __init__(self, hidden_channels: tuple[int, ...], latent_channels: int, in_channels: int = 3):
         super().__init__()
         widths = [in_channels, *hidden_channels, latent_channels]
         self.convs = nn.ModuleList(
@@ -43,7 +43,7 @@ class Decoder(nn.Module):
     """
 
     def __init__(
-        self, hidden_channels=(64, 128), latent_channels: int = 192, out_channels: int = 3, skip=False
+        self, hidden_channels: tuple[int, ...], latent_channels: int, out_channels: int = 3, skip=False
     ):
         super().__init__()
         self.skip = skip
@@ -65,11 +65,13 @@ class Decoder(nn.Module):
 
 
 class VQVAE(nn.Module):
+    """The sizes come from the model spec (models/spec.py; phases/base.build_vqvae), so they have no defaults."""
+
     def __init__(
         self,
-        hidden_channels=(64, 128),
-        num_codes: int = 512,
-        code_dim: int = 192,
+        hidden_channels: tuple[int, ...],
+        num_codes: int,
+        code_dim: int,
         commitment_cost: float = 0.25,
         skip: bool = False,
         **quantizer_options,

@@ -13,6 +13,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from physworld.errors import CheckpointError
+from physworld.models.spec import ModelSpec
 from physworld.models.vqvae import VQVAE, parameter_counts
 from physworld.phases.checkpoints import check_world_model_checkpoint, load_networks, read_checkpoint
 
@@ -28,19 +29,19 @@ AUTO_DEVICES = {
 }
 
 
-def build_vqvae(model: dict) -> VQVAE:
-    vq = model["vq"]
+def build_vqvae(spec: ModelSpec) -> VQVAE:
+    vq = spec.vq
     return VQVAE(
-        hidden_channels=tuple(model["encoder"]["hidden_channels"]),
-        num_codes=vq["num_codes"],
-        code_dim=vq["code_dim"],
-        commitment_cost=vq["commitment_cost"],
-        skip=model["decoder"]["skip"],
-        init_from_data=vq["init_from_data"],
-        restart_dead_codes=vq["restart_dead_codes"],
-        restart_threshold=vq["restart_threshold"],
-        restart_every=vq["restart_every"],
-        groups=vq.get("groups", 1),  # checkpoints from before groups had one codebook
+        hidden_channels=spec.encoder.hidden_channels,
+        num_codes=vq.num_codes,
+        code_dim=vq.code_dim,
+        commitment_cost=vq.commitment_cost,
+        skip=spec.decoder.skip,
+        init_from_data=vq.init_from_data,
+        restart_dead_codes=vq.restart_dead_codes,
+        restart_threshold=vq.restart_threshold,
+        restart_every=vq.restart_every,
+        groups=vq.groups,
     )
 
 
@@ -50,7 +51,10 @@ OPTIONAL_NETWORKS = {"dynamics": "dynamics", "reward": "reward_model", "actor": 
 
 class WorldModelPhase(L.LightningModule):
     """Base of the world-model phases. `model` and `phase` are the plain dicts of configs/model and
-    configs/phase; they are saved as hyperparameters (plain values only, never modules)."""
+    configs/phase; they are saved as hyperparameters (plain values only, never modules). The networks are built
+    from `spec`, the ModelSpec of `model` (models/spec.py), which every checkpoint also saves as `model_spec`.
+    A run started from `phase.init_from` gets the model config with the checkpoint's architecture
+    (phases/checkpoints.init_model, called by physworld.run.build_phase)."""
 
     needs_trained_dynamics = False  # whether phase.init_from must bring the dynamics (the RL phase's does)
 
@@ -76,7 +80,8 @@ class WorldModelPhase(L.LightningModule):
         # dataset_names: one per val/test dataloader (dataset=all has one per member), for per-dataset metrics.
         self.dataset_names = list(dataset_names or ["data"])
         self.save_hyperparameters({"model": model, "phase": phase, "dataset_names": self.dataset_names})
-        self.vqvae = build_vqvae(model)
+        self.spec = ModelSpec.from_config(model)
+        self.vqvae = build_vqvae(self.spec)
         self.fast_paths = dict(FAST_PATHS)
         self._fast_paths_applied = False
 
@@ -87,7 +92,7 @@ class WorldModelPhase(L.LightningModule):
         if stage != "fit" or not path or getattr(self, "_initialised", False):
             return
         ckpt = read_checkpoint(path)
-        check_world_model_checkpoint(ckpt, str(path), self.hparams.model)
+        check_world_model_checkpoint(ckpt, str(path), self.spec)
         loaded = load_networks(self, ckpt)
         if self.needs_trained_dynamics and "dynamics" not in loaded:
             raise CheckpointError(
@@ -96,6 +101,10 @@ class WorldModelPhase(L.LightningModule):
             )
         rank_zero_info(f"phase.init_from: loaded {', '.join(loaded)} from {path}")
         self._initialised = True
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Plain values only: checkpoints are read with weights_only loading (safe_checkpoint.py).
+        checkpoint["model_spec"] = self.spec.to_dict()
 
     def on_fit_start(self) -> None:
         # After the weights are final (phase.init_from loaded, a resumed checkpoint restored) and before the

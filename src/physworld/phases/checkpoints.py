@@ -7,16 +7,21 @@ dynamics of a reconstruction checkpoint) keep their fresh initialisation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
-from physworld.errors import CheckpointError
+from physworld.errors import CheckpointError, ConfigError
+from physworld.models.spec import ModelSpec
+from physworld.paths import CONFIG_DIR
 from physworld.safe_checkpoint import load_checkpoint_file
 
 WORLD_MODEL_PHASES = ("reconstruction", "prediction", "comprehensive")
 NETWORKS = ("vqvae", "dynamics")
+# Which network each part of the model spec describes (a part is held when the checkpoint has that network)
+PART_NETWORKS = {"encoder": "vqvae", "decoder": "vqvae", "vq": "vqvae", "dynamics": "dynamics"}
 
 
 def read_checkpoint(path: str | Path, key: str = "phase.init_from") -> dict:
@@ -32,38 +37,82 @@ def checkpoint_phase(ckpt: dict) -> str | None:
     return ((ckpt.get("hyper_parameters") or {}).get("phase") or {}).get("name")
 
 
-def check_world_model_checkpoint(ckpt: dict, path: str, model: dict, key: str = "phase.init_from") -> None:
-    """The checkpoint must come from a world-model phase with the same VQ-VAE sizes as `model`."""
+def checkpoint_spec(ckpt: dict, path: str, key: str = "phase.init_from") -> ModelSpec:
+    """The model spec a checkpoint was trained with: its `model_spec`, or for a checkpoint saved before specs were
+    (none inside), the one of its saved model config. CheckpointError (one line) when it is not accepted."""
+    saved = ckpt.get("model_spec")
+    if saved is None:
+        saved = (ckpt.get("hyper_parameters") or {}).get("model") or {}
+    return saved_spec(saved, path, key)
+
+
+def saved_spec(saved: dict, path: str, key: str) -> ModelSpec:
+    """The spec of a model config read from a file (a checkpoint, an export), or CheckpointError (one line)."""
+    try:
+        return ModelSpec.from_config(saved)
+    except ConfigError as err:
+        raise CheckpointError(f"{key}={path!r} holds a model spec that is not accepted ({err})") from None
+
+
+def held_parts(ckpt: dict) -> list[str]:
+    """The parts of the model spec whose trained network the checkpoint holds (a reconstruction checkpoint's
+    dynamics settings describe no trained network)."""
+    nets = {k.split(".", 1)[0] for k in ckpt["state_dict"]}
+    return [part for part, net in PART_NETWORKS.items() if net in nets]
+
+
+def check_world_model_phase(ckpt: dict, path: str, key: str = "phase.init_from") -> None:
+    """The checkpoint must come from a world-model phase."""
     name = checkpoint_phase(ckpt)
     if name not in WORLD_MODEL_PHASES:
         raise CheckpointError(
             f"{key}={path!r} is a checkpoint of phase {name!r}: accepted one of {list(WORLD_MODEL_PHASES)}"
         )
-    saved = (ckpt.get("hyper_parameters") or {}).get("model") or {}
-    has_dynamics = any(k.startswith("dynamics.") for k in ckpt["state_dict"])
-    # What the networks' shapes and meaning depend on; a checkpoint saved before a key existed had its default.
-    defaults = {"vq": {"groups": 1}, "dynamics": {"output": "latent", "residual": False}}
-    sizes = (
-        "hidden_channels",
-        "num_codes",
-        "code_dim",
-        "groups",
-        "num_layers",
-        "kernel_size",
-        "output",
-        "residual",
-    )
-    for group in ("encoder", "vq", "dynamics"):
-        for size in sizes:
-            if group == "dynamics" and not has_dynamics:
-                continue  # a reconstruction checkpoint's dynamics keys describe no trained network
-            mine = (model.get(group) or {}).get(size)
-            theirs = (saved.get(group) or {}).get(size, defaults.get(group, {}).get(size))
-            if mine is not None and theirs is not None and list(_aslist(mine)) != list(_aslist(theirs)):
-                raise CheckpointError(
-                    f"{key}={path!r} was trained with model.{group}.{size}={theirs}, "
-                    f"this run has model.{group}.{size}={mine}: use the same model settings"
-                )
+
+
+def check_world_model_checkpoint(
+    ckpt: dict, path: str, spec: ModelSpec, key: str = "phase.init_from"
+) -> None:
+    """The checkpoint must come from a world-model phase, and the parts of `spec` it holds must have its
+    architecture (every field of models/spec.py marked architecture=True, compared generically)."""
+    check_world_model_phase(ckpt, path, key)
+    theirs = checkpoint_spec(ckpt, path, key)
+    for part in held_parts(ckpt):
+        for field, value in spec.architecture(part).items():
+            saved = theirs.architecture(part)[field]
+            if value != saved:
+                raise _conflict(f"model.{part}.{field}", value, saved, key, path)
+
+
+def init_model(model: dict, phase: dict) -> dict:
+    """The model config of a run that starts from `phase.init_from`: like nanoGPT's resume, the architecture of
+    the networks the checkpoint holds is the checkpoint's (its spec), the rest (the training options, the parts
+    it lacks, such as the dynamics of a reconstruction checkpoint) the run's. Without init_from, `model` itself.
+
+    What conflicts: an architecture setting of a held part whose value differs from the checkpoint's *and* from
+    the run's model option (configs/model/<model.name>.yaml), i.e. one the run set itself (an override, an
+    experiment, debug=tiny). A value the option file gives is no choice of the run's, so the checkpoint's
+    replaces it; a run whose steps all compose the same settings (the demo pipeline) never conflicts. With no
+    such option file every difference conflicts. A conflict raises CheckpointError, one line."""
+    path = phase.get("init_from")
+    if not path:
+        return model
+    key = "phase.init_from"
+    ckpt = read_checkpoint(path, key)
+    check_world_model_phase(ckpt, str(path), key)
+    mine, theirs = ModelSpec.from_config(model), checkpoint_spec(ckpt, str(path), key)
+    option = _option_values(model.get("name"))
+    out = copy.deepcopy(model)
+    for part in held_parts(ckpt):
+        for field, saved in theirs.architecture(part).items():
+            value = mine.architecture(part)[field]
+            if value == saved:
+                continue
+            default = None if option is None else (option.get(part) or {}).get(field)
+            if default is None or _plain(default) != _plain(value):
+                raise _conflict(f"model.{part}.{field}", value, saved, key, str(path))
+            out[part][field] = _plain(saved)
+    return out
 
 
 def load_networks(module: torch.nn.Module, ckpt: dict) -> list[str]:
@@ -81,5 +130,31 @@ def load_networks(module: torch.nn.Module, ckpt: dict) -> list[str]:
     return loaded
 
 
-def _aslist(value) -> list:
-    return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else [value]
+def _conflict(name: str, value, saved, key: str, path: str) -> CheckpointError:
+    return CheckpointError(
+        f"{name}={_show(value)} conflicts with the checkpoint's {_show(saved)} ({key}={path!r})"
+    )
+
+
+def _show(value) -> str:
+    """A value as a config override writes it (true, [16, 32])."""
+    value = _plain(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _plain(value):
+    return list(value) if isinstance(value, (tuple, list)) else value
+
+
+def _option_values(name: str | None) -> dict | None:
+    """The values of the model option configs/model/<name>.yaml, its `defaults` (options of the same group)
+    merged under it; None when there is no such file."""
+    file = CONFIG_DIR / "model" / f"{name}.yaml"
+    if not name or not file.is_file():
+        return None
+    node = OmegaConf.load(file)
+    merged = OmegaConf.create()
+    for parent in node.pop("defaults", None) or []:
+        if isinstance(parent, str) and parent != "_self_":
+            merged = OmegaConf.merge(merged, _option_values(parent) or {})
+    return OmegaConf.to_container(OmegaConf.merge(merged, node), resolve=True)

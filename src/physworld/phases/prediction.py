@@ -29,6 +29,7 @@ from torchmetrics import MeanMetric
 
 from physworld.metrics.frames import FrameMetrics
 from physworld.models.convgru import LatentDynamics
+from physworld.models.spec import ModelSpec
 from physworld.phases.base import WorldModelPhase
 from physworld.phases.losses import reconstruction_losses
 
@@ -46,20 +47,20 @@ TRAIN_TERMS = (
 )
 
 
-def build_dynamics(model: dict) -> LatentDynamics:
-    dyn = model["dynamics"]
+def build_dynamics(spec: ModelSpec) -> LatentDynamics:
+    dyn = spec.dynamics
     return LatentDynamics(
-        latent_channels=model["vq"]["code_dim"],
-        hidden_channels=dyn["hidden_channels"],
-        num_layers=dyn["num_layers"],
-        kernel_size=dyn["kernel_size"],
-        action_dim=dyn["action_dim"],
-        residual=dyn["residual"],
-        output=dyn.get("output", "latent"),  # checkpoints from before the token option predicted latents
-        num_codes=model["vq"]["num_codes"],
-        feedback=dyn.get("feedback", "straight_through"),
-        groups=model["vq"].get("groups", 1),
-        token_head=dyn.get("token_head", "linear"),  # checkpoints from before the option had the linear head
+        latent_channels=spec.vq.code_dim,
+        hidden_channels=dyn.hidden_channels,
+        num_layers=dyn.num_layers,
+        kernel_size=dyn.kernel_size,
+        action_dim=dyn.action_dim,
+        residual=dyn.residual,
+        output=dyn.output,
+        num_codes=spec.vq.num_codes,
+        feedback=dyn.feedback,
+        groups=spec.vq.groups,
+        token_head=dyn.token_head,
     )
 
 
@@ -95,7 +96,7 @@ def weighted_token_ce(logits: torch.Tensor, target: torch.Tensor, weights: torch
 class PredictionPhase(WorldModelPhase):
     def __init__(self, model: dict, phase: dict, dataset_names: list[str] | None = None):
         super().__init__(model, phase, dataset_names)
-        self.dynamics = build_dynamics(model)
+        self.dynamics = build_dynamics(self.spec)
         self.register_buffer("loss_weights", torch.tensor(phase["loss_weights"], dtype=torch.float32))
         # Running means per evaluation stage and dataset (dataset=all: one val/test loader per member).
         self.eval_terms = nn.ModuleDict(
@@ -117,7 +118,7 @@ class PredictionPhase(WorldModelPhase):
         c, k = self.context_frames, self.horizon
         self.example_input_array = {
             "frames": torch.zeros(1, c, 3, 64, 64),
-            "actions": torch.zeros(1, c + k - 1, model["dynamics"]["action_dim"]),
+            "actions": torch.zeros(1, c + k - 1, self.spec.dynamics.action_dim),
         }
 
     @property

@@ -45,13 +45,13 @@ class RLPhase(WorldModelPhase):
     def __init__(self, model: dict, phase: dict, dataset_names: list[str] | None = None):
         super().__init__(model, phase, dataset_names)
         self.automatic_optimization = False
-        self.dynamics = build_dynamics(model)
+        self.dynamics = build_dynamics(self.spec)
         self.vqvae.requires_grad_(False)
         self.dynamics.requires_grad_(False)  # frozen: gradients flow through it to the actor, never into it
-        code, hidden = model["vq"]["code_dim"], model["dynamics"]["hidden_channels"]
+        code, hidden = self.spec.vq.code_dim, self.spec.dynamics.hidden_channels
         head = dict(phase["head"])
         self.reward_model = RewardPredictor(code, **head)
-        self.actor = Actor(code + hidden, action_dim=model["dynamics"]["action_dim"], **head)
+        self.actor = Actor(code + hidden, action_dim=self.spec.dynamics.action_dim, **head)
         self.critic = Critic(code + hidden, **head)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.register_buffer("return_scale", torch.ones(()))
@@ -61,7 +61,7 @@ class RLPhase(WorldModelPhase):
         self._baselines: dict[tuple, dict[str, float]] = {}
         # One model state, z (1, C, h, w) and h (1, Hc, h, w) on the latent grid (64 px halved by every encoder
         # conv): the model summary runs forward, the actor's step, on it to count its FLOPs.
-        grid = 64 // 2 ** (len(model["encoder"]["hidden_channels"]) + 1)
+        grid = 64 // 2 ** (len(self.spec.encoder.hidden_channels) + 1)
         self.example_input_array = {
             "z": torch.zeros(1, code, grid, grid),
             "hidden": torch.zeros(1, hidden, grid, grid),
