@@ -12,28 +12,16 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from pathlib import Path  # noqa: E402
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
-from physworld.paths import CONFIG_DIR
+from physworld.paths import compose
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = CONFIG_DIR  # the config tree inside the package (physworld/configs)
 
 
 def compose_raw(overrides=(), config_name: str = "train"):
     """The config `python train.py <overrides>` would see, paths as they are."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose(
-            config_name=config_name,
-            overrides=[f"paths.root_dir={ROOT}", *overrides],
-            return_hydra_config=True,
-        )
-    HydraConfig.instance().set_config(cfg)  # so ${hydra:...} interpolations resolve
-    return cfg
+    return compose(config_name, [f"paths.root_dir={ROOT}", *overrides], keep_hydra=True)
 
 
 def compose_config(tmp_path: Path, overrides=(), config_name: str = "train"):

@@ -15,7 +15,8 @@ from omegaconf import OmegaConf
 
 from physworld.config import check_config
 from physworld.errors import ConfigError
-from tests.conftest import CONFIGS, ROOT
+from physworld.paths import CONFIG_DIR
+from tests.conftest import ROOT
 
 
 def run(args, tmp_path, env=None):
@@ -218,7 +219,7 @@ def test_config_checks_name_the_key(make_cfg, override, key):
 def test_misspelt_group_option_is_one_line_with_the_options(tmp_path, script, override):
     result = run([script, *override.split()], tmp_path)
     group, value = override.split()[-1].split("=")
-    options = sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
+    options = sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
     bad = value.split(",")[-1]
     assert result.returncode == 2, result.stderr[-2000:]
     assert (
@@ -315,12 +316,12 @@ HYDRA_CONFIGS = {
 def config_groups_used(config_name: str) -> dict[str, list[str]]:
     """The groups of a config's defaults list (Hydra's own left out), each with the options in its folder."""
     groups = []
-    for entry in OmegaConf.to_container(OmegaConf.load(CONFIGS / f"{config_name}.yaml"))["defaults"]:
+    for entry in OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / f"{config_name}.yaml"))["defaults"]:
         if isinstance(entry, dict):
             (group,) = entry
             if not group.startswith(("override ", "hydra")):
                 groups.append(group)
-    return {g: sorted(p.stem for p in (CONFIGS / g).glob("*.yaml")) for g in groups}
+    return {g: sorted(p.stem for p in (CONFIG_DIR / g).glob("*.yaml")) for g in groups}
 
 
 def listed_groups(help_text: str) -> dict[str, list[str]] | None:
@@ -364,7 +365,7 @@ def test_entry_point_runs_outside_the_repository(tmp_path, name):
     if name == "physworld-pipeline":  # the experiments it can run instead
         with_steps = [
             p.stem
-            for p in sorted((CONFIGS / "experiment").glob("*.yaml"))
+            for p in sorted((CONFIG_DIR / "experiment").glob("*.yaml"))
             if OmegaConf.select(OmegaConf.load(p), "pipeline.steps")
         ]
         assert f"Experiments with pipeline.steps (experiment=...): {', '.join(with_steps)}\n" in result.stdout

@@ -7,11 +7,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 
+from physworld.paths import CONFIG_DIR
 from physworld.phases import PHASES
-from tests.conftest import CONFIGS, ROOT, compose_raw
+from tests.conftest import ROOT, compose_raw
 
 GROUPS = ["phase", "dataset", "model", "trainer", "callbacks", "logger", "experiment", "debug"]
-OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONFIGS / g).glob("*.yaml"))]
+OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONFIG_DIR / g).glob("*.yaml"))]
 
 
 # Config groups whose options the parametrised test below does not compose, and why.
@@ -25,7 +26,7 @@ NOT_HERE = {
 def test_every_config_group_is_tested():
     """A new group folder under configs/ must join GROUPS (or NOT_HERE, with a reason), and each group in
     GROUPS must have options: otherwise its options would go untested."""
-    folders = {d.name for d in CONFIGS.iterdir() if d.is_dir()}
+    folders = {d.name for d in CONFIG_DIR.iterdir() if d.is_dir()}
     assert folders - set(NOT_HERE) == set(GROUPS)
     assert {g for g, _ in OPTIONS} == set(GROUPS)
 

@@ -20,8 +20,6 @@ import json
 import time
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -29,18 +27,7 @@ from physworld.choices import check_choices, group_options
 from physworld.config import datasets_for
 from physworld.data.cache import SPLITS, ensure_split
 from physworld.errors import ConfigError
-from physworld.paths import CONFIG_DIR
-
-
-def compose_train(overrides: list[str]) -> DictConfig:
-    """The config `python train.py <overrides>` would see (the hydra node removed, run dir resolved)."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=list(overrides), return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
+from physworld.paths import CONFIG_DIR, compose
 
 
 def has_steps(experiment: str) -> bool:
@@ -53,7 +40,7 @@ def plan(overrides: list[str]) -> tuple[Path, list[tuple[str, DictConfig]], Dict
     """The pipeline folder, each step's composed config (with its run folder and starting checkpoint) and the
     experiment's `pipeline` node."""
     check_choices(overrides, CONFIG_DIR)  # experiment=demoo: one line naming the experiments there are
-    base = compose_train(overrides)
+    base = compose("train", overrides)
     pipeline = base.get("pipeline")
     if not pipeline or not pipeline.get("steps"):
         with_steps = [name for name in group_options(CONFIG_DIR, "experiment") if has_steps(name)]
@@ -72,7 +59,7 @@ def plan(overrides: list[str]) -> tuple[Path, list[tuple[str, DictConfig]], Dict
         check_choices(list(step.overrides), CONFIG_DIR)
         if init is not None:
             extra.append(f"phase.init_from={root / init / 'checkpoints' / 'best.ckpt'}")
-        cfg = compose_train(extra)
+        cfg = compose("train", extra)
         with open_dict(cfg):
             cfg.paths.output_dir = str(root / name)
             cfg.task_name = "pipeline"
