@@ -11,7 +11,7 @@ from physworld.paths import CONFIG_DIR
 from physworld.phases import PHASES
 from tests.conftest import ROOT, compose_raw
 
-GROUPS = ["phase", "dataset", "model", "trainer", "callbacks", "logger", "experiment", "debug"]
+GROUPS = ["phase", "dataset", "data", "model", "trainer", "callbacks", "logger", "experiment", "debug"]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONFIG_DIR / g).glob("*.yaml"))]
 
 
@@ -71,15 +71,30 @@ def test_debug_and_demo_use_their_own_data_folders(monkeypatch, extra, folder):
 
 
 def test_generate_data_config_matches_train(monkeypatch):
-    # scripts/generate_data.py must write exactly where train.py looks, with the same seed and sizes.
+    # scripts/generate_data.py must write exactly where train.py looks, with the same sizes (the seed: below).
     monkeypatch.delenv("PHYSWORLD_DATA_DIR", raising=False)
     for extra in ([], ["debug=tiny"], ["experiment=demo"]):
         train, gen = compose_raw(extra), compose_raw(extra, config_name="generate_data")
         assert gen.paths.data_dir == train.paths.data_dir
-        assert gen.data.seed == train.data.seed
         assert gen.dataset == train.dataset
         preview = compose_raw(extra, config_name="preview_data")  # previews what training would generate
-        assert preview.data.seed == train.data.seed and preview.dataset == train.dataset
+        assert preview.dataset == train.dataset
+
+
+DATA_COMMANDS = ("train", "generate_data", "preview_data", "evaluate")
+
+
+@pytest.mark.parametrize("config_name", DATA_COMMANDS)
+def test_every_data_command_takes_the_dataset_seed_from_the_data_group(config_name):
+    # The dataset seed is written once, in configs/data/default.yaml: a command that set data.seed itself could
+    # drift from the others and make (or look for) another cache.
+    own = OmegaConf.load(CONFIG_DIR / f"{config_name}.yaml")
+    assert OmegaConf.select(own, "data.seed") is None, f"{config_name}.yaml sets data.seed itself"
+    group = OmegaConf.load(CONFIG_DIR / "data" / "default.yaml")
+    cfg = compose_raw(config_name=config_name)
+    assert cfg.hydra.runtime.choices.data == "default"
+    assert cfg.data.seed == group.seed
+    assert compose_raw(["data.seed=3"], config_name=config_name).data.seed == 3
 
 
 MISSPELT = [
