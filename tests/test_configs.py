@@ -7,6 +7,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 
+from physworld.choices import check_choices, group_options
+from physworld.errors import ConfigError
 from physworld.paths import CONFIG_DIR
 from physworld.phases import PHASES
 from tests.conftest import ROOT, compose_raw
@@ -41,6 +43,17 @@ def test_option_composes_and_resolves(make_cfg, group, option):
     assert resolved["trainer"]["max_epochs"] == resolved["phase"]["max_epochs"]
     if group not in ("debug", "experiment"):
         assert HydraConfig.get().runtime.choices[group] == option
+
+
+def test_phase_options_are_the_phases_and_extend_the_base():
+    # configs/phase/base/ holds what the phases extend: no option of phase=, and every phase fills in its ???.
+    assert group_options(CONFIG_DIR, "phase") == sorted(PHASES)
+    with pytest.raises(ConfigError, match="phase='base/common' is not accepted"):
+        check_choices(["phase=base/common"], CONFIG_DIR)
+    common = OmegaConf.load(CONFIG_DIR / "phase" / "base" / "common.yaml")
+    for name in PHASES:
+        phase = compose_raw([f"phase={name}"]).phase
+        assert set(common) <= set(phase) and not OmegaConf.missing_keys(phase), name
 
 
 def test_defaults_are_the_seeds(make_cfg):
