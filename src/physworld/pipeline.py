@@ -2,8 +2,10 @@
 
 An experiment that defines `pipeline.steps` (configs/experiment/*.yaml) lists the runs to chain: each step
 has a `name` (its folder under `pipeline.dir`), the train.py `overrides` that make it (phase, dataset, sizes,
-...) and optionally `init_from`, the earlier step whose best checkpoint it starts from. The command-line
-overrides apply to every step, after the step's own (so `phase.max_epochs=1` shortens every step).
+...) and optionally `init_from`, the earlier step whose best checkpoint it starts from. The experiment's
+`pipeline.common_overrides` (optional) apply to every step before the step's own, so what all steps share is
+written once; the command-line overrides apply to every step after them (so `phase.max_epochs=1` shortens every
+step).
 
 When every step is done it evaluates the world-model steps (scripts/evaluate.py) and writes the pipeline's
 report (`report.md`, `report.html`; `pipeline.report: false` skips both).
@@ -49,13 +51,17 @@ def plan(overrides: list[str]) -> tuple[Path, list[tuple[str, DictConfig]], Dict
             f"accepted an experiment that defines them, one of {with_steps}"
         )
     root = Path(pipeline.dir)
+    common = list(pipeline.get("common_overrides") or [])
+    check_choices(common, CONFIG_DIR)
     steps, names = [], []
     for step in pipeline.steps:
         name = step.name
         init = step.get("init_from")
         if init is not None and init not in names:
             raise ConfigError(f"pipeline step {name!r}: init_from={init!r} is not an earlier step ({names})")
-        extra = [*step.overrides, *overrides]  # the command line wins, e.g. phase.max_epochs=1 for every step
+        # Later overrides win: the step's own over the common ones, the command line (e.g. phase.max_epochs=1
+        # for every step) over both.
+        extra = [*common, *step.overrides, *overrides]
         check_choices(list(step.overrides), CONFIG_DIR)
         if init is not None:
             extra.append(f"phase.init_from={root / init / 'checkpoints' / 'best.ckpt'}")
