@@ -41,7 +41,7 @@ from physworld.benchmark.workloads import (  # noqa: E402
     phase_config,
     synthetic_batch,
 )
-from physworld.config import native_bf16, resolve_precision  # noqa: E402
+from physworld.resolve import native_bf16, resolve_precision  # noqa: E402
 
 SECTIONS = (
     "training",

@@ -13,7 +13,7 @@ import time
 import pytest
 from omegaconf import OmegaConf
 
-from physworld.config import check_config
+from physworld.checks import check_config
 from physworld.errors import ConfigError
 from physworld.paths import CONFIG_DIR
 from tests.conftest import ROOT
@@ -120,7 +120,7 @@ def test_bad_value_is_reported_before_torch_is_imported(tmp_path, override, expe
 
 def test_config_checks_import_neither_torch_nor_lightning():
     code = (
-        "import sys; import physworld.config, physworld.phases; "
+        "import sys; import physworld.checks, physworld.resolve, physworld.phases; "
         "print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))"
     )
     result = subprocess.run(

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from physworld.callbacks.faults import AtomicCheckpointIO, NonFiniteLossError
-from physworld.config import check_config
+from physworld.checks import check_config
 from physworld.errors import ConfigError, PhysworldError
 from physworld.run import build_datamodule, train
 from tests.test_cli import run

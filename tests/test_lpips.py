@@ -13,8 +13,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from physworld.config import check_config, datasets_for
+from physworld.checks import check_config
 from physworld.data.cache import ensure_split, load_split
+from physworld.data.plan import datasets_for
 from physworld.errors import CheckpointError, ConfigError
 from physworld.evaluation.evaluate import evaluate_run
 from physworld.evaluation.report import write_report

@@ -68,7 +68,7 @@ def test_experiment_without_steps_fails_with_one_line(tmp_path):
 
 
 def test_fidelity_steps_are_the_demos_physics_steps_with_its_fidelity_settings():
-    from physworld.config import check_config
+    from physworld.checks import check_config
     from physworld.pipeline import plan
 
     _, demo, _ = plan(["experiment=demo"])
@@ -89,7 +89,7 @@ def test_demo_keeps_colours_in_its_physics_vqvae_steps_only():
     # Grouped codes everywhere (the agent's world model is fine-tuned from the physics one, so it shares the
     # quantiser); the foreground-weighted, edge-aware reconstruction in the steps that train the physics VQ-VAE;
     # step 2's higher learning rate. The agent steps keep the plain reconstruction loss.
-    from physworld.config import check_config
+    from physworld.checks import check_config
     from physworld.pipeline import plan
 
     _, steps, _ = plan(["experiment=demo"])

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from physworld.callbacks.faults import AtomicCheckpointIO
-from physworld.config import check_config
+from physworld.checks import check_config
 from physworld.errors import CheckpointError, ConfigError
 from physworld.run import build_phase
 from physworld.safe_checkpoint import (

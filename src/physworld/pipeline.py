@@ -26,8 +26,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from physworld.choices import check_choices, group_options
-from physworld.config import datasets_for
 from physworld.data.cache import SPLITS, ensure_split
+from physworld.data.plan import datasets_for
 from physworld.errors import ConfigError
 from physworld.paths import CONFIG_DIR, compose
 
@@ -87,7 +87,7 @@ def generate_all(steps: list[tuple[str, DictConfig]]) -> None:
 
 def run_pipeline(overrides: list[str]) -> Path:
     """Run (or resume) every step; return the pipeline folder. Each step writes its own run folder."""
-    from physworld.config import check_config
+    from physworld.checks import check_config
 
     root, steps, settings = plan(overrides)
     # Fail on any bad value before generating or training anything, and before torch and Lightning are

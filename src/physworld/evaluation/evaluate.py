@@ -21,8 +21,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from physworld.callbacks.metrics_file import scalar_metrics, write_metrics
-from physworld.config import datasets_for
 from physworld.data.cache import ensure_split, load_params, load_split
+from physworld.data.plan import datasets_for
 from physworld.errors import ConfigError
 from physworld.evaluation.architecture import architecture_diagram
 from physworld.evaluation.checks import check_evaluation
