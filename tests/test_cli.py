@@ -16,19 +16,7 @@ from omegaconf import OmegaConf
 from physworld.checks import check_config
 from physworld.errors import ConfigError
 from physworld.paths import CONFIG_DIR
-from tests.conftest import ROOT
-
-
-def run(args, tmp_path, env=None):
-    env = {**os.environ, "PHYSWORLD_DATA_DIR": str(tmp_path / "data"), **(env or {})}
-    return subprocess.run(
-        [sys.executable, *args, f"paths.log_dir={tmp_path / 'outputs'}"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+from tests.conftest import ROOT, run
 
 
 def test_train_writes_checkpoint_and_metrics(tmp_path):

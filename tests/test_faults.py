@@ -13,7 +13,7 @@ from physworld.callbacks.faults import AtomicCheckpointIO, NonFiniteLossError
 from physworld.checks import check_config
 from physworld.errors import ConfigError, PhysworldError
 from physworld.run import build_datamodule, train
-from tests.test_cli import run
+from tests.conftest import run
 
 TINY = [
     "train.py",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.test_cli import run
+from tests.conftest import run
 
 TINY = [
     "experiment=demo",

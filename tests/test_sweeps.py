@@ -12,8 +12,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from physworld.paths import CONFIG_DIR
-from tests.conftest import ROOT, compose_raw
-from tests.test_cli import run
+from tests.conftest import ROOT, compose_raw, run
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import summarize  # noqa: E402
