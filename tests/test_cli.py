@@ -13,21 +13,10 @@ import time
 import pytest
 from omegaconf import OmegaConf
 
-from physworld.config import check_config
+from physworld.checks import check_config
 from physworld.errors import ConfigError
-from tests.conftest import CONFIGS, ROOT
-
-
-def run(args, tmp_path, env=None):
-    env = {**os.environ, "PHYSWORLD_DATA_DIR": str(tmp_path / "data"), **(env or {})}
-    return subprocess.run(
-        [sys.executable, *args, f"paths.log_dir={tmp_path / 'outputs'}"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+from physworld.paths import CONFIG_DIR
+from tests.conftest import ROOT, run
 
 
 def test_train_writes_checkpoint_and_metrics(tmp_path):
@@ -119,7 +108,7 @@ def test_bad_value_is_reported_before_torch_is_imported(tmp_path, override, expe
 
 def test_config_checks_import_neither_torch_nor_lightning():
     code = (
-        "import sys; import physworld.config, physworld.phases; "
+        "import sys; import physworld.checks, physworld.resolve, physworld.phases; "
         "print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))"
     )
     result = subprocess.run(
@@ -218,7 +207,7 @@ def test_config_checks_name_the_key(make_cfg, override, key):
 def test_misspelt_group_option_is_one_line_with_the_options(tmp_path, script, override):
     result = run([script, *override.split()], tmp_path)
     group, value = override.split()[-1].split("=")
-    options = sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
+    options = sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
     bad = value.split(",")[-1]
     assert result.returncode == 2, result.stderr[-2000:]
     assert (
@@ -358,12 +347,12 @@ HYDRA_CONFIGS = {
 def config_groups_used(config_name: str) -> dict[str, list[str]]:
     """The groups of a config's defaults list (Hydra's own left out), each with the options in its folder."""
     groups = []
-    for entry in OmegaConf.to_container(OmegaConf.load(CONFIGS / f"{config_name}.yaml"))["defaults"]:
+    for entry in OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / f"{config_name}.yaml"))["defaults"]:
         if isinstance(entry, dict):
             (group,) = entry
             if not group.startswith(("override ", "hydra")):
                 groups.append(group)
-    return {g: sorted(p.stem for p in (CONFIGS / g).glob("*.yaml")) for g in groups}
+    return {g: sorted(p.stem for p in (CONFIG_DIR / g).glob("*.yaml")) for g in groups}
 
 
 def listed_groups(help_text: str) -> dict[str, list[str]] | None:
@@ -407,7 +396,7 @@ def test_entry_point_runs_outside_the_repository(tmp_path, name):
     if name == "physworld-pipeline":  # the experiments it can run instead
         with_steps = [
             p.stem
-            for p in sorted((CONFIGS / "experiment").glob("*.yaml"))
+            for p in sorted((CONFIG_DIR / "experiment").glob("*.yaml"))
             if OmegaConf.select(OmegaConf.load(p), "pipeline.steps")
         ]
         assert f"Experiments with pipeline.steps (experiment=...): {', '.join(with_steps)}\n" in result.stdout

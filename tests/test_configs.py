@@ -7,11 +7,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 
+from physworld.choices import check_choices, group_options
+from physworld.errors import ConfigError
+from physworld.paths import CONFIG_DIR
 from physworld.phases import PHASES
-from tests.conftest import CONFIGS, ROOT, compose_raw
+from tests.conftest import ROOT, compose_raw
 
-GROUPS = ["phase", "dataset", "model", "trainer", "callbacks", "logger", "experiment", "debug"]
-OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONFIGS / g).glob("*.yaml"))]
+GROUPS = ["phase", "dataset", "data", "model", "trainer", "callbacks", "logger", "experiment", "debug"]
+OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONFIG_DIR / g).glob("*.yaml"))]
 
 
 # Config groups whose options the parametrised test below does not compose, and why.
@@ -25,7 +28,7 @@ NOT_HERE = {
 def test_every_config_group_is_tested():
     """A new group folder under configs/ must join GROUPS (or NOT_HERE, with a reason), and each group in
     GROUPS must have options: otherwise its options would go untested."""
-    folders = {d.name for d in CONFIGS.iterdir() if d.is_dir()}
+    folders = {d.name for d in CONFIG_DIR.iterdir() if d.is_dir()}
     assert folders - set(NOT_HERE) == set(GROUPS)
     assert {g for g, _ in OPTIONS} == set(GROUPS)
 
@@ -40,6 +43,17 @@ def test_option_composes_and_resolves(make_cfg, group, option):
     assert resolved["trainer"]["max_epochs"] == resolved["phase"]["max_epochs"]
     if group not in ("debug", "experiment"):
         assert HydraConfig.get().runtime.choices[group] == option
+
+
+def test_phase_options_are_the_phases_and_extend_the_base():
+    # configs/phase/base/ holds what the phases extend: no option of phase=, and every phase fills in its ???.
+    assert group_options(CONFIG_DIR, "phase") == sorted(PHASES)
+    with pytest.raises(ConfigError, match="phase='base/common' is not accepted"):
+        check_choices(["phase=base/common"], CONFIG_DIR)
+    common = OmegaConf.load(CONFIG_DIR / "phase" / "base" / "common.yaml")
+    for name in PHASES:
+        phase = compose_raw([f"phase={name}"]).phase
+        assert set(common) <= set(phase) and not OmegaConf.missing_keys(phase), name
 
 
 def test_defaults_are_the_seeds(make_cfg):
@@ -70,15 +84,30 @@ def test_debug_and_demo_use_their_own_data_folders(monkeypatch, extra, folder):
 
 
 def test_generate_data_config_matches_train(monkeypatch):
-    # scripts/generate_data.py must write exactly where train.py looks, with the same seed and sizes.
+    # scripts/generate_data.py must write exactly where train.py looks, with the same sizes (the seed: below).
     monkeypatch.delenv("PHYSWORLD_DATA_DIR", raising=False)
     for extra in ([], ["debug=tiny"], ["experiment=demo"]):
         train, gen = compose_raw(extra), compose_raw(extra, config_name="generate_data")
         assert gen.paths.data_dir == train.paths.data_dir
-        assert gen.data.seed == train.data.seed
         assert gen.dataset == train.dataset
         preview = compose_raw(extra, config_name="preview_data")  # previews what training would generate
-        assert preview.data.seed == train.data.seed and preview.dataset == train.dataset
+        assert preview.dataset == train.dataset
+
+
+DATA_COMMANDS = ("train", "generate_data", "preview_data", "evaluate")
+
+
+@pytest.mark.parametrize("config_name", DATA_COMMANDS)
+def test_every_data_command_takes_the_dataset_seed_from_the_data_group(config_name):
+    # The dataset seed is written once, in configs/data/default.yaml: a command that set data.seed itself could
+    # drift from the others and make (or look for) another cache.
+    own = OmegaConf.load(CONFIG_DIR / f"{config_name}.yaml")
+    assert OmegaConf.select(own, "data.seed") is None, f"{config_name}.yaml sets data.seed itself"
+    group = OmegaConf.load(CONFIG_DIR / "data" / "default.yaml")
+    cfg = compose_raw(config_name=config_name)
+    assert cfg.hydra.runtime.choices.data == "default"
+    assert cfg.data.seed == group.seed
+    assert compose_raw(["data.seed=3"], config_name=config_name).data.seed == 3
 
 
 MISSPELT = [

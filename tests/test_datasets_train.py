@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from physworld.config import check_config, datasets_for
+from physworld.checks import check_config
 from physworld.data.cache import load_split
+from physworld.data.plan import datasets_for
 from physworld.data.scenes import SCENES
 from physworld.errors import ConfigError
 from physworld.run import train

@@ -11,7 +11,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 
-from tests.test_cli import run
+from tests.conftest import run
 
 DDP = ["trainer.accelerator=cpu", "trainer.devices=2", "debug=tiny"]
 

@@ -13,14 +13,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 from PIL import Image
 
 from physworld.errors import CheckpointError, ConfigError
 from physworld.evaluation.evaluate import evaluate_run
 from physworld.evaluation.report import write_report
-from physworld.run import train
-from tests.conftest import ROOT, compose_config
+from tests.conftest import ROOT
 
 PNGS = [
     "architecture_diagram.png",
@@ -34,47 +32,6 @@ ROLLOUT_PNGS = [
     "rollout_error_vs_horizon.png",
     "position_error_vs_horizon.png",
 ]
-
-
-def tiny_run(tmp: Path, *overrides: str) -> Path:
-    """Train a debug=tiny run in-process and save its config where Hydra would (`<run>/.hydra/config.yaml`),
-    which is where evaluate.py reads the training data from."""
-    cfg = compose_config(tmp, ["debug=tiny", "dataset=pendulum", "test=false", *overrides])
-    train(cfg)
-    run = tmp / "run"
-    (run / ".hydra").mkdir(exist_ok=True)
-    OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
-    return run
-
-
-# test_report.py imports these fixtures; the cache makes both modules share one set of runs per session.
-_made: dict[str, object] = {}
-
-
-def once(key: str, make):
-    if key not in _made:
-        _made[key] = make()
-    return _made[key]
-
-
-@pytest.fixture(scope="session")
-def recon_run(tmp_path_factory) -> Path:
-    return once("recon", lambda: tiny_run(tmp_path_factory.mktemp("recon"), "phase.max_epochs=2"))
-
-
-@pytest.fixture(scope="session")
-def pred_run(tmp_path_factory, recon_run) -> Path:
-    init = recon_run / "checkpoints" / "last.ckpt"
-    return once(
-        "pred",
-        lambda: tiny_run(tmp_path_factory.mktemp("pred"), "phase=prediction", f"phase.init_from={init}"),
-    )
-
-
-@pytest.fixture(scope="session")
-def pred_eval(pred_run) -> tuple[Path, dict]:
-    """The prediction run's last checkpoint evaluated on its own (inherited) test split."""
-    return once("pred_eval", lambda: evaluate_run(pred_run, checkpoint="last.ckpt"))
 
 
 def assert_image(path: Path, kind: str) -> None:

@@ -16,7 +16,7 @@ import torch
 from physworld.benchmark.host_reads import HostReads
 from physworld.benchmark.memory import largest_batch
 from physworld.benchmark.workloads import synthetic_batch, training_loss
-from physworld.config import check_config
+from physworld.checks import check_config
 from physworld.data.device_windows import DeviceWindowLoader
 from physworld.errors import ConfigError
 from physworld.run import build_datamodule, build_phase, train
@@ -286,23 +286,23 @@ def _assert_same_batches(mine, theirs) -> None:
 
 
 def test_precision_is_checked_and_auto_follows_the_hardware(make_cfg, monkeypatch):
-    import physworld.config as config
+    import physworld.resolve as resolve
 
     with pytest.raises(
         ConfigError, match=r"trainer.precision='fp8' is not accepted: one of \['auto', '32-true'"
     ):
         check_config(make_cfg("debug=tiny", "trainer.precision=fp8"))
     for native, expected in ((True, "bf16-mixed"), (False, "32-true")):
-        monkeypatch.setattr(config, "native_bf16", lambda accelerator="auto", native=native: native)
+        monkeypatch.setattr(resolve, "native_bf16", lambda accelerator="auto", native=native: native)
         cfg = make_cfg("debug=tiny", "trainer.precision=auto")
         check_config(cfg)
-        assert config.resolve_precision(cfg) == expected and cfg.trainer.precision == expected
+        assert resolve.resolve_precision(cfg) == expected and cfg.trainer.precision == expected
     cfg = make_cfg("debug=tiny", "trainer.precision=16-mixed")  # anything but auto is left as written
-    assert config.resolve_precision(cfg) == "16-mixed"
+    assert resolve.resolve_precision(cfg) == "16-mixed"
 
 
 def test_native_bf16_on_cpu_matches_the_cpu_flags():
-    from physworld.config import native_bf16
+    from physworld.resolve import native_bf16
 
     try:
         flags = Path("/proc/cpuinfo").read_text().split()

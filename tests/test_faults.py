@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from physworld.callbacks.faults import AtomicCheckpointIO, NonFiniteLossError
-from physworld.config import check_config
+from physworld.checks import check_config
 from physworld.errors import ConfigError, PhysworldError
 from physworld.run import build_datamodule, train
-from tests.test_cli import run
+from tests.conftest import run
 
 TINY = [
     "train.py",

@@ -16,9 +16,9 @@ from gymnasium.utils.env_checker import check_env
 import physworld.envs
 from physworld.data.scenes import goal_reach
 from physworld.envs import GOAL_REACH_ID, GoalReachEnv, oracle_action
-from tests.conftest import CONFIGS
+from physworld.paths import CONFIG_DIR
 
-PARAMS = yaml.safe_load((CONFIGS / "dataset" / "goal_reach.yaml").read_text())["scene"]
+PARAMS = yaml.safe_load((CONFIG_DIR / "dataset" / "goal_reach.yaml").read_text())["scene"]
 N, T = 16, 30
 
 

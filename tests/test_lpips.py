@@ -13,14 +13,14 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from physworld.config import check_config, datasets_for
+from physworld.checks import check_config
 from physworld.data.cache import ensure_split, load_split
+from physworld.data.plan import datasets_for
 from physworld.errors import CheckpointError, ConfigError
 from physworld.evaluation.evaluate import evaluate_run
 from physworld.evaluation.report import write_report
 from physworld.metrics.lpips import BACKBONE_FILE, CHANNELS, LPIPS, AlexNetFeatures, build_lpips
-from tests.test_evaluate import pred_run, recon_run, tiny_run  # noqa: F401  (shared session fixtures)
-from tests.test_report import check_tables_hold_metrics
+from tests.conftest import check_tables_hold_metrics, tiny_run
 
 # torchvision.models.alexnet().features.state_dict(): (name, shape), in order
 TORCHVISION_ALEXNET_FEATURES = [

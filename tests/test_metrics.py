@@ -86,9 +86,9 @@ def test_rollout_scorer_gives_the_truth_sharpness_one_and_the_copy_last_its_own_
 
     from physworld.data.scenes import SCENES
     from physworld.metrics.rollout import RolloutScorer, horizon_keys
-    from tests.conftest import CONFIGS
+    from physworld.paths import CONFIG_DIR
 
-    scene = OmegaConf.to_container(OmegaConf.load(CONFIGS / "dataset" / "bouncing_balls.yaml").scene)
+    scene = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "dataset" / "bouncing_balls.yaml").scene)
     batch = SCENES["bouncing_balls"].generate(np.random.default_rng(0), 4, 8, scene)
     frames = torch.from_numpy(batch.frames).permute(0, 1, 4, 2, 3).float() / 255  # (4, 8, 3, 64, 64)
     c, k = 2, 6

@@ -20,6 +20,14 @@ def test_configs_are_inside_the_package():
     assert (paths.CONFIG_DIR / "train.yaml").is_file()
 
 
+def test_compose_applies_overrides_and_hands_the_task_config():
+    cfg = paths.compose("train", ["phase=prediction", "data.stride=3"])
+    assert "hydra" not in cfg and cfg.phase.name == "prediction" and cfg.data.stride == 3
+    # keep_hydra: the hydra node stays, with the choices the defaults list made
+    cfg = paths.compose("evaluate", ["dataset=pendulum"], keep_hydra=True)
+    assert cfg.hydra.runtime.choices.dataset == "pendulum" and cfg.dataset.name == "pendulum"
+
+
 def test_a_checkout_keeps_data_and_outputs_in_the_repository(no_root, monkeypatch, tmp_path):
     if paths.PACKAGE_DIR != ROOT / "src" / "physworld":
         pytest.skip(f"physworld is imported from {paths.PACKAGE_DIR}, not from this checkout")

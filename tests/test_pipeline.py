@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.test_cli import run
+from tests.conftest import run
 
 TINY = [
     "experiment=demo",
@@ -68,7 +68,7 @@ def test_experiment_without_steps_fails_with_one_line(tmp_path):
 
 
 def test_fidelity_steps_are_the_demos_physics_steps_with_its_fidelity_settings():
-    from physworld.config import check_config
+    from physworld.checks import check_config
     from physworld.pipeline import plan
 
     _, demo, _ = plan(["experiment=demo"])
@@ -89,7 +89,7 @@ def test_demo_keeps_colours_in_its_physics_vqvae_steps_only():
     # Grouped codes everywhere (the agent's world model is fine-tuned from the physics one, so it shares the
     # quantiser); the foreground-weighted, edge-aware reconstruction in the steps that train the physics VQ-VAE;
     # step 2's higher learning rate. The agent steps keep the plain reconstruction loss.
-    from physworld.config import check_config
+    from physworld.checks import check_config
     from physworld.pipeline import plan
 
     _, steps, _ = plan(["experiment=demo"])
@@ -108,3 +108,17 @@ def test_demo_keeps_colours_in_its_physics_vqvae_steps_only():
             assert (cfg.phase.get(key, 0) > 0) == weighted, (name, key)
     by_name = dict(steps)
     assert by_name["2_prediction"].phase.lr > by_name["3_comprehensive"].phase.lr
+
+
+def test_common_overrides_come_before_each_steps_own_and_the_command_line_after_both():
+    from physworld.pipeline import plan
+
+    _, steps, pipeline = plan(["experiment=demo"])
+    common = dict(o.split("=", 1) for o in pipeline.common_overrides)
+    own = [dict(o.split("=", 1) for o in step.overrides) for step in pipeline.steps]
+    assert any("data.stride" in o for o in own) and any("data.stride" not in o for o in own)  # both cases
+    for (name, cfg), mine in zip(steps, own):
+        assert str(cfg.data.stride) == mine.get("data.stride", common["data.stride"]), name
+        assert cfg.dataset.name == mine.get("dataset", common["dataset"]), name
+    _, steps, _ = plan(["experiment=demo", "data.stride=2"])
+    assert {cfg.data.stride for _, cfg in steps} == {2}

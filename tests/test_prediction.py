@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch.utilities.model_summary import ModelSummary
 from PIL import Image
 
-from physworld.config import check_config
+from physworld.checks import check_config
 from physworld.errors import CheckpointError, ConfigError
 from physworld.models.convgru import ConvGRUCell, LatentDynamics
 from physworld.models.spec import ModelSpec

@@ -21,61 +21,15 @@ from PIL import Image
 
 from physworld.errors import PhysworldError
 from physworld.evaluation.curves import read_csv_log, read_wandb_offline
-from physworld.evaluation.document import fmt
 from physworld.evaluation.evaluate import evaluate_run
-from physworld.evaluation.report import FRAME_COLUMNS, PHYSICS_COLUMNS, RECON_COLUMNS, write_report
-from tests.conftest import ROOT
-from tests.test_evaluate import pred_eval, pred_run, recon_run  # noqa: F401  (shared session fixtures)
-
-LABELS = {label: key for key, label in RECON_COLUMNS + FRAME_COLUMNS + PHYSICS_COLUMNS}
-
-
-def tables(markdown: str, headings: bool = False) -> list:
-    """Every Markdown table as rows of cells (header first, the |---| line dropped); with headings, as
-    (the latest `#### ` heading above it, rows) pairs."""
-    found, current, heading = [], [], None
-    for line in markdown.splitlines() + [""]:
-        if line.startswith("|"):
-            if not line.startswith("|---"):
-                current.append([c.strip() for c in line.strip("|").split(" | ")])
-        elif current:
-            found.append((heading, current) if headings else current)
-            current = []
-        if line.startswith("#### "):
-            heading = line[5:].strip()
-    return found
+from physworld.evaluation.report import write_report
+from tests.conftest import ROOT, check_tables_hold_metrics
 
 
 def evaluation_sections(markdown: str) -> dict[str, str]:
     """Evaluation folder name (as the heading writes it) -> the Markdown of its section."""
     parts = re.split(r"^## ", markdown, flags=re.M)
     return {m[1]: part for part in parts if (m := re.match(r"Evaluation `([^`]+)`", part))}
-
-
-def check_tables_hold_metrics(section: str, metrics: dict, split: str = "test") -> int:
-    """Every cell of the reconstruction and rollout tables equals the formatted metrics.json value."""
-    checked = 0
-    for name, table in tables(section, headings=True):
-        header = table[0]
-        if header[0] == "dataset" and header[1] == "L1":
-            for row in table[1:]:
-                for label, cell in zip(header[1:], row[1:]):
-                    assert cell == fmt(metrics.get(f"{split}/{LABELS[label]}/{row[0]}")), (row[0], label)
-                    checked += 1
-        elif header[:2] == ["dataset", "horizon"]:  # the at-a-glance table: a row per dataset and horizon
-            for row in table[1:]:
-                for label, cell in zip(header[2:], row[2:]):
-                    assert cell == fmt(metrics.get(f"{split}/{LABELS[label]}/{row[0]}/{row[1]}")), row[:2]
-                    checked += 1
-        elif header[0] == "horizon":  # a dataset's own tables, under its `#### <dataset>` heading
-            for row in table[1:]:
-                for label, cell in zip(header[1:], row[1:]):
-                    assert cell == fmt(metrics.get(f"{split}/{LABELS[label]}/{name}/{row[0]}")), (
-                        row[0],
-                        label,
-                    )
-                    checked += 1
-    return checked
 
 
 def check_html_images(page: Path, expected: int) -> None:

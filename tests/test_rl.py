@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from physworld.config import check_config
+from physworld.checks import check_config
 from physworld.envs.episodes import OraclePolicy, RandomPolicy, run_episodes
 from physworld.errors import CheckpointError, ConfigError
 from physworld.models.agent import Actor, Critic, RewardPredictor, lambda_returns, split_lambda_returns

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from physworld.callbacks.faults import AtomicCheckpointIO
-from physworld.config import check_config
+from physworld.checks import check_config
 from physworld.errors import CheckpointError, ConfigError
 from physworld.phases.prediction import PredictionPhase
 from physworld.run import build_phase, plain
@@ -26,33 +26,7 @@ from physworld.safe_checkpoint import (
     load_weights_file,
     pickled_globals,
 )
-from tests.conftest import ROOT
-from tests.test_evaluate import pred_run, recon_run  # noqa: F401  (shared session fixtures)
-
-
-class CreateFile:
-    """Unpickling this calls `function(code or path)`: `open(path, "w")` or `exec(...)` creates `path`."""
-
-    def __init__(self, path: Path, how: str = "open"):
-        self.path, self.how = str(path), how
-
-    def __reduce__(self):
-        if self.how == "exec":
-            return exec, (f"open({self.path!r}, 'w').close()",)
-        return open, (self.path, "w")
-
-
-def malicious_checkpoint(folder: Path, how: str = "open", protocol: int = 2) -> tuple[Path, Path]:
-    """A checkpoint shaped like a physworld one, with the payload among its hyperparameters; and the file the
-    payload would create."""
-    marker = folder / f"pwned_{how}_{protocol}"
-    ckpt = {
-        "state_dict": {"vqvae.w": torch.zeros(2)},
-        "hyper_parameters": {"phase": {"name": "reconstruction", "note": CreateFile(marker, how)}},
-    }
-    path = folder / f"evil_{how}_{protocol}.ckpt"
-    torch.save(ckpt, path, pickle_protocol=protocol)
-    return path, marker
+from tests.conftest import ROOT, CreateFile, malicious_checkpoint
 
 
 def test_the_payload_really_runs_when_unpickled(tmp_path):

@@ -16,7 +16,6 @@ from physworld.phases.prediction import PredictionPhase
 from physworld.phases.reconstruction import ReconstructionPhase
 from physworld.run import build_phase, plain
 from physworld.safe_checkpoint import load_checkpoint_file
-from tests.test_evaluate import recon_run  # noqa: F401  (shared session fixture)
 
 
 def save_checkpoint(phase, path: Path) -> Path:

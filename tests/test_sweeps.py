@@ -12,10 +12,10 @@ import yaml
 from omegaconf import OmegaConf
 
 from physworld.evaluation import sweeps
-from tests.conftest import CONFIGS, compose_raw
-from tests.test_cli import run
+from physworld.paths import CONFIG_DIR
+from tests.conftest import compose_raw, run
 
-SEARCHES = sorted(p.stem for p in (CONFIGS / "hparams_search").glob("*.yaml"))
+SEARCHES = sorted(p.stem for p in (CONFIG_DIR / "hparams_search").glob("*.yaml"))
 TINY = ["debug=tiny", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1"]
 
 
@@ -34,7 +34,7 @@ def test_hparams_search_composes_and_every_searched_key_exists(search):
     assert len(params) >= 2
     for key in params:  # a typo here would only show when the sweep starts
         assert OmegaConf.select(cfg, key, default="missing") != "missing", key
-    header = (CONFIGS / "hparams_search" / f"{search}.yaml").read_text().splitlines()
+    header = (CONFIG_DIR / "hparams_search" / f"{search}.yaml").read_text().splitlines()
     assert header[0] == "# @package _global_" and header[1].startswith("# python train.py")
 
 

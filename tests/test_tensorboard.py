@@ -11,7 +11,7 @@ import types
 
 import pytest
 
-from physworld.config import check_config
+from physworld.checks import check_config
 from physworld.errors import ConfigError
 from tests.conftest import ROOT
 

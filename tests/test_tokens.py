@@ -242,7 +242,7 @@ def test_rl_imagines_with_token_dynamics(tmp_path, recon_ckpts):
 
 
 def test_bad_token_settings_fail_with_one_line(make_cfg, tmp_path):
-    from physworld.config import check_config
+    from physworld.checks import check_config
     from physworld.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"model.dynamics.output='pixels' is not accepted: one of"):

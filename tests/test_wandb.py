@@ -149,7 +149,7 @@ def test_log_files_sends_gifs_as_videos_and_pngs_as_images(tmp_path):
 def test_logger_wandb_without_wandb_is_one_line_naming_the_extra(make_cfg, monkeypatch, tmp_path):
     # wandb is the optional extra physworld[wandb]; simulate an install without it (None in sys.modules makes
     # `import wandb` fail).
-    from physworld.config import check_config
+    from physworld.checks import check_config
     from physworld.errors import ConfigError
 
     check_config(make_cfg("debug=tiny", "logger=wandb"))  # installed here: accepted

@@ -18,7 +18,8 @@ import zipfile
 
 import pytest
 
-from tests.conftest import CONFIGS, ROOT
+from physworld.paths import CONFIG_DIR
+from tests.conftest import ROOT
 
 
 def pip(*args, cwd):
@@ -51,7 +52,9 @@ def test_wheel_carries_code_and_configs_and_trains_outside_the_repository(tmp_pa
     (wheel,) = (tmp_path / "wheels").glob("physworld-*.whl")
 
     names = set(zipfile.ZipFile(wheel).namelist())
-    configs = {f"physworld/configs/{p.relative_to(CONFIGS).as_posix()}" for p in CONFIGS.rglob("*.yaml")}
+    configs = {
+        f"physworld/configs/{p.relative_to(CONFIG_DIR).as_posix()}" for p in CONFIG_DIR.rglob("*.yaml")
+    }
     assert configs and configs <= names, sorted(configs - names)
     assert "physworld/cli/train.py" in names
     # Every [project.scripts] entry is a console script of the wheel, its module packed with it.

@@ -22,8 +22,7 @@ from physworld.data.cache import ensure_split, load_split
 from physworld.errors import CheckpointError, ConfigError
 from physworld.evaluation.loading import load_phase
 from physworld.run import train
-from tests.conftest import ROOT, compose_config
-from tests.test_safe_loading import malicious_checkpoint
+from tests.conftest import ROOT, compose_config, malicious_checkpoint
 
 TINY_DATA = ["--num-sequences", "8", "--num-frames", "8"]  # debug=tiny's data caps, so its data is reused
 

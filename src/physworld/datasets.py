@@ -1,7 +1,7 @@
 """`physworld.datasets.load(name, split)`: a dataset's arrays without Hydra, generated first if needed.
 
 The dataset is the one `dataset=<name>` trains on (its spec is read from configs/dataset/<name>.yaml, the data
-seed is configs/train.yaml's `data.seed`), stored by the same cache (data/cache.py) in the same folder, so a
+seed is configs/data/default.yaml's `data.seed`), stored by the same cache (data/cache.py) in the same folder, so a
 split made by training is reused here and the other way round.
 """
 
@@ -36,8 +36,8 @@ def default_data_dir() -> Path:
 
 
 def data_seed() -> int:
-    """configs/train.yaml's `data.seed`: the seed training generates its data with, so the cache is shared."""
-    return int(OmegaConf.load(CONFIG_DIR / "train.yaml").data.seed)
+    """configs/data/default.yaml's `seed`: the seed training generates its data with, so the cache is shared."""
+    return int(OmegaConf.load(CONFIG_DIR / "data" / "default.yaml").seed)
 
 
 def spec(name: str, num_sequences: int | None = None, num_frames: int | None = None) -> dict:

@@ -22,8 +22,8 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 import physworld
-from physworld.config import datasets_for
 from physworld.data.cache import SPLITS, read_manifest, split_dir
+from physworld.data.plan import datasets_for
 from physworld.errors import CheckpointError, ConfigError
 from physworld.evaluation.document import Code, Heading, Table, Text, fmt, to_markdown
 from physworld.evaluation.runs import run_config_file, training_run_dir

@@ -2,7 +2,8 @@
 
 CONFIG_DIR is the Hydra config tree. It ships inside the package (physworld/configs, package data in
 pyproject.toml), so an installed wheel composes the same configs as the repository: every script, entry point
-and test finds it here, never relative to the repository.
+and test finds it here, never relative to the repository. compose() is the one way to compose it from Python
+(a pipeline's steps, evaluate_run, the benchmark, the tests), as the command line of that config would.
 
 The config tree's help texts (`--help`) list the groups a command's config uses with the resolver
 `${physworld.config_groups:}`, registered here, beside CONFIG_DIR, so whatever composes the tree can resolve it.
@@ -18,7 +19,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 CONFIG_DIR = PACKAGE_DIR / "configs"
@@ -37,6 +42,20 @@ def config_groups(*, _root_: DictConfig) -> str:
 
 if not OmegaConf.has_resolver("physworld.config_groups"):
     OmegaConf.register_new_resolver("physworld.config_groups", config_groups)
+
+
+def compose(config_name: str, overrides=(), *, keep_hydra: bool = False) -> DictConfig:
+    """The config `configs/<config_name>.yaml` composed with `overrides`, as its command line (train.py,
+    scripts/evaluate.py, ...) would see it. HydraConfig is set, so `${hydra:...}` interpolations resolve; the
+    hydra node is removed, as @hydra.main hands a task its config, unless keep_hydra."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = hydra_compose(config_name=config_name, overrides=list(overrides), return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    if not keep_hydra:
+        with open_dict(cfg):
+            del cfg["hydra"]
+    return cfg
 
 
 def source_checkout() -> Path | None:

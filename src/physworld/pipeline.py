@@ -2,8 +2,10 @@
 
 An experiment that defines `pipeline.steps` (configs/experiment/*.yaml) lists the runs to chain: each step
 has a `name` (its folder under `pipeline.dir`), the train.py `overrides` that make it (phase, dataset, sizes,
-...) and optionally `init_from`, the earlier step whose best checkpoint it starts from. The command-line
-overrides apply to every step, after the step's own (so `phase.max_epochs=1` shortens every step).
+...) and optionally `init_from`, the earlier step whose best checkpoint it starts from. The experiment's
+`pipeline.common_overrides` (optional) apply to every step before the step's own, so what all steps share is
+written once; the command-line overrides apply to every step after them (so `phase.max_epochs=1` shortens every
+step).
 
 When every step is done it evaluates the world-model steps (scripts/evaluate.py) and writes the pipeline's
 report (`report.md`, `report.html`; `pipeline.report: false` skips both).
@@ -20,27 +22,14 @@ import json
 import time
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from physworld.choices import check_choices, group_options
-from physworld.config import datasets_for
 from physworld.data.cache import SPLITS, ensure_split
+from physworld.data.plan import datasets_for
 from physworld.errors import ConfigError
-from physworld.paths import CONFIG_DIR
-
-
-def compose_train(overrides: list[str]) -> DictConfig:
-    """The config `python train.py <overrides>` would see (the hydra node removed, run dir resolved)."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=list(overrides), return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
+from physworld.paths import CONFIG_DIR, compose
 
 
 def has_steps(experiment: str) -> bool:
@@ -53,7 +42,7 @@ def plan(overrides: list[str]) -> tuple[Path, list[tuple[str, DictConfig]], Dict
     """The pipeline folder, each step's composed config (with its run folder and starting checkpoint) and the
     experiment's `pipeline` node."""
     check_choices(overrides, CONFIG_DIR)  # experiment=demoo: one line naming the experiments there are
-    base = compose_train(overrides)
+    base = compose("train", overrides)
     pipeline = base.get("pipeline")
     if not pipeline or not pipeline.get("steps"):
         with_steps = [name for name in group_options(CONFIG_DIR, "experiment") if has_steps(name)]
@@ -62,17 +51,21 @@ def plan(overrides: list[str]) -> tuple[Path, list[tuple[str, DictConfig]], Dict
             f"accepted an experiment that defines them, one of {with_steps}"
         )
     root = Path(pipeline.dir)
+    common = list(pipeline.get("common_overrides") or [])
+    check_choices(common, CONFIG_DIR)
     steps, names = [], []
     for step in pipeline.steps:
         name = step.name
         init = step.get("init_from")
         if init is not None and init not in names:
             raise ConfigError(f"pipeline step {name!r}: init_from={init!r} is not an earlier step ({names})")
-        extra = [*step.overrides, *overrides]  # the command line wins, e.g. phase.max_epochs=1 for every step
+        # Later overrides win: the step's own over the common ones, the command line (e.g. phase.max_epochs=1
+        # for every step) over both.
+        extra = [*common, *step.overrides, *overrides]
         check_choices(list(step.overrides), CONFIG_DIR)
         if init is not None:
             extra.append(f"phase.init_from={root / init / 'checkpoints' / 'best.ckpt'}")
-        cfg = compose_train(extra)
+        cfg = compose("train", extra)
         with open_dict(cfg):
             cfg.paths.output_dir = str(root / name)
             cfg.task_name = "pipeline"
@@ -94,7 +87,7 @@ def generate_all(steps: list[tuple[str, DictConfig]]) -> None:
 
 def run_pipeline(overrides: list[str]) -> Path:
     """Run (or resume) every step; return the pipeline folder. Each step writes its own run folder."""
-    from physworld.config import check_config
+    from physworld.checks import check_config
 
     root, steps, settings = plan(overrides)
     # Fail on any bad value before generating or training anything, and before torch and Lightning are

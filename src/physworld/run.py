@@ -12,12 +12,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from physworld import loggers as run_loggers
 from physworld.callbacks.metrics_file import scalar_metrics, write_metrics
-from physworld.config import check_config, dataset_members, datasets_for, resolve_ckpt_path, resolve_precision
+from physworld.checks import check_config
 from physworld.data.datamodule import VideoDataModule
+from physworld.data.plan import dataset_members, datasets_for
 from physworld.errors import PhysworldError
 from physworld.log_handlers import drop_lightning_console_handler
 from physworld.phases import PHASES
 from physworld.phases.checkpoints import init_model
+from physworld.resolve import resolve_ckpt_path, resolve_precision
 
 
 def plain(node) -> dict | list:

@@ -41,7 +41,7 @@ from physworld.benchmark.workloads import (
     phase_config,
     synthetic_batch,
 )
-from physworld.config import native_bf16, resolve_precision
+from physworld.resolve import native_bf16, resolve_precision
 
 SECTIONS = (
     "training",

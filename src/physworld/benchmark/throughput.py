@@ -22,8 +22,8 @@ import torch
 from omegaconf import DictConfig
 
 from physworld.benchmark.workloads import training_loss
-from physworld.config import resolve_precision
 from physworld.phases.base import WorldModelPhase
+from physworld.resolve import resolve_precision
 from physworld.run import build_loggers
 
 

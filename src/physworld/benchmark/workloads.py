@@ -7,12 +7,9 @@ import os
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from physworld.paths import CONFIG_DIR, project_root
+from physworld.paths import compose, project_root
 from physworld.phases.base import WorldModelPhase
 from physworld.phases.reconstruction import ReconstructionPhase
 from physworld.run import build_datamodule, build_phase
@@ -26,12 +23,8 @@ DATA = ["dataset=moving_mnist", "dataset.sizes.train=64", "dataset.sizes.val=8",
 def compose_config(overrides: list[str], output_dir: str | Path, data_dir: str | Path) -> DictConfig:
     """The config `python train.py <overrides>` would see, with its outputs and data where we say."""
     os.environ.setdefault("PHYSWORLD_ROOT", str(ROOT))
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[*DATA, *overrides], return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)  # so ${hydra:...} interpolations resolve
+    cfg = compose("train", [*DATA, *overrides])
     with open_dict(cfg):
-        del cfg["hydra"]
         cfg.paths.output_dir = str(output_dir)
         cfg.paths.data_dir = str(data_dir)
     return cfg

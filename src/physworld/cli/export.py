@@ -19,7 +19,7 @@ from physworld.paths import CONFIG_DIR
 def check_export(cfg: DictConfig) -> None:
     """Raise ConfigError (CheckpointError for a missing checkpoint) for the first bad key of configs/export.yaml.
     Nothing here needs torch: the command runs it before importing physworld.export (which does)."""
-    from physworld.config import check_loggers
+    from physworld.checks import check_loggers
     from physworld.errors import CheckpointError, ConfigError
 
     for key, example in (("ckpt_path", "<run>/checkpoints/best.ckpt"), ("out", "exports/<name>")):

@@ -23,8 +23,8 @@ def human_bytes(n: float) -> str:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="generate_data")
 def generate_data_app(cfg: DictConfig) -> None:
-    from physworld.config import check_dataset, dataset_members, datasets_for
     from physworld.data.cache import ensure_split, load_split, read_manifest
+    from physworld.data.plan import check_dataset, dataset_members, datasets_for
     from physworld.errors import PhysworldError, print_error
 
     try:

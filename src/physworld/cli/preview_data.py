@@ -40,9 +40,10 @@ def save_gif(frames: np.ndarray, path: Path, scale: int = 3, fps: int = 10) -> N
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="preview_data")
 def preview_app(cfg: DictConfig) -> None:
-    from physworld.config import check_dataset, dataset_members, non_negative_int, require
+    from physworld.data.plan import check_dataset, dataset_members
     from physworld.data.scenes import SCENES
     from physworld.errors import PhysworldError, print_error
+    from physworld.require import non_negative_int, require
 
     try:
         members = dataset_members(cfg.dataset)

@@ -15,7 +15,7 @@ from physworld.paths import CONFIG_DIR
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def train_app(cfg: DictConfig) -> float | None:
-    from physworld.config import check_config
+    from physworld.checks import check_config
     from physworld.errors import PhysworldError, print_error
 
     try:

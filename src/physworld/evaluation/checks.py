@@ -13,8 +13,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from physworld.config import check_dataset, dataset_members, non_negative_int, positive_int, require
+from physworld.data.plan import check_dataset, dataset_members
 from physworld.errors import CheckpointError, ConfigError
+from physworld.require import non_negative_int, positive_int, require
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 

@@ -17,15 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from physworld.callbacks.metrics_file import scalar_metrics, write_metrics
-from physworld.config import datasets_for
 from physworld.data.cache import ensure_split, load_params, load_split
+from physworld.data.plan import datasets_for
 from physworld.errors import ConfigError
 from physworld.evaluation.architecture import architecture_diagram
 from physworld.evaluation.checks import check_evaluation
@@ -36,7 +33,7 @@ from physworld.evaluation.scoring import DatasetScores, score_reconstruction, sc
 from physworld.log_handlers import drop_lightning_console_handler
 from physworld.metrics.lpips import LPIPS, MIN_SIZE, build_lpips
 from physworld.metrics.rollout import horizon_keys
-from physworld.paths import CONFIG_DIR
+from physworld.paths import compose
 
 log = logging.getLogger(__name__)
 
@@ -219,11 +216,7 @@ def evaluate_run(
 ) -> tuple[Path, dict[str, float]]:
     """Evaluate `<run>/checkpoints/<checkpoint>` as `python scripts/evaluate.py ckpt_path=... <overrides>`
     would, from Python (a pipeline evaluating its steps before writing its report)."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("evaluate", overrides=list(overrides), return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)  # so ${hydra:...} interpolations resolve
+    cfg = compose("evaluate", overrides)
     with open_dict(cfg):
-        del cfg["hydra"]
         cfg.ckpt_path = str(Path(run) / "checkpoints" / checkpoint)  # set, not parsed: any path works
     return evaluate(cfg)

@@ -1,7 +1,7 @@
 """LightningModules, one per `phase=<name>`.
 
 `PHASES` maps each name to its class. The classes import Lightning, so PHASES is built on first use (a module
-`__getattr__`): the start-up checks (physworld.config) check `phase=` against PHASE_NAMES without importing
+`__getattr__`): the start-up checks (physworld.checks) check `phase=` against PHASE_NAMES without importing
 Lightning, and so report a bad value in about the time Hydra takes to compose.
 """
 

@@ -1,5 +1,5 @@
 """Start-up checks of a composed config: a bad value stops the run before any work, with one line naming
-the key, the value and what is accepted.
+the key, the value and what is accepted (physworld.require).
 
 This module imports neither torch nor Lightning at the top (train.py runs check_config before importing them,
 so a bad value is reported in seconds); the few checks that need torch import it where they run."""
@@ -12,82 +12,18 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from physworld.data.scenes import SCENES
+from physworld.data.plan import check_dataset, dataset_members, datasets_for
 from physworld.errors import ConfigError
+from physworld.models.spec import ModelSpec
 from physworld.phases import PHASE_NAMES
-
-
-def _get(cfg: DictConfig, key: str):
-    return OmegaConf.select(cfg, key, throw_on_missing=True)
-
-
-def require(cfg: DictConfig, key: str, ok, accepted: str) -> None:
-    value = _get(cfg, key)
-    try:
-        good = ok(value)
-    except (TypeError, ValueError):
-        good = False
-    if not good:
-        raise ConfigError(f"{key}={value!r} is not accepted: {accepted}")
-
-
-def positive_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v > 0
-
-
-def non_negative_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
-
-
-def positive_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
-
-
-def non_negative_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
-
-
-def dataset_members(dataset: DictConfig) -> list[DictConfig]:
-    """The datasets a `dataset=` choice stands for: its members for a mixture (dataset=all), else itself."""
-    members = dataset.get("members")
-    return list(members.values()) if members else [dataset]
-
-
-def datasets_for(cfg: DictConfig) -> list[dict]:
-    """Plain dicts of the datasets to load, with the `data.max_sequences` / `data.max_frames` caps applied
-    (debug=tiny uses them so that every dataset, dataset=all included, shrinks to a few short sequences)."""
-    data = cfg.get("data") or {}
-    max_sequences, max_frames = data.get("max_sequences"), data.get("max_frames")
-    out = []
-    for member in dataset_members(cfg.dataset):
-        d = OmegaConf.to_container(member, resolve=True)
-        d.pop("members", None)
-        if max_sequences is not None:
-            d["sizes"] = {split: min(n, max_sequences) for split, n in d["sizes"].items()}
-        if max_frames is not None:
-            d["num_frames"] = min(d["num_frames"], max_frames)
-        out.append(d)
-    return out
-
-
-def check_dataset(dataset: DictConfig) -> None:
-    require(dataset, "name", lambda v: v in SCENES, f"one of {sorted(SCENES)}")
-    require(dataset, "num_frames", positive_int, "a positive integer")
-    for split in ("train", "val", "test"):
-        require(dataset, f"sizes.{split}", positive_int, "a positive integer (sequences in the split)")
-
+from physworld.require import non_negative_int, non_negative_number, positive_int, positive_number, require
+from physworld.resolve import PRECISIONS, resolve_ckpt_path
 
 DYNAMICS_PHASES = ("prediction", "comprehensive")
 
 
 def check_dynamics(cfg: DictConfig, files: bool = True) -> None:
     """The keys of phases that roll the ConvGRU dynamics forward."""
-    for key in ("model.dynamics.hidden_channels", "model.dynamics.num_layers", "model.dynamics.action_dim"):
-        require(cfg, key, positive_int, "a positive integer")
-    require(
-        cfg, "model.dynamics.kernel_size", lambda v: positive_int(v) and v % 2 == 1, "an odd positive integer"
-    )
-    check_dynamics_output(cfg)
     require(cfg, "phase.context_frames", positive_int, "a positive integer")
     require(
         cfg,
@@ -113,15 +49,6 @@ def check_dynamics(cfg: DictConfig, files: bool = True) -> None:
         )
     if files and init is not None:
         check_init_from(init)
-
-
-def check_dynamics_output(cfg: DictConfig) -> None:
-    """What the dynamics predicts and how token predictions are fed back (models/convgru.py)."""
-    from physworld.models.convgru import FEEDBACKS, OUTPUTS, TOKEN_HEADS
-
-    require(cfg, "model.dynamics.output", lambda v: v in OUTPUTS, f"one of {list(OUTPUTS)}")
-    require(cfg, "model.dynamics.token_head", lambda v: v in TOKEN_HEADS, f"one of {list(TOKEN_HEADS)}")
-    require(cfg, "model.dynamics.feedback", lambda v: v in FEEDBACKS, f"one of {list(FEEDBACKS)}")
 
 
 def check_token_cache(cfg: DictConfig) -> None:
@@ -166,7 +93,6 @@ def check_rl(cfg: DictConfig, files: bool = True) -> None:
     )
     for key in ("phase.gamma", "phase.td_lambda"):
         require(cfg, key, lambda v: non_negative_number(v) and v <= 1, "a number in [0, 1]")
-    check_dynamics_output(cfg)
     for key in ("phase.entropy_weight", "phase.action_noise"):
         require(cfg, key, non_negative_number, "a non-negative number")
     for key in ("phase.reward_lr", "phase.actor_lr", "phase.critic_lr", "phase.grad_clip"):
@@ -246,24 +172,6 @@ def check_loggers(cfg: DictConfig) -> None:
                 )
 
 
-def resolve_ckpt_path(cfg: DictConfig) -> str | None:
-    """`ckpt_path`, with `last` meaning `<this run's dir>/checkpoints/last.ckpt` (resuming needs a stable run
-    dir: rerun with the killed run's `hydra.run.dir=<run dir>`). ConfigError if the file does not exist."""
-    ckpt = cfg.get("ckpt_path")
-    if ckpt is None:
-        return None
-    if ckpt == "last":
-        path = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
-        if not path.is_file():
-            raise ConfigError(
-                f"ckpt_path=last: no {path}; resume in the killed run's folder with hydra.run.dir=<its run dir>"
-            )
-        return str(path)
-    if not Path(ckpt).is_file():
-        raise ConfigError(f"ckpt_path={ckpt!r}: no such checkpoint file")
-    return str(ckpt)
-
-
 def check_ddp_in_sweep(cfg: DictConfig) -> None:
     """Lightning's `ddp` starts ranks 1.. by re-running the command line: under a Hydra multirun each child would
     re-run the whole sweep. Refuse it there (ddp_spawn or the SLURM launcher work)."""
@@ -279,44 +187,6 @@ def check_ddp_in_sweep(cfg: DictConfig) -> None:
                 "trainer.strategy='ddp' is not accepted in a multirun (-m): its child processes would re-run the "
                 "whole sweep; use trainer=ddp_spawn, or hydra/launcher=slurm"
             )
-
-
-PRECISIONS = (
-    "auto",
-    "32-true",
-    "bf16-mixed",
-    "16-mixed",
-    "bf16-true",
-    "16-true",
-    "64-true",
-    "32",
-    "16",
-    "bf16",
-    "64",
-)
-
-
-def native_bf16(accelerator: str = "auto") -> bool:
-    """Whether the device Lightning picks for `accelerator` computes bf16 natively: a CUDA GPU with bf16, or a
-    CPU with AVX512-BF16 or AMX. Elsewhere (older CPUs, MPS) bf16 autocast is emulated and slower than fp32."""
-    import torch
-
-    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    if accelerator in ("auto", "gpu", "mps") and torch.backends.mps.is_available():
-        return False
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch.cpu's own CPUID probes
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
-
-
-def resolve_precision(cfg: DictConfig) -> str:
-    """trainer.precision=auto becomes bf16-mixed where bf16 is native (faster than fp32 there: docs/results.md, Speed),
-    else 32-true. Returns the precision the trainer gets."""
-    precision = cfg.trainer.get("precision")
-    if precision == "auto":
-        precision = "bf16-mixed" if native_bf16(str(cfg.trainer.get("accelerator", "auto"))) else "32-true"
-        cfg.trainer.precision = precision
-    return str(precision)
 
 
 def check_config(cfg: DictConfig, files: bool = True) -> None:
@@ -345,21 +215,7 @@ def check_config(cfg: DictConfig, files: bool = True) -> None:
     check_perf(cfg)
     if cfg.get("trainer") is not None:
         require(cfg, "trainer.precision", lambda v: str(v) in PRECISIONS, f"one of {list(PRECISIONS)}")
-    for key in ("model.vq.num_codes", "model.vq.code_dim", "model.vq.restart_every"):
-        require(cfg, key, positive_int, "a positive integer")
-    require(cfg, "model.vq.commitment_cost", non_negative_number, "a non-negative number")
-    require(
-        cfg,
-        "model.vq.groups",
-        lambda v: positive_int(v) and cfg.model.vq.code_dim % v == 0,
-        f"a positive divisor of model.vq.code_dim={cfg.model.vq.code_dim}",
-    )
-    require(
-        cfg,
-        "model.encoder.hidden_channels",
-        lambda v: len(v) >= 1 and all(positive_int(c) for c in v),
-        "a non-empty list of positive integers",
-    )
+    ModelSpec.from_config(OmegaConf.to_container(cfg.model, resolve=True))  # every model.* key, one line each
     weights = cfg.dataset.get("weights")
     if weights is not None:
         names = [d.name for d in dataset_members(cfg.dataset)]

@@ -1,0 +1,40 @@
+"""Which datasets a composed config stands for: the members of a `dataset=` choice (dataset=all's ten), as plain
+dicts with the `data.max_sequences` / `data.max_frames` caps applied, and the check of each one's spec. Training,
+the data commands, evaluation, export and a pipeline all load their data through this plan."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf
+
+from physworld.data.scenes import SCENES
+from physworld.require import positive_int, require
+
+
+def dataset_members(dataset: DictConfig) -> list[DictConfig]:
+    """The datasets a `dataset=` choice stands for: its members for a mixture (dataset=all), else itself."""
+    members = dataset.get("members")
+    return list(members.values()) if members else [dataset]
+
+
+def datasets_for(cfg: DictConfig) -> list[dict]:
+    """Plain dicts of the datasets to load, with the `data.max_sequences` / `data.max_frames` caps applied
+    (debug=tiny uses them so that every dataset, dataset=all included, shrinks to a few short sequences)."""
+    data = cfg.get("data") or {}
+    max_sequences, max_frames = data.get("max_sequences"), data.get("max_frames")
+    out = []
+    for member in dataset_members(cfg.dataset):
+        d = OmegaConf.to_container(member, resolve=True)
+        d.pop("members", None)
+        if max_sequences is not None:
+            d["sizes"] = {split: min(n, max_sequences) for split, n in d["sizes"].items()}
+        if max_frames is not None:
+            d["num_frames"] = min(d["num_frames"], max_frames)
+        out.append(d)
+    return out
+
+
+def check_dataset(dataset: DictConfig) -> None:
+    require(dataset, "name", lambda v: v in SCENES, f"one of {sorted(SCENES)}")
+    require(dataset, "num_frames", positive_int, "a positive integer")
+    for split in ("train", "val", "test"):
+        require(dataset, f"sizes.{split}", positive_int, "a positive integer (sequences in the split)")
