@@ -35,13 +35,13 @@ from physworld.benchmark.imagination import IMAGINERS  # noqa: E402
 from physworld.benchmark.report import markdown, targets  # noqa: E402
 from physworld.benchmark.workloads import (  # noqa: E402
     ROOT,
-    WORLD_MODEL_PHASES,
     build,
     datamodule,
     phase_config,
     synthetic_batch,
 )
 from physworld.config import native_bf16, resolve_precision  # noqa: E402
+from physworld.phases import phases_that  # noqa: E402
 
 SECTIONS = (
     "training",
@@ -108,7 +108,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--seconds", type=float, default=None, help="timed seconds per measurement")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved repeats of compared runs")
-    parser.add_argument("--phases", nargs="+", default=list(WORLD_MODEL_PHASES), choices=WORLD_MODEL_PHASES)
+    world_models = phases_that("is_world_model")  # one optimizer and one loss: what the plain loop trains
+    parser.add_argument("--phases", nargs="+", default=list(world_models), choices=world_models)
     parser.add_argument("--skip", nargs="*", default=[], choices=SECTIONS + ("compile",))
     parser.add_argument("--override", action="append", default=[], help="a config override for every run")
     parser.add_argument("--gpu-batch", type=int, default=256, help="batch of the GPU throughput target")

@@ -16,7 +16,7 @@ from physworld.config import check_config, dataset_members, datasets_for, resolv
 from physworld.data.datamodule import VideoDataModule
 from physworld.errors import PhysworldError
 from physworld.log_handlers import drop_lightning_console_handler
-from physworld.phases import PHASES
+from physworld.phases import phase_class
 
 
 def plain(node) -> dict | list:
@@ -48,7 +48,7 @@ def build_datamodule(cfg: DictConfig) -> VideoDataModule:
 
 def build_phase(cfg: DictConfig) -> L.LightningModule:
     names = [d.name for d in dataset_members(cfg.dataset)]
-    phase = PHASES[cfg.phase.name](model=plain(cfg.model), phase=plain(cfg.phase), dataset_names=names)
+    phase = phase_class(cfg.phase.name)(model=plain(cfg.model), phase=plain(cfg.phase), dataset_names=names)
     return phase.use_fast_paths(plain(cfg.perf))  # perf.*: not hyperparameters, so not a constructor argument
 
 

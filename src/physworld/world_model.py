@@ -23,12 +23,12 @@ import torch
 from physworld.errors import CheckpointError
 from physworld.models.convgru import LatentDynamics
 from physworld.models.vqvae import VQVAE
+from physworld.phases import PHASE_NAMES
 from physworld.phases.base import build_vqvae
-from physworld.phases.checkpoints import WORLD_MODEL_PHASES, checkpoint_phase, read_checkpoint
+from physworld.phases.checkpoints import checkpoint_phase, read_checkpoint
 from physworld.phases.prediction import build_dynamics
 
 KEY = "path"  # what load_world_model's errors call the argument
-PHASES_WITH_WORLD_MODEL = (*WORLD_MODEL_PHASES, "rl")  # an rl checkpoint holds the world model it trained in
 
 
 class Encoding(NamedTuple):
@@ -270,12 +270,13 @@ def load_world_model(path: str | Path, device=None) -> WorldModel:
 
 def read_training_checkpoint(path: Path, key: str = KEY) -> tuple[dict, dict]:
     """A Lightning checkpoint's hyperparameters ({"model", "phase", "dataset_names"}) and state dict, read
-    safely; CheckpointError unless it is a checkpoint of a phase with a world model."""
+    safely; CheckpointError unless it is a checkpoint of a phase. Every phase holds a world model: they all
+    keep its networks under the same names (phases/base.py), an rl checkpoint the world model it trained in."""
     ckpt = read_checkpoint(path, key=key)
     name = checkpoint_phase(ckpt)
-    if name not in PHASES_WITH_WORLD_MODEL:
+    if name not in PHASE_NAMES:
         raise CheckpointError(
-            f"{key}={str(path)!r} is a checkpoint of phase {name!r}: accepted one of {list(PHASES_WITH_WORLD_MODEL)}"
+            f"{key}={str(path)!r} is a checkpoint of phase {name!r}: accepted one of {list(PHASE_NAMES)}"
         )
     return ckpt["hyper_parameters"], ckpt["state_dict"]
 

@@ -52,12 +52,19 @@ class WorldModelPhase(L.LightningModule):
     """Base of the world-model phases. `model` and `phase` are the plain dicts of configs/model and
     configs/phase; they are saved as hyperparameters (plain values only, never modules)."""
 
-    needs_trained_dynamics = False  # whether phase.init_from must bring the dynamics (the RL phase's does)
+    # Each phase class declares every capability of physworld.phases.CAPABILITIES (is_world_model, trains_dynamics,
+    # needs_trained_dynamics, trains_agent) in its own body: none is inherited from here or from a parent phase.
+
+    @classmethod
+    def freezes_vqvae(cls, phase: dict) -> bool:
+        """Whether a phase of this class with the settings `phase` (configs/phase) keeps the VQ-VAE fixed, so
+        that it may train on the token cache (data.token_cache)."""
+        return False
 
     @property
     def vqvae_frozen(self) -> bool:
-        """Whether this phase keeps the VQ-VAE fixed, so that it may train on the token cache."""
-        return False
+        """Whether this phase keeps the VQ-VAE fixed (freezes_vqvae of its own settings)."""
+        return self.freezes_vqvae(self.hparams.phase)
 
     @property
     def trains_on_frames(self) -> bool:

@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 
 from physworld.errors import CheckpointError
+from physworld.phases import phases_that
 from physworld.safe_checkpoint import load_checkpoint_file
 
-WORLD_MODEL_PHASES = ("reconstruction", "prediction", "comprehensive")
 NETWORKS = ("vqvae", "dynamics")
 
 
@@ -34,10 +34,10 @@ def checkpoint_phase(ckpt: dict) -> str | None:
 
 def check_world_model_checkpoint(ckpt: dict, path: str, model: dict, key: str = "phase.init_from") -> None:
     """The checkpoint must come from a world-model phase with the same VQ-VAE sizes as `model`."""
-    name = checkpoint_phase(ckpt)
-    if name not in WORLD_MODEL_PHASES:
+    name, accepted = checkpoint_phase(ckpt), phases_that("is_world_model")
+    if name not in accepted:
         raise CheckpointError(
-            f"{key}={path!r} is a checkpoint of phase {name!r}: accepted one of {list(WORLD_MODEL_PHASES)}"
+            f"{key}={path!r} is a checkpoint of phase {name!r}: accepted one of {list(accepted)}"
         )
     saved = (ckpt.get("hyper_parameters") or {}).get("model") or {}
     has_dynamics = any(k.startswith("dynamics.") for k in ckpt["state_dict"])
