@@ -15,7 +15,7 @@ import torch
 
 from physworld.benchmark.host_reads import HostReads
 from physworld.benchmark.memory import largest_batch
-from physworld.benchmark.workloads import synthetic_batch, training_loss
+from physworld.benchmark.workloads import synthetic_batch
 from physworld.checks import check_config
 from physworld.data.device_windows import DeviceWindowLoader
 from physworld.errors import ConfigError
@@ -42,7 +42,7 @@ def _losses(phase, batch, steps: int = 3, bf16: bool = False) -> list[float]:
     for _ in range(steps):
         b = phase.on_after_batch_transfer(dict(batch), 0)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = training_loss(phase, b)
+            loss = phase.compute_losses(b)["loss"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -142,7 +142,7 @@ def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
 def test_nan_loss_stops_with_phase_step_and_last_checkpoint(make_cfg, monkeypatch, sync_free, when):
     from physworld.phases.reconstruction import ReconstructionPhase
 
-    real = ReconstructionPhase._losses
+    real = ReconstructionPhase.compute_losses
 
     def poisoned(self, batch):
         out = real(self, batch)
@@ -150,7 +150,7 @@ def test_nan_loss_stops_with_phase_step_and_last_checkpoint(make_cfg, monkeypatc
             out["loss"] = out["loss"] * float("nan")
         return out
 
-    monkeypatch.setattr(ReconstructionPhase, "_losses", poisoned)
+    monkeypatch.setattr(ReconstructionPhase, "compute_losses", poisoned)
     cfg = make_cfg(
         "debug=tiny",
         "dataset=pendulum",
@@ -190,7 +190,7 @@ def test_same_seed_same_data_and_first_losses(make_cfg, tmp_path):
         losses, frames = [], []
         for batch in list(loader)[:3]:
             frames.append(batch["frames"].clone())
-            loss = phase._losses(phase.on_after_batch_transfer(batch, 0))["loss"]
+            loss = phase.compute_losses(phase.on_after_batch_transfer(batch, 0))["loss"]
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -57,7 +57,7 @@ def test_overfit_halves_the_loss(make_cfg):
     optimizer = phase.configure_optimizers()
     losses = []
     for _ in range(150):
-        loss = phase._losses(batch)["loss"]
+        loss = phase.compute_losses(batch)["loss"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

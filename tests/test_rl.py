@@ -157,11 +157,11 @@ def test_critic_grad_share_splits_the_actor_gradient_between_rewards_and_critic(
     _, phase, dm = _rl_phase(make_cfg, world_model)
     phase.setup("fit")
     batch = phase.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
-    start = phase._start_states(phase._latents(batch), batch["actions"])
+    start = phase.start_states(phase.compute_losses(batch)["latents"], batch["actions"])
 
     def share() -> float:
         torch.manual_seed(0)
-        return float(phase._imagine(*start, split_gradient=True)["critic_grad_share"])
+        return float(phase.imagine(*start, split_gradient=True)["critic_grad_share"])
 
     mixed = share()
     assert 0.0 < mixed < 1.0  # both heads depend on the imagined states, so both pull on the actions
@@ -174,7 +174,7 @@ def test_critic_grad_share_splits_the_actor_gradient_between_rewards_and_critic(
         last.weight.copy_(saved)
         phase.reward_model.head.mlp[-1].weight.zero_()
     assert share() == 1.0
-    assert "critic_grad_share" not in phase._imagine(*start)  # computed only when asked (its extra backward)
+    assert "critic_grad_share" not in phase.imagine(*start)  # computed only when asked (its extra backward)
 
 
 def test_gradient_split_reports_each_part_and_sees_a_flat_critic(make_cfg, world_model):

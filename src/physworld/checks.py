@@ -15,15 +15,13 @@ from omegaconf import DictConfig, OmegaConf
 from physworld.data.plan import check_dataset, dataset_members, datasets_for
 from physworld.errors import ConfigError
 from physworld.models.spec import ModelSpec
-from physworld.phases import PHASE_NAMES
+from physworld.phases import PHASE_NAMES, declared, phase_class
 from physworld.require import non_negative_int, non_negative_number, positive_int, positive_number, require
 from physworld.resolve import PRECISIONS, resolve_ckpt_path
 
-DYNAMICS_PHASES = ("prediction", "comprehensive")
-
 
 def check_dynamics(cfg: DictConfig, files: bool = True) -> None:
-    """The keys of phases that roll the ConvGRU dynamics forward."""
+    """The keys of the phases that train the ConvGRU dynamics (their class declares trains_dynamics)."""
     require(cfg, "phase.context_frames", positive_int, "a positive integer")
     require(
         cfg,
@@ -63,7 +61,7 @@ def check_token_cache(cfg: DictConfig) -> None:
 
 def frozen_vqvae(cfg: DictConfig) -> bool:
     """Whether the phase keeps the VQ-VAE fixed (so its codes of the data never change)."""
-    return cfg.phase.name == "rl" or (cfg.phase.name in DYNAMICS_PHASES and bool(cfg.phase.freeze_vqvae))
+    return phase_class(cfg.phase.name).freezes_vqvae(cfg.phase)  # imports the phase (Lightning): only here
 
 
 def check_rl(cfg: DictConfig, files: bool = True) -> None:
@@ -200,7 +198,7 @@ def check_config(cfg: DictConfig, files: bool = True) -> None:
     require(
         cfg, "phase.monitor", lambda v: isinstance(v, str) and v.startswith("val/"), "a val/... metric name"
     )
-    if cfg.phase.name != "rl":  # the one AdamW of the world-model phases; rl has one per head (check_rl)
+    if declared(cfg.phase.name, "is_world_model"):  # their one AdamW; rl has one per head (check_rl)
         require(cfg, "phase.lr", positive_number, "a positive number")
         require(cfg, "phase.weight_decay", non_negative_number, "a non-negative number")
     for key in (
@@ -243,9 +241,9 @@ def check_config(cfg: DictConfig, files: bool = True) -> None:
                 f"phase.seq_len={cfg.phase.seq_len} is longer than the stored sequences of "
                 f"{dataset['name']} ({dataset['num_frames']} frames): accepted 1..{dataset['num_frames']}"
             )
-    if cfg.phase.name in DYNAMICS_PHASES:
+    if declared(cfg.phase.name, "trains_dynamics"):
         check_dynamics(cfg, files)
-    if cfg.phase.name == "rl":
+    if declared(cfg.phase.name, "trains_agent"):
         check_rl(cfg, files)
     check_loggers(cfg)
     check_lpips(cfg)

@@ -30,6 +30,7 @@ from physworld.data.cache import SPLITS, ensure_split
 from physworld.data.plan import datasets_for
 from physworld.errors import ConfigError
 from physworld.paths import CONFIG_DIR, compose
+from physworld.phases import declared
 
 
 def has_steps(experiment: str) -> bool:
@@ -139,7 +140,8 @@ def write_pipeline_report(root: Path, steps: list[tuple[str, DictConfig]], seque
 
     for name, cfg in steps:
         folder = Path(cfg.paths.output_dir)
-        if cfg.phase.name != "rl" and not (folder / "evaluate").is_dir():  # the RL step's figures are its own
+        # evaluate.py scores world models; an agent's step (rl) makes its own figures
+        if declared(cfg.phase.name, "is_world_model") and not (folder / "evaluate").is_dir():
             rank_zero_info(f"pipeline: evaluating step {name}")
             evaluate_run(
                 folder, [f"evaluation.num_sequences={sequences}", f"paths.data_dir={cfg.paths.data_dir}"]

@@ -17,7 +17,7 @@ from physworld.data.datamodule import VideoDataModule
 from physworld.data.plan import dataset_members, datasets_for
 from physworld.errors import PhysworldError
 from physworld.log_handlers import drop_lightning_console_handler
-from physworld.phases import PHASES
+from physworld.phases import phase_class
 from physworld.phases.checkpoints import init_model
 from physworld.resolve import resolve_ckpt_path, resolve_precision
 
@@ -53,7 +53,7 @@ def build_phase(cfg: DictConfig) -> L.LightningModule:
     names = [d.name for d in dataset_members(cfg.dataset)]
     # with phase.init_from: the architecture of the networks the checkpoint holds is the checkpoint's
     model = init_model(plain(cfg.model), plain(cfg.phase))
-    phase = PHASES[cfg.phase.name](model=model, phase=plain(cfg.phase), dataset_names=names)
+    phase = phase_class(cfg.phase.name)(model=model, phase=plain(cfg.phase), dataset_names=names)
     return phase.use_fast_paths(plain(cfg.perf))  # perf.*: not hyperparameters, so not a constructor argument
 
 

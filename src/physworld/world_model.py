@@ -24,9 +24,9 @@ from physworld.errors import CheckpointError
 from physworld.models.convgru import LatentDynamics
 from physworld.models.spec import ModelSpec
 from physworld.models.vqvae import VQVAE
+from physworld.phases import PHASE_NAMES
 from physworld.phases.base import build_vqvae
 from physworld.phases.checkpoints import (
-    WORLD_MODEL_PHASES,
     checkpoint_phase,
     checkpoint_spec,
     read_checkpoint,
@@ -35,7 +35,6 @@ from physworld.phases.checkpoints import (
 from physworld.phases.prediction import build_dynamics
 
 KEY = "path"  # what load_world_model's errors call the argument
-PHASES_WITH_WORLD_MODEL = (*WORLD_MODEL_PHASES, "rl")  # an rl checkpoint holds the world model it trained in
 
 
 class Encoding(NamedTuple):
@@ -278,13 +277,14 @@ def load_world_model(path: str | Path, device=None) -> WorldModel:
 
 
 def read_training_checkpoint(path: Path, key: str = KEY) -> dict:
-    """A Lightning checkpoint, read safely; CheckpointError unless it is a checkpoint of a phase with a world
-    model."""
+    """A Lightning checkpoint, read safely; CheckpointError unless it is a checkpoint of a phase. Every phase
+    holds a world model: they all keep its networks under the same names (phases/base.py), an rl checkpoint the
+    world model it trained in."""
     ckpt = read_checkpoint(path, key=key)
     name = checkpoint_phase(ckpt)
-    if name not in PHASES_WITH_WORLD_MODEL:
+    if name not in PHASE_NAMES:
         raise CheckpointError(
-            f"{key}={str(path)!r} is a checkpoint of phase {name!r}: accepted one of {list(PHASES_WITH_WORLD_MODEL)}"
+            f"{key}={str(path)!r} is a checkpoint of phase {name!r}: accepted one of {list(PHASE_NAMES)}"
         )
     return ckpt
 

@@ -35,12 +35,12 @@ from physworld.benchmark.report import markdown, targets
 from physworld.benchmark.scenes import scene_configs, scene_rate
 from physworld.benchmark.workloads import (
     ROOT,
-    WORLD_MODEL_PHASES,
     build,
     datamodule,
     phase_config,
     synthetic_batch,
 )
+from physworld.phases import phases_that
 from physworld.resolve import native_bf16, resolve_precision
 
 SECTIONS = (
@@ -108,7 +108,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--seconds", type=float, default=None, help="timed seconds per measurement")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved repeats of compared runs")
-    parser.add_argument("--phases", nargs="+", default=list(WORLD_MODEL_PHASES), choices=WORLD_MODEL_PHASES)
+    world_models = phases_that("is_world_model")  # one optimizer and one loss: what the plain loop trains
+    parser.add_argument("--phases", nargs="+", default=list(world_models), choices=world_models)
     parser.add_argument("--skip", nargs="*", default=[], choices=SECTIONS + ("compile",))
     parser.add_argument("--override", action="append", default=[], help="a config override for every run")
     parser.add_argument("--gpu-batch", type=int, default=256, help="batch of the GPU throughput target")

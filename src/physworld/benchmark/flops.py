@@ -8,7 +8,6 @@ import torch
 from lightning.fabric.utilities.throughput import get_available_flops
 from torch.utils.flop_counter import FlopCounterMode
 
-from physworld.benchmark.workloads import training_loss
 from physworld.phases.base import WorldModelPhase
 
 # trainer.precision (its part before "-") -> the compute dtype whose peak get_available_flops looks up
@@ -42,7 +41,7 @@ def training_flops(phase: WorldModelPhase, batch: dict) -> int:
     phase.train()
     batch = phase.on_after_batch_transfer(dict(batch), 0)
     with TotalFlops() as counter:
-        training_loss(phase, batch).backward()
+        phase.compute_losses(batch)["loss"].backward()
     phase.zero_grad(set_to_none=True)
     return int(counter.get_total_flops())
 

@@ -2,12 +2,12 @@
 latent steps it took. `IMAGINERS` maps a name to a builder `(cfg, device, starts, horizon) -> callable`,
 cfg being the composed train config.
 
-Today's entry rolls the ConvGRU dynamics forward (what the RL phase's imagination runs on). When the RL
-phase has a public imagine(), register a builder for it here, e.g.
+Today's entry rolls the ConvGRU dynamics forward (what the RL phase's imagination runs on). To measure the
+RL phase's own imagine() (actor, dynamics, reward model and critics), register a builder for it here, e.g.
 
     def rl_phase(cfg, device, starts, horizon):
-        phase = build(cfg).to(device)             # cfg composed with phase=rl
-        z, state = ...                            # `starts` start states, as the phase takes them
+        phase = build(cfg).to(device)             # cfg composed with phase=rl, phase.imagination_horizon=horizon
+        z, state = ...                            # `starts` start states, as phase.start_states gives them
 
         def imagine():
             phase.imagine(z, state)

@@ -18,6 +18,8 @@ import tempfile
 
 import torch
 
+from physworld.phases import declared
+
 MB = 2**20
 
 
@@ -35,8 +37,8 @@ def current_rss() -> int:
 
 
 def seq_overrides(phase: str, seq_len: int) -> list[str]:
-    """A window of seq_len frames: the dynamics phases keep 2 context frames and predict the rest."""
-    if phase == "reconstruction":
+    """A window of seq_len frames: the phases that train the dynamics keep 2 context frames and predict the rest."""
+    if not declared(phase, "trains_dynamics"):
         return [f"phase.seq_len={seq_len}"]
     weights = [round(0.5**k, 4) for k in range(1, seq_len - 1)]  # any K = seq_len - 2 weights
     return [f"phase.seq_len={seq_len}", "phase.context_frames=2", f"phase.loss_weights={weights}"]
@@ -44,7 +46,7 @@ def seq_overrides(phase: str, seq_len: int) -> list[str]:
 
 def measure_step(phase_name: str, batch_size: int, seq_len: int, device: str, precision: str) -> dict:
     """In this process: build the phase, then two plain training steps on a synthetic batch."""
-    from physworld.benchmark.workloads import build, phase_config, synthetic_batch, training_loss
+    from physworld.benchmark.workloads import build, phase_config, synthetic_batch
 
     device = torch.device(device)
     with tempfile.TemporaryDirectory() as tmp:
@@ -62,7 +64,7 @@ def measure_step(phase_name: str, batch_size: int, seq_len: int, device: str, pr
     for _ in range(2):
         b = phase.on_after_batch_transfer(dict(batch), 0)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision.startswith("bf16")):
-            loss = training_loss(phase, b)
+            loss = phase.compute_losses(b)["loss"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

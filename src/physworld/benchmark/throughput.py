@@ -21,7 +21,6 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
-from physworld.benchmark.workloads import training_loss
 from physworld.phases.base import WorldModelPhase
 from physworld.resolve import resolve_precision
 from physworld.run import build_loggers
@@ -129,7 +128,7 @@ def plain_training(
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         batch = phase.on_after_batch_transfer(batch, 0)
         with autocast:
-            loss = training_loss(phase, batch)
+            loss = phase.compute_losses(batch)["loss"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if clip:

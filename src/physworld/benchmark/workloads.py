@@ -1,5 +1,6 @@
-"""What the benchmark trains: each world-model phase built from the composed config (as train.py builds it),
-the loss a plain PyTorch loop computes for it, and the small Moving MNIST set it trains on."""
+"""What the benchmark trains: each world-model phase built from the composed config (as train.py builds it)
+and the small Moving MNIST set it trains on. A plain PyTorch loop minimises the phase's own
+`compute_losses(batch)["loss"]`, as its training_step does."""
 
 from __future__ import annotations
 
@@ -11,11 +12,9 @@ from omegaconf import DictConfig, open_dict
 
 from physworld.paths import compose, project_root
 from physworld.phases.base import WorldModelPhase
-from physworld.phases.reconstruction import ReconstructionPhase
 from physworld.run import build_datamodule, build_phase
 
 ROOT = project_root()  # outputs/benchmarks and data/bench go under it
-WORLD_MODEL_PHASES = ("reconstruction", "prediction", "comprehensive")
 # A small Moving MNIST set: enough windows for every measurement, generated in seconds.
 DATA = ["dataset=moving_mnist", "dataset.sizes.train=64", "dataset.sizes.val=8", "dataset.sizes.test=8"]
 
@@ -47,13 +46,6 @@ def datamodule(cfg: DictConfig):
     dm.prepare_data()
     dm.setup("fit")
     return dm
-
-
-def training_loss(phase: WorldModelPhase, batch: dict) -> torch.Tensor:
-    """The loss the phase's training_step minimises, without Lightning (for the plain loop)."""
-    if isinstance(phase, ReconstructionPhase):
-        return phase._losses(batch)["loss"]
-    return phase.compute_losses(batch)["loss"]
 
 
 def frames_per_step(cfg: DictConfig) -> int:

@@ -17,6 +17,7 @@ import torch
 from physworld.errors import CheckpointError
 from physworld.evaluation.loading import build_phase
 from physworld.models.agent import split_lambda_returns
+from physworld.phases import phases_that
 from physworld.phases.checkpoints import checkpoint_phase, read_checkpoint
 from physworld.phases.rl import RLPhase
 
@@ -26,7 +27,7 @@ AGENT, GOAL = slice(0, 2), slice(4, 6)  # columns of goal_reach's states (scenes
 def load_agent(path: str) -> RLPhase:
     """The RL phase of an rl checkpoint with its trained weights, or CheckpointError in one line."""
     ckpt = read_checkpoint(path, key="checkpoint")
-    if checkpoint_phase(ckpt) != "rl":
+    if checkpoint_phase(ckpt) not in phases_that("trains_agent"):
         raise CheckpointError(
             f"checkpoint={path!r} is a {checkpoint_phase(ckpt)!r} checkpoint: accepted an rl checkpoint "
             "(<run of phase=rl>/checkpoints/*.ckpt)"

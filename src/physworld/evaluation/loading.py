@@ -1,7 +1,7 @@
 """Rebuild a trained phase from its checkpoint alone, and find the config of the run that wrote it.
 
 A checkpoint's `hyper_parameters` hold the plain dicts {"model", "phase", "dataset_names"} every world-model
-phase saves (phases/base.py), so the phase is rebuilt with `PHASES[name](**hyper_parameters)` and its state
+phase saves (phases/base.py), so the phase is rebuilt with `phase_class(name)(**hyper_parameters)` and its state
 dict loaded strictly. It does not hold the dataset config: that lives in the training run's config,
 `<run>/.hydra/config.yaml` (or `<run>/config.yaml` for a pipeline step), beside `<run>/checkpoints/`.
 """
@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from physworld.errors import CheckpointError, ConfigError
 from physworld.evaluation.runs import run_config_file, training_run_dir
-from physworld.phases import PHASES
+from physworld.phases import phase_class
 from physworld.phases.checkpoints import check_world_model_phase, read_checkpoint
 
 KEY = "ckpt_path"  # the config key the user set, named in every error
@@ -38,7 +38,7 @@ def build_phase(ckpt: dict, path: str, key: str) -> L.LightningModule:
     hparams = ckpt.get("hyper_parameters") or {}
     name = hparams["phase"]["name"]
     try:
-        phase = PHASES[name](
+        phase = phase_class(name)(
             model=hparams.get("model") or {},
             phase=hparams["phase"],
             dataset_names=hparams.get("dataset_names"),

@@ -56,12 +56,19 @@ class WorldModelPhase(L.LightningModule):
     A run started from `phase.init_from` gets the model config with the checkpoint's architecture
     (phases/checkpoints.init_model, called by physworld.run.build_phase)."""
 
-    needs_trained_dynamics = False  # whether phase.init_from must bring the dynamics (the RL phase's does)
+    # Each phase class declares every capability of physworld.phases.CAPABILITIES (is_world_model, trains_dynamics,
+    # needs_trained_dynamics, trains_agent) in its own body: none is inherited from here or from a parent phase.
+
+    @classmethod
+    def freezes_vqvae(cls, phase: dict) -> bool:
+        """Whether a phase of this class with the settings `phase` (configs/phase) keeps the VQ-VAE fixed, so
+        that it may train on the token cache (data.token_cache)."""
+        return False
 
     @property
     def vqvae_frozen(self) -> bool:
-        """Whether this phase keeps the VQ-VAE fixed, so that it may train on the token cache."""
-        return False
+        """Whether this phase keeps the VQ-VAE fixed (freezes_vqvae of its own settings)."""
+        return self.freezes_vqvae(self.hparams.phase)
 
     @property
     def trains_on_frames(self) -> bool:

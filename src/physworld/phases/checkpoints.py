@@ -16,9 +16,9 @@ from omegaconf import OmegaConf
 from physworld.errors import CheckpointError, ConfigError
 from physworld.models.spec import ModelSpec
 from physworld.paths import CONFIG_DIR
+from physworld.phases import phases_that
 from physworld.safe_checkpoint import load_checkpoint_file
 
-WORLD_MODEL_PHASES = ("reconstruction", "prediction", "comprehensive")
 NETWORKS = ("vqvae", "dynamics")
 # Which network each part of the model spec describes (a part is held when the checkpoint has that network)
 PART_NETWORKS = {"encoder": "vqvae", "decoder": "vqvae", "vq": "vqvae", "dynamics": "dynamics"}
@@ -63,10 +63,10 @@ def held_parts(ckpt: dict) -> list[str]:
 
 def check_world_model_phase(ckpt: dict, path: str, key: str = "phase.init_from") -> None:
     """The checkpoint must come from a world-model phase."""
-    name = checkpoint_phase(ckpt)
-    if name not in WORLD_MODEL_PHASES:
+    name, accepted = checkpoint_phase(ckpt), phases_that("is_world_model")
+    if name not in accepted:
         raise CheckpointError(
-            f"{key}={path!r} is a checkpoint of phase {name!r}: accepted one of {list(WORLD_MODEL_PHASES)}"
+            f"{key}={path!r} is a checkpoint of phase {name!r}: accepted one of {list(accepted)}"
         )
 
 

@@ -14,3 +14,8 @@ from physworld.phases.prediction import PredictionPhase
 
 class ComprehensivePhase(PredictionPhase):
     """PredictionPhase with L_recon + lambda * L_pred; see configs/phase/comprehensive.yaml."""
+
+    is_world_model = True
+    trains_dynamics = True
+    needs_trained_dynamics = False
+    trains_agent = False

@@ -94,6 +94,11 @@ def weighted_token_ce(logits: torch.Tensor, target: torch.Tensor, weights: torch
 
 
 class PredictionPhase(WorldModelPhase):
+    is_world_model = True  # the dynamics (and the VQ-VAE) the RL phase and later phases start from
+    trains_dynamics = True
+    needs_trained_dynamics = False  # phase.init_from may bring a VQ-VAE only (a reconstruction checkpoint)
+    trains_agent = False
+
     def __init__(self, model: dict, phase: dict, dataset_names: list[str] | None = None):
         super().__init__(model, phase, dataset_names)
         self.dynamics = build_dynamics(self.spec)
@@ -110,7 +115,7 @@ class PredictionPhase(WorldModelPhase):
         self.frame_metrics = nn.ModuleDict(
             {s: nn.ModuleDict({n: FrameMetrics() for n in self.dataset_names}) for s in STAGES}
         )
-        if self.frozen:
+        if self.vqvae_frozen:
             self.vqvae.requires_grad_(False)
         # One window for the model summary, which runs forward on it to count the FLOPs of a prediction: the
         # context frames (B, c, 3, H, W) at 64x64 and the actions (B, c + K - 1, A) the rollout reads. A dict,
@@ -121,13 +126,9 @@ class PredictionPhase(WorldModelPhase):
             "actions": torch.zeros(1, c + k - 1, self.spec.dynamics.action_dim),
         }
 
-    @property
-    def frozen(self) -> bool:
-        return bool(self.hparams.phase["freeze_vqvae"])
-
-    @property
-    def vqvae_frozen(self) -> bool:
-        return self.frozen
+    @classmethod
+    def freezes_vqvae(cls, phase: dict) -> bool:
+        return bool(phase["freeze_vqvae"])
 
     @property
     def trains_on_frames(self) -> bool:
@@ -154,8 +155,15 @@ class PredictionPhase(WorldModelPhase):
         return self.vqvae.decode(pred.flatten(0, 1)).unflatten(0, (b, k))
 
     def compute_losses(self, batch: dict) -> dict[str, torch.Tensor]:
-        """A batch (frames (B, T, 3, H, W) in [0, 1] or token-cache codes (B, T, h, w); actions (B, T, A))
-        -> the loss terms and the tensors behind them."""
+        """The loss of a batch, as the training and evaluation steps compute it. `batch`: "frames" (B, T, 3, H, W)
+        float in [0, 1] (on_after_batch_transfer's output) or, from the token cache, "tokens" (B, T, G, h, w)
+        codes; "actions" (B, T, A). Returns "loss" (what training minimises) and its terms, those present logged
+        as train/<key> (TRAIN_TERMS) and averaged by the evaluation steps (EVAL_TERMS): "pred_latent_mse",
+        "dynamics_l2"; with a token dynamics "pred_token_ce", "pred_token_acc" (and "pred_zhat_mse" with
+        phase.latent_weight); with frames "pred_frame_mse" (and "pred_frame_loss" with phase.frame_weight); with
+        phase.recon_weight "recon_l1", "recon_mse", "recon_gdl", "vq_loss". And the tensors behind them:
+        "indices" (B, T, G, h, w); with frames "pred_frames" (B, K, 3, H, W); with recon_weight "recon" and
+        "target" (B*T, 3, H, W)."""
         phase, c, k = self.hparams.phase, self.context_frames, self.horizon
         latents, indices, vq_loss = self.latents_of(batch)  # (B, T, C, h, w), (B, T, G, h, w)
         b = latents.shape[0]
@@ -219,7 +227,7 @@ class PredictionPhase(WorldModelPhase):
             return latents, indices, latents.new_zeros(())
         frames = batch["frames"]
         b, t = frames.shape[:2]
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.vqvae_frozen):
             latents, indices, vq_loss = self.vqvae.encode(frames.flatten(0, 1))  # (B*T, C, h, w)
         return latents.unflatten(0, (b, t)), indices.unflatten(0, (b, t)), vq_loss
 
@@ -243,7 +251,7 @@ class PredictionPhase(WorldModelPhase):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        if self.frozen:
+        if self.vqvae_frozen:
             self.vqvae.eval()  # a frozen VQ-VAE must not re-initialise or restart codes
         return self
 

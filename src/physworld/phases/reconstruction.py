@@ -25,6 +25,11 @@ STAGES = ("val", "test")
 
 
 class ReconstructionPhase(WorldModelPhase):
+    is_world_model = True  # its VQ-VAE is what the later phases start from
+    trains_dynamics = False  # a VQ-VAE only: nothing to roll out
+    needs_trained_dynamics = False
+    trains_agent = False
+
     def __init__(self, model: dict, phase: dict, dataset_names: list[str] | None = None):
         super().__init__(model, phase, dataset_names)
         # One set of metric objects per evaluation stage (never shared between val and test).
@@ -43,29 +48,11 @@ class ReconstructionPhase(WorldModelPhase):
         """frames (B, T, 3, H, W) -> reconstructions (B*T, 3, H, W), indices (B*T, G, h, w), vq loss."""
         return self.vqvae(frames.flatten(0, 1))
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        out = self._losses(batch)
-        self.log("train/loss", out["loss"], prog_bar=True)
-        self.log_dict({f"train/{k}": out[k] for k in ("recon_l1", "recon_mse", "recon_gdl", "vq_loss")})
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"])
-        return out["loss"]
-
-    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0):
-        return self._eval_step("val", batch, batch_idx)
-
-    def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0):
-        return self._eval_step("test", batch, batch_idx)
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_epoch_metrics("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_epoch_metrics("test")
-
-    # ------------------------------------------------------------------------------------------------------
-
-    def _losses(self, batch: dict) -> dict[str, torch.Tensor]:
-        """Loss terms plus the tensors the metrics need (target, recon, indices)."""
+    def compute_losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        """The loss of a batch, as the training and evaluation steps compute it. `batch`: "frames" (B, T, 3, H, W)
+        float in [0, 1] (on_after_batch_transfer's output). Returns "loss" (what training minimises), its terms
+        "recon_l1", "recon_mse", "recon_gdl" (unweighted) and "vq_loss" (the ones logged as train/<key>), and
+        the tensors the metrics need: "target" and "recon" (B*T, 3, H, W), "indices" (B*T, G, h, w)."""
         target = batch["frames"].flatten(0, 1)  # (B*T, 3, H, W)
         recon, indices, vq_loss = self(batch["frames"])
         phase = self.hparams.phase
@@ -87,8 +74,29 @@ class ReconstructionPhase(WorldModelPhase):
             "indices": indices,
         }
 
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        out = self.compute_losses(batch)
+        self.log("train/loss", out["loss"], prog_bar=True)
+        self.log_dict({f"train/{k}": out[k] for k in ("recon_l1", "recon_mse", "recon_gdl", "vq_loss")})
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"])
+        return out["loss"]
+
+    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0):
+        return self._eval_step("val", batch, batch_idx)
+
+    def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0):
+        return self._eval_step("test", batch, batch_idx)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_metrics("test")
+
+    # ------------------------------------------------------------------------------------------------------
+
     def _eval_step(self, stage: str, batch: dict, batch_idx: int) -> dict:
-        out = self._losses(batch)
+        out = self.compute_losses(batch)
         n = out["target"].shape[0]
         for key, metric in self.eval_losses[stage].items():
             metric.update(out[key].detach(), weight=n)

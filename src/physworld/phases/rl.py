@@ -40,7 +40,10 @@ from physworld.phases.prediction import build_dynamics
 
 
 class RLPhase(WorldModelPhase):
+    is_world_model = False  # it trains an agent inside a frozen world model (its checkpoint holds that too)
+    trains_dynamics = False  # it imagines with the frozen dynamics: no rollout(), no rollout metrics
     needs_trained_dynamics = True  # phase.init_from must bring the dynamics, not only a VQ-VAE
+    trains_agent = True
 
     def __init__(self, model: dict, phase: dict, dataset_names: list[str] | None = None):
         super().__init__(model, phase, dataset_names)
@@ -67,8 +70,8 @@ class RLPhase(WorldModelPhase):
             "hidden": torch.zeros(1, hidden, grid, grid),
         }
 
-    @property
-    def vqvae_frozen(self) -> bool:
+    @classmethod
+    def freezes_vqvae(cls, phase: dict) -> bool:
         return True
 
     @property
@@ -86,11 +89,21 @@ class RLPhase(WorldModelPhase):
         """The deterministic action for model states z (B, C, 8, 8), h (B, Hc, 8, 8) -> (B, A)."""
         return self.actor.act(torch.cat([z, hidden], dim=1))
 
-    def training_step(self, batch: dict, batch_idx: int) -> None:
-        opt_reward, opt_actor, opt_critic = self.optimizers()
+    def compute_losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        """The reward predictor's loss on a batch: the first of a training step's three updates (in reward
+        pre-training the only one). The actor's and the critic's losses are `imagine`'s, from `start_states` of
+        the latents returned here, computed after the reward predictor's update (the imagined rewards are the
+        updated predictor's): so no single loss of the step can be computed up front.
+
+        `batch`: "frames" (B, T, 3, H, W) float in [0, 1] (on_after_batch_transfer's output) or, from the token
+        cache, "tokens" (B, T, G, h, w); "actions" (B, T, A); "rewards" (B, T). Returns "reward_loss" (what the
+        reward predictor's optimizer minimises), with phase.reward_on_predicted also "reward_loss_predicted" (its
+        part on the dynamics' predictions), both logged as train/<key>; and "latents" (B, T, C, h, w), the
+        batch's quantized latents."""
         phase = self.hparams.phase
         z = self._latents(batch)  # (B, T, C, h, w)
         rewards = batch["rewards"]
+        out = {"latents": z}
         reward_loss = F.mse_loss(self.reward_model(z.flatten(0, 1)), rewards.flatten())
         if phase.get("reward_on_predicted", True):
             # The actor's rewards come from predicted latents, which are smoother than encoded ones: fit the
@@ -100,17 +113,26 @@ class RLPhase(WorldModelPhase):
                     z[:, :1], batch["actions"], z.shape[1] - 1, codebook=self.codebook, feedback="argmax"
                 ).latents
             predicted_loss = F.mse_loss(self.reward_model(predicted.flatten(0, 1)), rewards[:, 1:].flatten())
-            self.log("train/reward_loss_predicted", predicted_loss)
+            out["reward_loss_predicted"] = predicted_loss
             reward_loss = 0.5 * (reward_loss + predicted_loss)
-        self._update(opt_reward, reward_loss, self.reward_model)
-        self.log("train/reward_loss", reward_loss, prog_bar=True)
+        out["reward_loss"] = reward_loss
+        return out
+
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        opt_reward, opt_actor, opt_critic = self.optimizers()
+        phase = self.hparams.phase
+        losses = self.compute_losses(batch)
+        self._update(opt_reward, losses["reward_loss"], self.reward_model)
+        self.log("train/reward_loss", losses["reward_loss"], prog_bar=True)
+        if "reward_loss_predicted" in losses:
+            self.log("train/reward_loss_predicted", losses["reward_loss_predicted"])
         self.train_steps += 1
         step = int(self.train_steps)  # batches seen (Lightning's global_step counts every optimizer.step())
         if step <= phase["reward_pretrain_steps"]:
             return
         every = phase["eval_every_n_steps"]
         evaluating = bool(every) and step % every == 0
-        out = self._imagine(*self._start_states(z, batch["actions"]), split_gradient=evaluating)
+        out = self.imagine(*self.start_states(losses["latents"], batch["actions"]), split_gradient=evaluating)
         self._update(opt_actor, out["actor_loss"], self.actor)
         self._update(opt_critic, out["critic_loss"], self.critic)
         if step % phase["target_update_every"] == 0:
@@ -158,11 +180,11 @@ class RLPhase(WorldModelPhase):
         return self.vqvae.encode(frames.flatten(0, 1))[0].unflatten(0, frames.shape[:2])
 
     @torch.no_grad()
-    def _start_states(
-        self, z: torch.Tensor, actions: torch.Tensor
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Teacher-force the dynamics along the real window; every frame t >= 1 becomes a start state
-        (z_t, hidden after consuming z_{t-1}, a_{t-1}). Returns z (N, C, h, w), hidden per layer (N, Hc, h, w)."""
+    def start_states(self, z: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Imagination's start states from real windows, latents z (B, T, C, h, w) and actions (B, T, A):
+        teacher-force the dynamics along each window; every frame t >= 1 becomes a start state (z_t, hidden
+        after consuming z_{t-1}, a_{t-1}), a random phase.imagination_starts of them kept. Returns z (N, C, h, w),
+        hidden per layer (N, Hc, h, w)."""
         state, starts_z, starts_h = None, [], []
         for t in range(z.shape[1] - 1):
             state = self.dynamics.advance(z[:, t], actions[:, t], state)
@@ -176,11 +198,14 @@ class RLPhase(WorldModelPhase):
             z0, hidden = z0[pick], [h[pick] for h in hidden]
         return z0, hidden
 
-    def _imagine(
+    def imagine(
         self, z: torch.Tensor, state: list[torch.Tensor], split_gradient: bool = False
     ) -> dict[str, torch.Tensor]:
-        """Imagine from the start states; the actor's and the critic's losses and what to log. With
-        `split_gradient`, also `critic_grad_share` (see `_critic_grad_share`)."""
+        """Imagine phase.imagination_horizon steps of the actor's (noisy) actions from start states z (N, C, h, w)
+        and hidden per layer (N, Hc, h, w) (`start_states`). Returns the actor's and the critic's losses,
+        "actor_loss" and "critic_loss", and "entropy", "imagined_return", "lambda_return", "return_scale": all
+        logged as train/<key>. Like a training step, it moves the running return scale (self.return_scale).
+        With `split_gradient`, also "critic_grad_share" (see `_critic_grad_share`): one more backward pass."""
         phase = self.hparams.phase
         features, entropies, rewards, actions = [], [], [], []
         for _ in range(phase["imagination_horizon"]):

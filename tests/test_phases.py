@@ -1,0 +1,146 @@
+"""What each phase can do: declared once on its class (every capability, in its own class body), asked of the
+class by whoever needs it (by name without importing Lightning), and the places that ask."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from physworld.callbacks.rollout import RolloutEvaluation
+from physworld.errors import CheckpointError
+from physworld.phases import CAPABILITIES, PHASE_NAMES, PHASES, declared, phase_class, phases_that
+from physworld.phases.checkpoints import check_world_model_checkpoint
+from physworld.phases.comprehensive import ComprehensivePhase
+from physworld.run import build_datamodule, plain
+from physworld.world_model import read_training_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+# phase -> (is_world_model, trains_dynamics, needs_trained_dynamics, trains_agent)
+EXPECTED = {
+    "reconstruction": (True, False, False, False),
+    "prediction": (True, True, False, False),
+    "comprehensive": (True, True, False, False),
+    "rl": (False, False, True, True),
+}
+
+
+def test_every_phase_declares_every_capability_in_its_own_class_body():
+    assert set(PHASES) == set(EXPECTED) == set(PHASE_NAMES)
+    for cls in PHASES.values():
+        for capability in CAPABILITIES:
+            # in the class's own body: ComprehensivePhase must not inherit PredictionPhase's by accident
+            assert capability in vars(cls), f"{cls.__name__} does not declare {capability}"
+            assert isinstance(vars(cls)[capability], bool), (cls.__name__, capability)
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_the_lookup_by_name_gives_each_class_its_answers(name):
+    cls = phase_class(name)
+    assert cls is PHASES[name]
+    answers = tuple(getattr(cls, capability) for capability in CAPABILITIES)
+    assert answers == EXPECTED[name]
+    # read from the source without importing: the same answers as the imported class
+    assert tuple(declared(name, capability) for capability in CAPABILITIES) == answers
+
+
+def test_phases_that_lists_the_names_in_registry_order():
+    assert phases_that("is_world_model") == ("reconstruction", "prediction", "comprehensive")
+    assert phases_that("trains_dynamics") == ("prediction", "comprehensive")
+    assert phases_that("needs_trained_dynamics") == ("rl",)
+    assert phases_that("trains_agent") == ("rl",)
+
+
+def test_unknown_names_and_capabilities_are_refused():
+    with pytest.raises(KeyError, match=r"no phase 'nope': accepted one of \['reconstruction', "):
+        phase_class("nope")
+    with pytest.raises(KeyError, match=r"no capability 'flies': accepted one of \['is_world_model', "):
+        declared("rl", "flies")
+
+
+def test_the_lookup_by_name_imports_neither_torch_nor_lightning():
+    code = (
+        "import sys; from physworld.phases import CAPABILITIES, PHASE_NAMES, declared\n"
+        "print([declared(n, c) for n in PHASE_NAMES for c in CAPABILITIES])\n"
+        "print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    answers, imported = result.stdout.strip().splitlines()
+    assert answers == str([value for name in PHASE_NAMES for value in EXPECTED[name]])
+    assert imported == "[]"
+
+
+def test_which_phases_freeze_the_vqvae(make_cfg):
+    assert not phase_class("reconstruction").freezes_vqvae({})
+    assert phase_class("rl").freezes_vqvae({})
+    for name in ("prediction", "comprehensive"):
+        cls = phase_class(name)
+        assert cls.freezes_vqvae({"freeze_vqvae": True}) and not cls.freezes_vqvae({"freeze_vqvae": False})
+    # an instance answers for its own settings, and a frozen VQ-VAE gets no gradients
+    cfg = make_cfg("debug=tiny", "phase=prediction")
+    phase = phase_class("prediction")(model=plain(cfg.model), phase=plain(cfg.phase))
+    assert phase.vqvae_frozen and not any(p.requires_grad for p in phase.vqvae.parameters())
+    cfg = make_cfg("debug=tiny", "phase=comprehensive")
+    phase = phase_class("comprehensive")(model=plain(cfg.model), phase=plain(cfg.phase))
+    assert not phase.vqvae_frozen and all(p.requires_grad for p in phase.vqvae.parameters())
+
+
+def _checkpoint(name: str) -> dict:
+    return {"hyper_parameters": {"phase": {"name": name}, "model": {}}, "state_dict": {}}
+
+
+def test_init_from_and_evaluate_take_world_model_checkpoints_only():
+    for name in ("reconstruction", "prediction", "comprehensive"):
+        check_world_model_checkpoint(_checkpoint(name), "x.ckpt", {})
+    for name in ("rl", "nope"):
+        with pytest.raises(CheckpointError) as err:
+            check_world_model_checkpoint(_checkpoint(name), "x.ckpt", {})
+        assert str(err.value) == (
+            f"phase.init_from='x.ckpt' is a checkpoint of phase {name!r}: "
+            "accepted one of ['reconstruction', 'prediction', 'comprehensive']"
+        )
+
+
+def test_load_world_model_takes_a_checkpoint_of_any_phase(tmp_path):
+    for name in PHASE_NAMES:  # an rl checkpoint holds the world model it trained in
+        torch.save(_checkpoint(name), tmp_path / f"{name}.ckpt")
+        hparams, _ = read_training_checkpoint(tmp_path / f"{name}.ckpt")
+        assert hparams["phase"]["name"] == name
+    torch.save(_checkpoint("nope"), tmp_path / "nope.ckpt")
+    with pytest.raises(
+        CheckpointError, match=r"phase 'nope': accepted one of \['reconstruction', 'prediction', "
+    ):
+        read_training_checkpoint(tmp_path / "nope.ckpt")
+
+
+@pytest.mark.parametrize("trains_dynamics", [True, False])
+def test_rollout_callback_scores_the_phases_whose_class_trains_dynamics(make_cfg, tmp_path, trains_dynamics):
+    # A comprehensive phase that says it trains no dynamics still has a rollout(): the callback asks the class.
+    cfg = make_cfg("debug=tiny", "phase=comprehensive", "dataset=pendulum")
+    probe = type("Probe", (ComprehensivePhase,), {"trains_dynamics": trains_dynamics})
+    torch.manual_seed(0)
+    phase = probe(model=plain(cfg.model), phase=plain(cfg.phase), dataset_names=["pendulum"])
+    calls = []
+    rollout = phase.rollout
+    phase.rollout = lambda *args, **kwargs: calls.append(1) or rollout(*args, **kwargs)
+    callback = RolloutEvaluation(str(tmp_path / "images"), horizon=2, num_sequences=2, batch_size=2)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        callbacks=[callback],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_test_batches=1,
+    )
+    metrics = trainer.test(phase, datamodule=build_datamodule(cfg), verbose=False)[0]
+    assert bool(calls) == trains_dynamics
+    assert ("test/rollout_mse/t02" in metrics) == trains_dynamics
+    assert "test/loss" in metrics  # the phase's own test step ran either way
