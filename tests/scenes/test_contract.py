@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from physworld.data.scenes import SCENES
-from tests.conftest import CONFIGS
+from physworld.paths import CONFIG_DIR
 
 # The seed's "Datasets included" table: train sequences and frames per sequence.
 SEED_SIZES = {
@@ -27,7 +27,7 @@ SEED_SIZES = {
 
 
 def scene_config(name: str) -> dict:
-    return yaml.safe_load((CONFIGS / "dataset" / f"{name}.yaml").read_text())
+    return yaml.safe_load((CONFIG_DIR / "dataset" / f"{name}.yaml").read_text())
 
 
 @pytest.mark.parametrize("name", sorted(SCENES))
