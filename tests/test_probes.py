@@ -90,3 +90,41 @@ def test_evaluation_reports_a_probe_r2_per_state_variable(pred_eval):
         assert metrics[f"test/{key}/pendulum/mean"] == pytest.approx(np.mean(scores))
         assert metrics[f"test/{key}/mean"] == metrics[f"test/{key}/pendulum/mean"]  # the mean over datasets
     assert not any("counterfactual" in k for k in metrics)  # goal_reach only
+
+
+def test_random_projection_keeps_a_linear_state_decodable():
+    import torch
+
+    from physworld.evaluation.probes import random_projection
+
+    assert random_projection(64, 128, "cpu") is None and random_projection(64, None, "cpu") is None
+    p = random_projection(3000, 200, "cpu")
+    assert p.shape == (3000, 200) and torch.equal(p, random_projection(3000, 200, "cpu"))  # fixed: seeded
+    rng = np.random.default_rng(5)
+    x, y, mixing = synthetic(rng, 1000, d=3000, noise=0.01)
+    x_test = rng.normal(size=(300, 3)) @ mixing + 0.01 * rng.normal(size=(300, 3000)) + 5.0
+    y_test = np.linalg.lstsq(mixing.T, (x_test - 5.0).T, rcond=None)[0].T
+    pm = p.double().numpy()
+    scores = r2_scores(fit_ridge(x @ pm, y, 1e-6), x_test @ pm, y_test)
+    assert np.all(scores > 0.99), scores
+
+
+def test_probes_on_projected_features_and_switched_off(pred_run, pred_eval, tmp_path):
+    from physworld.evaluation.evaluate import evaluate_run
+
+    _, full = pred_eval
+    _, projected = evaluate_run(
+        pred_run, ["evaluation.probes.max_features=64", f"output_dir={tmp_path / 'p'}"], "last.ckpt"
+    )
+    keys = [k for k in full if k.startswith("test/probe_r2/pendulum/")]
+    assert keys and all(np.isfinite(projected[k]) and projected[k] <= 1.0 for k in keys)
+    assert any(projected[k] != full[k] for k in keys)  # 16 x 8 x 8 hidden features, mapped to 64
+    for k in full:  # every other score stays as it was
+        if "probe_r2" not in k:
+            assert projected[k] == pytest.approx(full[k], rel=1e-6, abs=1e-9), k
+    _, off = evaluate_run(
+        pred_run, ["evaluation.probes.enabled=false", f"output_dir={tmp_path / 'o'}"], "last.ckpt"
+    )
+    assert not any("probe_r2" in k for k in off) and len(off) == len(full) - len(
+        [k for k in full if "probe_r2" in k]
+    )

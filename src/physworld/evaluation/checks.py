@@ -49,6 +49,7 @@ def check_evaluation(cfg: DictConfig) -> None:
         require(cfg, f"evaluation.{key}", lambda v: isinstance(v, bool), "true or false")
     optional = "null or a positive integer"
     require(cfg, "evaluation.probes.train_sequences", lambda v: v is None or positive_int(v), optional)
+    require(cfg, "evaluation.probes.max_features", lambda v: v is None or positive_int(v), optional)
     require(cfg, "evaluation.probes.ridge", positive_number, "a positive number")
     accepted = f"one of {list(COUNTERFACTUAL_ACTIONS)}"
     require(cfg, "evaluation.counterfactual.actions", lambda v: v in COUNTERFACTUAL_ACTIONS, accepted)

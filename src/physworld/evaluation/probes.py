@@ -11,7 +11,11 @@ state of frame t + 1 (the frame it predicts). The hidden state, not the predicte
 is one frame's code (where things are, as the decoder draws them) while the hidden state is the model's
 memory, the only place a velocity can live; it is also what the RL actor reads. The dynamics runs
 teacher-forced over every stored frame (as in training), and every step t + 1 >= context_frames is a sample,
-so a split of N sequences of T frames gives N (T - c) samples. Beside it, the same probe on the VQ latent of
+so a split of N sequences of T frames gives N (T - c) samples. Features wider than `max_features` (the
+full model's 192 x 8 x 8) are first mapped to that many by a fixed Gaussian random projection (seeded, the
+same for the train and the scored split): a linear probe of a linear map of the features is a linear probe of
+the features, so its R² is a lower bound of the full probe's, at a cost that does not grow with the model.
+Beside it, the same probe on the VQ latent of
 frame t + 1 itself (`probe_r2_latent`): what one encoded frame tells, the baseline the hidden state has to
 beat on velocities.
 
@@ -36,6 +40,7 @@ from physworld.data.scenes import SCENES
 from physworld.evaluation.scoring import to_frames
 
 ANGLE_PREFIX = "theta"  # state columns named theta* are angles: probed as sine and cosine
+PROJECTION_SEED = 0  # the random projection's generator seed: the same map for every split and run
 
 
 class Probe(NamedTuple):
@@ -118,13 +123,33 @@ def r2_scores(probe: Probe, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return scores
 
 
+def random_projection(d: int, size: int | None, device) -> torch.Tensor | None:
+    """A fixed Gaussian map (D, size) / sqrt(size) (seeded: the same for every call), or None when the D
+    features are no more than `size` (or size is None): they are used as they are."""
+    if size is None or d <= size:
+        return None
+    generator = torch.Generator().manual_seed(PROJECTION_SEED)
+    return (torch.randn(d, size, generator=generator) / size**0.5).to(device)
+
+
 @torch.no_grad()
-def probe_features(phase, arrays: dict, n: int, c: int, batch_size: int, device) -> dict[str, np.ndarray]:
+def probe_features(
+    phase, arrays: dict, n: int, c: int, batch_size: int, device, max_features: int | None = None
+) -> dict[str, np.ndarray]:
     """Teacher-forced features of the first n sequences, for every frame t + 1 in c .. T - 1:
-    {"hidden": (n (T - c), Hc h w), "latent": (n (T - c), C h w), "states": (n (T - c), S)} (float32)."""
+    {"hidden": (n (T - c), D_h), "latent": (n (T - c), D_z), "states": (n (T - c), S)} (float32), where D_h is
+    Hc h w and D_z is C h w, each projected to `max_features` when wider (`random_projection`)."""
     frames, actions, states = arrays["frames"], arrays["actions"], arrays["states"]
     t_total = frames.shape[1]
-    hidden, latent = [], []
+    features: dict[str, list[torch.Tensor]] = {"hidden": [], "latent": []}
+    maps: dict[str, torch.Tensor | None] = {}
+
+    def keep(kind: str, x: torch.Tensor) -> None:  # x (B (T - c), D)
+        if kind not in maps:
+            maps[kind] = random_projection(x.shape[1], max_features, x.device)
+        x = x.float() if maps[kind] is None else x.float() @ maps[kind]
+        features[kind].append(x.cpu())
+
     for start in range(0, n, batch_size):
         rows = np.arange(start, min(start + batch_size, n))
         x = to_frames(frames[rows], device)  # (B, T, 3, H, W)
@@ -135,10 +160,11 @@ def probe_features(phase, arrays: dict, n: int, c: int, batch_size: int, device)
             state = phase.dynamics.advance(z[:, t], a[:, t], state)  # has seen frame t: predicts t + 1
             if t + 1 >= c:
                 steps.append(state[-1].flatten(1))  # (B, Hc h w)
-        hidden.append(torch.stack(steps, 1).flatten(0, 1).float().cpu())  # (B (T - c), Hc h w)
-        latent.append(z[:, c:].flatten(2).flatten(0, 1).float().cpu())  # (B (T - c), C h w)
+        keep("hidden", torch.stack(steps, 1).flatten(0, 1))  # (B (T - c), Hc h w)
+        keep("latent", z[:, c:].flatten(2).flatten(0, 1))  # (B (T - c), C h w)
     target = np.asarray(states[:n, c:], np.float32).reshape(n * (t_total - c), -1)
-    return {"hidden": torch.cat(hidden).numpy(), "latent": torch.cat(latent).numpy(), "states": target}
+    out = {kind: torch.cat(parts).numpy() for kind, parts in features.items()}
+    return {**out, "states": target}
 
 
 def score_probes(
@@ -150,14 +176,15 @@ def score_probes(
     n_eval: int,
     c: int,
     ridge: float,
-    batch_size,
+    max_features: int | None,
+    batch_size: int,
     device,
 ) -> dict[str, dict[str, float]]:
     """Fit the hidden-state and latent probes on the first n_train sequences of `train` (a split's arrays),
     score them on the first n_eval of `held_out` for the state columns `names` -> {"probe_r2": {name: R²},
     "probe_r2_latent": {...}}, each with a "mean" entry (over the state variables with a finite R²)."""
-    fit = probe_features(phase, train, n_train, c, batch_size, device)
-    test = probe_features(phase, held_out, n_eval, c, batch_size, device)
+    fit = probe_features(phase, train, n_train, c, batch_size, device, max_features)
+    test = probe_features(phase, held_out, n_eval, c, batch_size, device, max_features)
     y_fit, target_names = probe_targets(fit["states"], names)
     y_test, _ = probe_targets(test["states"], names)
     out = {}
@@ -182,9 +209,8 @@ def probe_metrics(
     train = load_split(ensure_split(data_dir, dataset, "train", seed))
     total = train["frames"].shape[0]
     n_train = total if settings.train_sequences is None else min(int(settings.train_sequences), total)
-    scores = score_probes(
-        phase, names, train, held_out, n_train, n, c, float(settings.ridge), batch_size, device
-    )
+    ridge, width = float(settings.ridge), settings.max_features
+    scores = score_probes(phase, names, train, held_out, n_train, n, c, ridge, width, batch_size, device)
     return {
         f"{key}/{dataset['name']}/{name}": v for key, named in scores.items() for name, v in named.items()
     }
