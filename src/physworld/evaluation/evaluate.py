@@ -5,7 +5,8 @@ training run's own, or `dataset=`), score every dataset, then write into the eva
 `metrics.json` (flat `stage/metric/<dataset>[/tNN]` keys, plus `stage/metric[/tNN]` means over datasets,
 as in a training run's metrics.json), `evaluation.json` (what was evaluated, with what, and the figure list),
 `config.yaml` and the figures. A reconstruction checkpoint has no dynamics: reconstruction and codebook
-scores only.
+scores only. With dynamics, also the state probes (`evaluation.probes`, evaluation/probes.py) and on goal_reach
+the counterfactual actions (`evaluation.counterfactual`, evaluation/counterfactual.py).
 """
 
 from __future__ import annotations
