@@ -7,8 +7,8 @@ Protocol, for each of the first n sequences of the evaluated split, with c conte
 - two action sequences for the K steps after the context (actions c-1 .. c+K-2, each producing the next
   frame): the recorded one (A) and a counterfactual (B) made from it by `COUNTERFACTUALS[kind]`:
   `negate` (default: the push in the opposite direction, the largest change at the same strength),
-  `rotate` (each push turned by 90 degrees, (x, y) -> (-y, x): tests direction, not only sign) or `zero`
-  (no push: the agent coasts and drag stops it);
+  `rotate` (each push turned by 90 degrees, (x, y) -> (-y, x), clockwise on screen as y points down:
+  tests direction, not only sign) or `zero` (no push: the agent coasts and drag stops it);
 - the model rolls out K frames from the context under each (open loop, codes fed back by argmax as in the
   rollout scores) and the agent is located in every predicted frame by colour (metrics/positions.py, with the
   sequence's agent and goal colours, so the ring's pixels are not taken for the agent);

@@ -11,13 +11,13 @@ state of frame t + 1 (the frame it predicts). The hidden state, not the predicte
 is one frame's code (where things are, as the decoder draws them) while the hidden state is the model's
 memory, the only place a velocity can live; it is also what the RL actor reads. The dynamics runs
 teacher-forced over every stored frame (as in training), and every step t + 1 >= context_frames is a sample,
-so a split of N sequences of T frames gives N (T - c) samples. Features wider than `max_features` (the
-full model's 192 x 8 x 8) are first mapped to that many by a fixed Gaussian random projection (seeded, the
-same for the train and the scored split): a linear probe of a linear map of the features is a linear probe of
-the features, so its R² is a lower bound of the full probe's, at a cost that does not grow with the model.
-Beside it, the same probe on the VQ latent of
-frame t + 1 itself (`probe_r2_latent`): what one encoded frame tells, the baseline the hidden state has to
-beat on velocities.
+so a split of N sequences of T frames gives N (T - c) samples (the first of each sequence is the state after
+exactly the context frames). Features wider than `max_features` (the full model's 192 x 8 x 8) are first
+mapped to that many by a fixed Gaussian random projection (seeded, the same for the train and the scored
+split): a linear probe of a linear map of the features is a linear probe of the features, so its R² is a lower
+bound of the full probe's, at a cost that does not grow with the model. Beside it, the same probe on the VQ
+latent of frame t + 1 itself (`probe_r2_latent`): what one encoded frame tells, the baseline the hidden state
+has to beat on velocities.
 
 Targets: angles (columns named `theta*`) become their sine and cosine (`sin_theta`, `cos_theta`), so a
 wrap-around does not count as a large error. NaN states (objects absent from a sequence, e.g. multi_ball's
@@ -68,9 +68,10 @@ def probe_targets(states: np.ndarray, names) -> tuple[np.ndarray, list[str]]:
 def fit_ridge(x: np.ndarray, y: np.ndarray, ridge: float) -> Probe:
     """Ridge least squares from x (n, D) to y (n, S), each column on its finite rows only.
 
-    The penalty is ridge times the mean feature variance (trace of the centred Gram matrix over D), so the
-    same `ridge` means the same for features of any scale. Closed form in float64: the primal normal equations
-    when n >= D, the dual (kernel) form otherwise; columns sharing the same NaN rows share one solve."""
+    The penalty is ridge times the trace of the centred Gram matrix over D (n times the mean feature
+    variance), so the same `ridge` means the same for features of any scale and any number of samples.
+    Closed form in float64: the primal normal equations when n >= D, the dual (kernel) form otherwise; columns
+    sharing the same NaN rows share one solve."""
     if ridge <= 0:
         raise ValueError(f"ridge={ridge!r}: accepted a positive number")
     x = np.asarray(x, np.float64)
