@@ -15,9 +15,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from physworld.data.plan import check_dataset, dataset_members
 from physworld.errors import CheckpointError, ConfigError
-from physworld.require import non_negative_int, positive_int, require
+from physworld.require import non_negative_int, positive_int, positive_number, require
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+# evaluation.counterfactual.actions: the keys of evaluation/counterfactual.py's COUNTERFACTUALS (no torch here)
+COUNTERFACTUAL_ACTIONS = ("negate", "rotate", "zero")
 
 
 def check_evaluation(cfg: DictConfig) -> None:
@@ -43,6 +45,14 @@ def check_evaluation(cfg: DictConfig) -> None:
         cfg, "evaluation.lpips_backbone", lambda v: v is None or isinstance(v, str), "null or a file path"
     )
     require(cfg, "evaluation.device", lambda v: v in DEVICES, f"one of {list(DEVICES)}")
+    for key in ("probes.enabled", "counterfactual.enabled"):
+        require(cfg, f"evaluation.{key}", lambda v: isinstance(v, bool), "true or false")
+    optional = "null or a positive integer"
+    require(cfg, "evaluation.probes.train_sequences", lambda v: v is None or positive_int(v), optional)
+    require(cfg, "evaluation.probes.max_features", lambda v: v is None or positive_int(v), optional)
+    require(cfg, "evaluation.probes.ridge", positive_number, "a positive number")
+    accepted = f"one of {list(COUNTERFACTUAL_ACTIONS)}"
+    require(cfg, "evaluation.counterfactual.actions", lambda v: v in COUNTERFACTUAL_ACTIONS, accepted)
     require(cfg, "data.seed", non_negative_int, "a non-negative integer")
     for key in ("data.max_sequences", "data.max_frames"):
         require(cfg, key, lambda v: v is None or positive_int(v), "null or a positive integer")

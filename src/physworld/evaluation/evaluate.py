@@ -5,7 +5,8 @@ training run's own, or `dataset=`), score every dataset, then write into the eva
 `metrics.json` (flat `stage/metric/<dataset>[/tNN]` keys, plus `stage/metric[/tNN]` means over datasets,
 as in a training run's metrics.json), `evaluation.json` (what was evaluated, with what, and the figure list),
 `config.yaml` and the figures. A reconstruction checkpoint has no dynamics: reconstruction and codebook
-scores only.
+scores only. With dynamics, also the state probes (`evaluation.probes`, evaluation/probes.py) and on goal_reach
+the counterfactual actions (`evaluation.counterfactual`, evaluation/counterfactual.py).
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from physworld.data.plan import datasets_for
 from physworld.errors import ConfigError
 from physworld.evaluation.architecture import architecture_diagram
 from physworld.evaluation.checks import check_evaluation
+from physworld.evaluation.counterfactual import counterfactual_metrics
 from physworld.evaluation.figures import preview_figures, reconstruction_figures, rollout_figures
 from physworld.evaluation.loading import load_phase, training_config
+from physworld.evaluation.probes import probe_metrics
 from physworld.evaluation.runs import run_config_file, training_run_dir
 from physworld.evaluation.scoring import DatasetScores, score_reconstruction, score_rollouts, to_frames
 from physworld.log_handlers import drop_lightning_console_handler
@@ -125,6 +128,16 @@ def score_dataset(
     )
     if "pos_err" not in scores.rollout["model"]:
         scores.notes.append("no point-like objects drawn in known colours: no position error")
+    scores.extra.update(
+        probe_metrics(
+            phase, dataset, arrays, n, c, ev.probes, plan.data_dir, plan.seed, ev.batch_size, device
+        )
+    )
+    scores.extra.update(
+        counterfactual_metrics(
+            phase, dataset, arrays, params, n, c, k, ev.counterfactual, ev.batch_size, device
+        )
+    )
     return scores
 
 
@@ -136,6 +149,7 @@ def flat_metrics(scores: dict[str, DatasetScores], stage: str) -> dict[str, floa
         metrics.update({f"{stage}/codebook_{k}/{name}": v for k, v in s.codebook.items()})
         if s.rollout is not None:
             metrics.update({k: float(v) for k, v in horizon_keys(stage, s.rollout, dataset=name).items()})
+        metrics.update({f"{stage}/{k}": v for k, v in s.extra.items()})
     metrics = scalar_metrics(metrics)  # drops NaN (e.g. a horizon where no object was found)
     groups: dict[str, list[float]] = {}
     for key, value in metrics.items():

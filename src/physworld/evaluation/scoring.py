@@ -43,6 +43,10 @@ class DatasetScores:
     examples: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # truth (n, c+K, ...), prediction
     # (n, K, ...), tokenizer floor (n, K, ...)
     notes: list[str] = field(default_factory=list)  # why a part was skipped
+    extra: dict[str, float] = field(
+        default_factory=dict
+    )  # `metric/<dataset>/<sub>` scores beside the rollouts:
+    # state probes (evaluation/probes.py) and counterfactual actions (evaluation/counterfactual.py)
 
 
 def to_frames(array: np.ndarray, device: torch.device) -> torch.Tensor:
