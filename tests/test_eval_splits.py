@@ -7,10 +7,12 @@ import copy
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 from physworld.data.cache import ensure_split, load_params, load_split, read_manifest
+from physworld.data.plan import check_dataset
 from physworld.datasets import data_seed, spec
-from physworld.errors import DataError
+from physworld.errors import ConfigError, DataError
 
 PHYSICS = (
     "pendulum",
@@ -115,3 +117,18 @@ def test_bad_ood_key_and_split_name(tmp_path):
         ensure_split(tmp_path, dataset, "ood_test", data_seed(), progress=False)
     with pytest.raises(DataError, match="split='tset' is not accepted"):
         ensure_split(tmp_path, dataset, "tset", data_seed(), progress=False)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("ood", 5, "ood=5 is not accepted: null or a mapping of scene ranges"),
+        ("long_num_frames", 0, "long_num_frames=0 is not accepted: null or a positive integer"),
+    ],
+)
+def test_check_dataset_names_bad_eval_split_keys(key, value, message):
+    dataset = OmegaConf.create(tiny("pendulum"))
+    check_dataset(dataset)  # the config as shipped passes
+    dataset[key] = value
+    with pytest.raises(ConfigError, match=message):
+        check_dataset(dataset)

@@ -60,7 +60,7 @@ def spec_for(dataset: dict, split: str, seed: int) -> dict:
         if not ood:
             raise DataError(
                 f"{dataset['name']}: split='ood_test' is not accepted: the dataset has no `ood:` block of "
-                "out-of-distribution scene ranges (datasets with one: those under configs/dataset that set it)"
+                "out-of-distribution scene ranges (the physics scenes have one; see configs/dataset/pendulum.yaml)"
             )
         unknown = sorted(set(ood) - set(scene_params))
         if unknown:
