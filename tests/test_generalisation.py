@@ -9,11 +9,13 @@ import re
 
 import pytest
 import torch
+from matplotlib.axes import Axes
 
 from physworld.errors import ConfigError
 from physworld.evaluation.evaluate import evaluate_run
 from physworld.evaluation.generalisation import gap_metrics
 from physworld.metrics.rollout import PREFIXES, crossover_horizon
+from physworld.plots.horizon import error_vs_horizon_plot
 
 NAN = float("nan")
 
@@ -115,3 +117,17 @@ def test_ood_split_refused_for_moving_mnist(pred_run, tmp_path):
     ]
     with pytest.raises(ConfigError, match=r"evaluation.ood_gap=true is not accepted for \['moving_mnist'\]"):
         evaluate_run(pred_run, overrides, "last.ckpt")
+
+
+def test_error_plot_marks_the_crossover(tmp_path, monkeypatch):
+    marks = []
+    original = Axes.axvline
+    monkeypatch.setattr(Axes, "axvline", lambda ax, x=0, **kw: marks.append(x) or original(ax, x, **kw))
+    results = {
+        "a": {  # mse crosses at t3; pos_err never
+            "model": {"mse": torch.tensor([0.1, 0.2, 0.5]), "pos_err": torch.tensor([1.0, 1.0, 1.0])},
+            "copy_last": {"mse": torch.tensor([0.3, 0.3, 0.3]), "pos_err": torch.tensor([2.0, 3.0, 4.0])},
+        }
+    }
+    error_vs_horizon_plot(results, tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 0 and marks == [3]
