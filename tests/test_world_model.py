@@ -68,7 +68,8 @@ def test_datasets_load_returns_the_cached_arrays_training_uses(tiny, data, tmp_p
     with pytest.raises(ConfigError, match=r"dataset name 'nope' is not accepted: one of \[.*'pendulum'"):
         physworld.datasets.load("nope", "train", tmp_path)
     with pytest.raises(
-        ConfigError, match=r"split='training' is not accepted: one of \['train', 'val', 'test'\]"
+        ConfigError,
+        match=r"split='training' is not accepted: one of \['train', 'val', 'test', 'ood_test', 'long_test'\]",
     ):
         physworld.datasets.load("pendulum", "training", tmp_path)
 

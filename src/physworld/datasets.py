@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 from omegaconf import OmegaConf
 
-from physworld.data.cache import SPLITS, ensure_split, load_split
+from physworld.data.cache import EVAL_SPLITS, SPLITS, ensure_split, load_split
 from physworld.data.scenes import SCENES
 from physworld.errors import ConfigError
 from physworld.paths import CONFIG_DIR, project_root
@@ -63,8 +63,8 @@ def load(
     """Frames, states, actions and rewards of a split (memory-mapped), generating it first if it is missing
     or was made from another spec. The cache keeps one spec per folder: load a capped version
     (`num_sequences`, `num_frames`) into its own `data_dir`, or it replaces the full-size split."""
-    if split not in SPLITS:
-        raise ConfigError(f"split={split!r} is not accepted: one of {list(SPLITS)}")
+    if split not in SPLITS + EVAL_SPLITS:
+        raise ConfigError(f"split={split!r} is not accepted: one of {list(SPLITS + EVAL_SPLITS)}")
     for key, value in (("num_sequences", num_sequences), ("num_frames", num_frames)):
         if value is not None and not (isinstance(value, int) and value > 0):
             raise ConfigError(f"{key}={value!r} is not accepted: a positive integer or None")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from physworld.data.cache import CHUNK, ensure_split
+from physworld.data.cache import CHUNK, SPLITS, ensure_split
 from physworld.data.scenes import SCENES
 from physworld.paths import CONFIG_DIR
 
@@ -59,7 +59,7 @@ def main() -> None:
     projected_total = 0.0
     for name, cfg in configs.items():
         rate = scene_rate(name, cfg, CHUNK, args.repeats)
-        total = sum(cfg["sizes"].values())
+        total = sum(cfg["sizes"][split] for split in SPLITS)
         projected_total += total / rate
         print(f"| {name} | {cfg['num_frames']} | {rate:.0f} | {total} | {total / rate:.0f} s |")
     print(
@@ -70,7 +70,7 @@ def main() -> None:
         started = time.perf_counter()
         sequences = 0
         for name, cfg in configs.items():
-            for split in ("train", "val", "test"):
+            for split in SPLITS:
                 ensure_split(args.full, cfg, split, seed=42, force=True)
                 sequences += cfg["sizes"][split]
             print(f"{name}: done at {time.perf_counter() - started:.0f} s, peak RSS {peak_rss_mb():.0f} MB")

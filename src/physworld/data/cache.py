@@ -12,6 +12,13 @@ A split is generated into a hidden temporary folder, in chunks streamed to .npy 
 are written (peak memory is one chunk, whatever N), and only then renamed into place: a killed generation
 leaves nothing that loads. A split whose manifest no longer matches the requested spec is regenerated.
 A lock file serialises concurrent generators (DDP ranks, multirun jobs) of the same dataset.
+
+Beside train/val/test, two evaluation-only splits (EVAL_SPLITS), generated only when asked for:
+  ood_test   out-of-distribution: the dataset's `scene:` ranges with its `ood:` overrides (ranges disjoint from
+             training's); its spec's `scene_params` are the merged ranges and `ood` the overrides
+  long_test  the training distribution with `long_num_frames` frames per sequence, for long rollouts
+Each has its own random stream (SPLIT_STREAMS), and the specs of train/val/test never mention either, so adding
+them changes no existing split's bytes or manifest.
 """
 
 from __future__ import annotations
@@ -33,7 +40,10 @@ from physworld.data.scenes import SCENES
 from physworld.errors import DataError
 
 FORMAT = 1  # version of this on-disk layout
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test")  # the splits every dataset has (training, validation, test)
+EVAL_SPLITS = ("ood_test", "long_test")  # evaluation-only splits, declared per dataset (see the docstring)
+# The random stream of each split: train/val/test keep their positions in SPLITS, so their bytes never change.
+SPLIT_STREAMS = {split: i for i, split in enumerate(SPLITS + EVAL_SPLITS)}
 CHUNK = 256  # sequences generated per call to the scene; fixed, so output bytes never depend on it
 ACTION_DIM = 2  # every dataset stores 2-D actions (the agent environment's force); zeros when passive
 ARRAYS = ("frames", "states", "actions", "rewards")
@@ -42,15 +52,44 @@ ARRAYS = ("frames", "states", "actions", "rewards")
 def spec_for(dataset: dict, split: str, seed: int) -> dict:
     """Everything that determines a split's bytes. A stored split is reused only if this matches."""
     scene = SCENES[dataset["name"]]
+    if split not in SPLIT_STREAMS:
+        raise DataError(f"split={split!r} is not accepted: one of {list(SPLIT_STREAMS)}")
+    num_frames, scene_params, extra = int(dataset["num_frames"]), dict(dataset.get("scene") or {}), {}
+    if split == "ood_test":
+        ood = dataset.get("ood")
+        if not ood:
+            raise DataError(
+                f"{dataset['name']}: split='ood_test' is not accepted: the dataset has no `ood:` block of "
+                "out-of-distribution scene ranges (the physics scenes have one; see configs/dataset/pendulum.yaml)"
+            )
+        unknown = sorted(set(ood) - set(scene_params))
+        if unknown:
+            raise DataError(
+                f"{dataset['name']}: ood.{unknown[0]} is not a scene parameter: one of {sorted(scene_params)}"
+            )
+        scene_params.update(ood)
+        extra = {"ood": dict(ood)}
+    if split == "long_test":
+        if not dataset.get("long_num_frames"):
+            raise DataError(
+                f"{dataset['name']}: split='long_test' needs dataset.long_num_frames (frames per long sequence)"
+            )
+        num_frames = int(dataset["long_num_frames"])
+    if split in EVAL_SPLITS and split not in (dataset.get("sizes") or {}):
+        raise DataError(
+            f"{dataset['name']}: split={split!r} needs dataset.sizes.{split} (sequences in the split); "
+            f"the dataset sets sizes for {sorted(dataset.get('sizes') or {})}"
+        )
     return {
         "format": FORMAT,
         "scene": dataset["name"],
         "version": int(scene.VERSION),
-        "num_frames": int(dataset["num_frames"]),
+        "num_frames": num_frames,
         "num_sequences": int(dataset["sizes"][split]),
-        "scene_params": dict(dataset.get("scene") or {}),
+        "scene_params": scene_params,
         "seed": int(seed),
         "split": split,
+        **extra,
     }
 
 
@@ -146,7 +185,7 @@ def _generate(path: Path, spec: dict, progress: bool) -> None:
                 [
                     spec["seed"],
                     zlib.crc32(spec["scene"].encode()),
-                    SPLITS.index(spec["split"]),
+                    SPLIT_STREAMS[spec["split"]],
                     start // CHUNK,
                 ]
             )

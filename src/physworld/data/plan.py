@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
+from physworld.data.cache import EVAL_SPLITS, SPLITS
 from physworld.data.scenes import SCENES
 from physworld.require import positive_int, require
 
@@ -36,5 +37,13 @@ def datasets_for(cfg: DictConfig) -> list[dict]:
 def check_dataset(dataset: DictConfig) -> None:
     require(dataset, "name", lambda v: v in SCENES, f"one of {sorted(SCENES)}")
     require(dataset, "num_frames", positive_int, "a positive integer")
-    for split in ("train", "val", "test"):
+    for split in SPLITS:
         require(dataset, f"sizes.{split}", positive_int, "a positive integer (sequences in the split)")
+    for split in EVAL_SPLITS:  # optional: declared by the datasets that have the split
+        require(
+            dataset, f"sizes.{split}", lambda v: v is None or positive_int(v), "null or a positive integer"
+        )
+    require(dataset, "long_num_frames", lambda v: v is None or positive_int(v), "null or a positive integer")
+    require(
+        dataset, "ood", lambda v: v is None or isinstance(v, DictConfig), "null or a mapping of scene ranges"
+    )

@@ -20,6 +20,7 @@ from physworld.require import non_negative_int, positive_int, positive_number, r
 DEVICES = ("auto", "cpu", "cuda", "mps")
 # evaluation.counterfactual.actions: the keys of evaluation/counterfactual.py's COUNTERFACTUALS (no torch here)
 COUNTERFACTUAL_ACTIONS = ("negate", "rotate", "zero")
+SPLITS = ("val", "test", "ood_test", "long_test")  # the held-out splits evaluation scores (data/cache.py)
 
 
 def check_evaluation(cfg: DictConfig) -> None:
@@ -33,7 +34,13 @@ def check_evaluation(cfg: DictConfig) -> None:
         )
     if not Path(str(ckpt)).is_file():
         raise CheckpointError(f"ckpt_path={str(ckpt)!r}: no such checkpoint file")
-    require(cfg, "evaluation.split", lambda v: v in ("val", "test"), "val or test")
+    require(cfg, "evaluation.split", lambda v: v in SPLITS, f"one of {list(SPLITS)}")
+    require(cfg, "evaluation.ood_gap", lambda v: isinstance(v, bool), "true or false")
+    if cfg.evaluation.ood_gap and cfg.evaluation.split != "test":
+        raise ConfigError(
+            f"evaluation.split={cfg.evaluation.split!r} is not accepted with evaluation.ood_gap=true: "
+            "test (the gap is ood_test against test)"
+        )
     for key in ("batch_size", "horizon", "num_images", "num_examples", "num_gif_sequences"):
         require(cfg, f"evaluation.{key}", positive_int, "a positive integer")
     for key in ("num_sequences", "context_frames"):

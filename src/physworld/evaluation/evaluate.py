@@ -7,6 +7,16 @@ as in a training run's metrics.json), `evaluation.json` (what was evaluated, wit
 `config.yaml` and the figures. A reconstruction checkpoint has no dynamics: reconstruction and codebook
 scores only. With dynamics, also the state probes (`evaluation.probes`, evaluation/probes.py) and on goal_reach
 the counterfactual actions (`evaluation.counterfactual`, evaluation/counterfactual.py).
+
+Generalisation and long horizons (evaluation/generalisation.py defines the keys):
+- `evaluation.split=ood_test` scores the out-of-distribution split alone (keys `ood_test/...`);
+  `evaluation.split=long_test evaluation.horizon=50` rolls out 50 steps on the long sequences (`long_test/...`).
+- `evaluation.ood_gap=true` (with split=test) scores `test` and `ood_test` side by side: `test/...` and
+  `ood_test/...` keys, and `ood_gap/<metric>/<dataset>[/tNN]` (ood minus test) and `ood_ratio/...` (ood over test)
+  for the model and for copy-last, constant velocity and the tokenizer floor each; datasets without an ood split
+  (moving_mnist, goal_reach) are scored on test only.
+- Always, per dataset with rollouts: `<split>/crossover_mse/<dataset>` and `<split>/crossover_pos_err/<dataset>`,
+  the first horizon at which the model is no longer below copy-last, or "never".
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from physworld.callbacks.metrics_file import scalar_metrics, write_metrics
+from physworld.callbacks.metrics_file import scalar_metrics
 from physworld.data.cache import ensure_split, load_params, load_split
 from physworld.data.plan import datasets_for
 from physworld.errors import ConfigError
@@ -29,6 +39,7 @@ from physworld.evaluation.architecture import architecture_diagram
 from physworld.evaluation.checks import check_evaluation
 from physworld.evaluation.counterfactual import counterfactual_metrics
 from physworld.evaluation.figures import preview_figures, reconstruction_figures, rollout_figures
+from physworld.evaluation.generalisation import crossover_metrics, gap_metrics, write_evaluation_metrics
 from physworld.evaluation.loading import load_phase, training_config
 from physworld.evaluation.probes import probe_metrics
 from physworld.evaluation.runs import run_config_file, training_run_dir
@@ -37,6 +48,7 @@ from physworld.log_handlers import drop_lightning_console_handler
 from physworld.metrics.lpips import LPIPS, MIN_SIZE, build_lpips
 from physworld.metrics.rollout import horizon_keys
 from physworld.paths import compose
+from physworld.plots.horizon import error_vs_horizon_plot
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +111,10 @@ def output_dir(cfg: DictConfig, ckpt_path: str, label: str) -> Path:
 
 
 def score_dataset(
-    phase, dataset: dict, plan: DataPlan, ev: DictConfig, device, lpips: LPIPS | None = None
+    phase, dataset: dict, plan: DataPlan, ev: DictConfig, device, lpips: LPIPS | None = None, split=None
 ) -> DatasetScores:
-    path = ensure_split(plan.data_dir, dataset, ev.split, plan.seed)
+    """Score one dataset's `split` (default: `evaluation.split`)."""
+    path = ensure_split(plan.data_dir, dataset, split or ev.split, plan.seed)
     arrays, params = load_split(path), load_params(path)
     total, t, h, w = arrays["frames"].shape[:4]  # (N, T, H, W, 3)
     if lpips is not None and min(h, w) < MIN_SIZE:
@@ -188,8 +201,9 @@ def evaluation_record(ckpt_path: str, phase, plan: DataPlan, scores: dict, stage
     }
 
 
-def evaluate(cfg: DictConfig) -> tuple[Path, dict[str, float]]:
-    """Evaluate `cfg.ckpt_path`; write the evaluation folder; return it and the flat metrics."""
+def evaluate(cfg: DictConfig) -> tuple[Path, dict[str, float | int | str]]:
+    """Evaluate `cfg.ckpt_path`; write the evaluation folder; return it and the flat metrics (numbers, and the
+    crossover horizons: an int or "never")."""
     check_evaluation(cfg)
     drop_lightning_console_handler()  # under Hydra its console handler prints Lightning's lines already
     ev = cfg.evaluation
@@ -208,9 +222,33 @@ def evaluate(cfg: DictConfig) -> tuple[Path, dict[str, float]]:
     scores = {d["name"]: score_dataset(phase, d, plan, ev, device, lpips) for d in plan.datasets}
     stage = cfg.evaluation.split
     metrics = flat_metrics(scores, stage)
-    write_metrics(out / "metrics.json", metrics)
+    metrics.update(crossover_metrics(scores, stage))
+    figures, ood = {}, {}
+    if ev.ood_gap:
+        ood = {
+            d["name"]: score_dataset(phase, d, plan, ev, device, lpips, "ood_test")
+            for d in plan.datasets
+            if d.get("ood")
+        }
+        if not ood:
+            raise ConfigError(
+                f"evaluation.ood_gap=true is not accepted for {[d['name'] for d in plan.datasets]}: "
+                "none has an ood_test split (an `ood:` block in configs/dataset)"
+            )
+        ood_metrics = flat_metrics(ood, "ood_test")
+        in_dist = flat_metrics({n: scores[n] for n in ood}, stage)  # the same datasets as the ood split
+        metrics.update(ood_metrics)
+        metrics.update(crossover_metrics(ood, "ood_test"))
+        metrics.update(gap_metrics(in_dist, ood_metrics, stage, "ood_test"))
+        rolled = {n: s.rollout for n, s in ood.items() if s.rollout is not None}
+        if rolled:
+            error_vs_horizon_plot(rolled, out / "ood_test_rollout_error_vs_horizon.png", "(ood_test)")
+            figures["ood_test_rollout_error_vs_horizon.png"] = (
+                "As rollout_error_vs_horizon.png, on the out-of-distribution split ood_test."
+            )
+    write_evaluation_metrics(out / "metrics.json", metrics)
 
-    figures = {"architecture_diagram.png": "The model, traced: real output shapes and parameter counts."}
+    figures["architecture_diagram.png"] = "The model, traced: real output shapes and parameter counts."
     counts = architecture_diagram(phase, out / "architecture_diagram.png", f"physworld world model ({name})")
     figures.update(reconstruction_figures(scores, out))
     figures.update(
@@ -220,6 +258,10 @@ def evaluate(cfg: DictConfig) -> tuple[Path, dict[str, float]]:
 
     record = evaluation_record(ckpt_path, phase, plan, scores, stage, device)
     record.update(parameters=counts, figures=figures)
+    if ood:
+        record["ood_test"] = [
+            {"name": s.name, "sequences": s.num_sequences, "notes": s.notes} for s in ood.values()
+        ]
     (out / "evaluation.json").write_text(json.dumps(record, indent=2))
     OmegaConf.save(cfg, out / "config.yaml")
     return out, metrics

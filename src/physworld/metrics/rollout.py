@@ -279,3 +279,20 @@ def horizon_keys(stage: str, results: dict, dataset: str | None = None) -> dict[
         for metric, steps in metrics.items()
         for t, value in enumerate(steps, start=1)
     }
+
+
+def crossover_horizon(model, baseline) -> int | str | None:
+    """The first horizon t (1-based) at which the model's error is no longer below the baseline's (model >=
+    baseline), "never" when it stays below at every scored horizon, None when no horizon has both values.
+    Horizons where either value is NaN (no object found) are skipped. model, baseline: (K,) errors."""
+    model = torch.as_tensor(model, dtype=torch.float64).reshape(-1)
+    baseline = torch.as_tensor(baseline, dtype=torch.float64).reshape(-1)
+    if model.shape != baseline.shape:
+        raise ValueError(
+            f"crossover_horizon: model {tuple(model.shape)} and baseline {tuple(baseline.shape)} differ"
+        )
+    both = torch.isfinite(model) & torch.isfinite(baseline)
+    if not both.any():
+        return None
+    worse = both & (model >= baseline)
+    return int(worse.nonzero()[0, 0]) + 1 if worse.any() else "never"

@@ -1,7 +1,10 @@
 """Rollout scores against the horizon, one colour per dataset, the model beside its baselines.
 
 Both plots take {dataset: {predictor: {metric: (K,)}}}, the per-dataset scores of metrics.rollout's
-RolloutScorer.compute(), as the rollout callback and evaluation both have them.
+RolloutScorer.compute(), as the rollout callback and evaluation both have them. The error plot marks, per dataset,
+the horizon at which the model stops beating copy-last (metrics.rollout.crossover_horizon) with a thin vertical line:
+over a long rollout (evaluation.split=long_test evaluation.horizon=50) it shows how errors grow and where the model's
+advantage ends.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from physworld.metrics.rollout import crossover_horizon
 from physworld.plots import pyplot
 
 PLOT_STYLES = {  # predictor -> line style and label, in every plot against the horizon
@@ -20,11 +24,13 @@ PLOT_STYLES = {  # predictor -> line style and label, in every plot against the 
     "tokenizer": (":", "tokenizer floor"),
 }
 TRUTH_STYLE = ("-", "estimator floor")  # the position estimator on the true frames (position plot only)
+CROSSOVER_PANELS = ("mse", "pos_err")  # panels marked where the model stops beating copy-last
 
 
 def error_vs_horizon_plot(results: dict, path: Path, title: str = "") -> None:
     """Frame MSE, object position error and sharpness against the horizon, per dataset: the model solid,
-    copy-last dashed, constant velocity dash-dotted, the tokenizer floor dotted."""
+    copy-last dashed, constant velocity dash-dotted, the tokenizer floor dotted; a thin vertical line where the
+    model's MSE (position error) is first no longer below copy-last's."""
     plt = pyplot()
     panels = (
         ("mse", "frame MSE (per pixel)"),
@@ -49,6 +55,11 @@ def error_vs_horizon_plot(results: dict, path: Path, title: str = "") -> None:
                     alpha=1 if predictor == "model" else 0.7,
                     label=f"{name} {label}",
                 )
+            model, copy = scores.get("model", {}).get(metric), scores.get("copy_last", {}).get(metric)
+            if metric in CROSSOVER_PANELS and model is not None and copy is not None:
+                t = crossover_horizon(model.cpu(), copy.cpu())
+                if isinstance(t, int):
+                    ax.axvline(t, color=colour, lw=0.8, ls=(0, (1, 2)))
     for ax, (_, label) in zip(axes, panels):
         ax.set(xlabel="horizon (frames)", ylabel=label)
     axes[0].set_yscale("log")
