@@ -168,3 +168,87 @@ def check_tables_hold_metrics(section: str, metrics: dict, split: str = "test") 
                     )
                     checked += 1
     return checked
+
+
+def generalisation_section(markdown: str) -> str:
+    """The report's `## Generalisation` section."""
+    start = markdown.index("## Generalisation")
+    end = markdown.find("\n## ", start + 1)
+    return markdown[start : end if end > 0 else None]
+
+
+def latest_evaluations(run: Path) -> dict[str, tuple[Path, dict]]:
+    """A run's newest evaluation of each kind ("ood": test beside ood_test, "long": long_test, "test": the newest
+    on the test split, the ood one first) as (folder, metrics.json)."""
+    import json
+
+    found: dict[str, tuple[Path, dict]] = {}
+    for record in sorted(run.glob("evaluate/*/evaluation.json"), key=lambda f: f.parent.name):
+        info, metrics = (
+            json.loads(record.read_text()),
+            json.loads((record.parent / "metrics.json").read_text()),
+        )
+        kind = {"long_test": "long", "test": "ood" if info.get("ood_test") else "test"}.get(info["split"])
+        if kind:
+            found[kind] = (record.parent, metrics)
+    if "ood" in found:
+        found["test"] = found["ood"]
+    return found
+
+
+def check_generalisation_holds_metrics(section: str, run: Path, name: str) -> dict[str, int]:
+    """Every cell of the tables of model `name`'s part of the Generalisation section equals the value of the
+    metrics.json it comes from (latest_evaluations(run)); returns the cells compared per table."""
+    import re
+
+    from physworld.evaluation.document import fmt
+
+    parts = re.split(r"^### Model `([^`]+)`", section, flags=re.M)
+    text = parts[parts.index(name) + 1]
+    found = latest_evaluations(run)
+    metrics = {kind: m for kind, (_, m) in found.items()}
+    show = lambda v: v if isinstance(v, str) else fmt(v)  # noqa: E731
+    predictors = {
+        "model": "rollout",
+        "copy-last": "baseline_copy_last",
+        "const. velocity": "baseline_const_vel",
+    }
+    predictors["tokenizer floor"] = "tokenizer_floor"
+    checked = {"gap": 0, "crossover": 0, "counterfactual": 0, "probes": 0}
+    for table in tables(text):
+        header, rows = table[0], table[1:]
+        if header[:3] == ["dataset", "horizon", "predictor"]:  # ID against OOD
+            for row in rows:
+                keys = [f"{predictors[row[2]]}_{m}/{row[0]}/{row[1]}" for m in ("pos_err", "mse")]
+                expected = [
+                    show(metrics["ood"].get(f"{s}/{k}"))
+                    for k in keys
+                    for s in ("test", "ood_test", "ood_gap")
+                ]
+                assert row[3:] == expected, row
+                checked["gap"] += len(expected)
+        elif header[1:2] == ["crossover MSE test"]:
+            for row in rows:
+                expected = [
+                    show(metrics[kind].get(f"{split}/crossover_{m}/{row[0]}")) if kind in metrics else "-"
+                    for m in ("mse", "pos_err")
+                    for split, kind in (("test", "test"), ("ood_test", "ood"), ("long_test", "long"))
+                ]
+                assert row[1:] == expected, row
+                checked["crossover"] += len(expected)
+        elif header[0] == "horizon":  # counterfactual actions
+            scores = ("diff_err", "diff_err_blind", "cosine", "found")
+            for row in rows:
+                expected = [
+                    show(metrics["test"].get(f"test/counterfactual_{s}/goal_reach/{row[0]}")) for s in scores
+                ]
+                assert row[1:] == expected, row
+                checked["counterfactual"] += len(expected)
+        elif header[:2] == ["dataset", "state"]:
+            for row in rows:
+                hidden = metrics["test"].get(f"test/probe_r2/{row[0]}/{row[1]}")
+                latent = metrics["test"].get(f"test/probe_r2_latent/{row[0]}/{row[1]}")
+                gap = hidden - latent if hidden is not None and latent is not None else None
+                assert row[2:] == [show(hidden), show(latent), show(gap)], row
+                checked["probes"] += 3
+    return checked

@@ -6,6 +6,8 @@ or a config with a phase (`.hydra/config.yaml`, or `config.yaml` in a pipeline s
 log, or W&B offline log), final metrics and the figures its callbacks wrote (image grids, rollouts, and the
 RL phase's `rl_training.png` / `rl_trajectory.png`), followed by its evaluations: metrics tables read from
 the evaluation's own metrics.json, and its figures. A pipeline's `pipeline.json` gives a table of its steps.
+After the Summary, the Generalisation section (evaluation/generalisation_report.py): out-of-distribution gap,
+long-rollout error growth, counterfactual actions and state probes of every evaluated model with dynamics.
 Generated figures (training curves) go to `<folder>/report_files/`, and so do copies of the figures too large
 to inline in report.html (document.INLINE_LIMIT), which links them there.
 """
@@ -25,6 +27,7 @@ from tqdm.auto import tqdm
 from physworld.errors import PhysworldError
 from physworld.evaluation.curves import read_training_log
 from physworld.evaluation.document import Block, Code, Figure, Heading, Table, Text, fmt, to_html, to_markdown
+from physworld.evaluation.generalisation_report import Evaluated, generalisation_section
 from physworld.evaluation.runs import run_config_file
 from physworld.plots.curves import plot_training_curves
 
@@ -457,6 +460,11 @@ def build(root: Path) -> list[Block]:
         ),
     ]
     blocks += summary_section(runs, root)
+    if runs or evaluations:  # after the summary: the generalisation of every evaluated model
+        read = [
+            Evaluated(f, read_json(f / "evaluation.json"), read_json(f / "metrics.json")) for f in evaluations
+        ]
+        blocks += generalisation_section(read, lambda folder: name_of(folder, root))
     steps = read_json(root / "pipeline.json")
     if steps:
         blocks += [
