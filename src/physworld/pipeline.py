@@ -8,7 +8,12 @@ written once; the command-line overrides apply to every step after them (so `pha
 step).
 
 When every step is done it evaluates the world-model steps (scripts/evaluate.py) and writes the pipeline's
-report (`report.md`, `report.html`; `pipeline.report: false` skips both).
+report (`report.md`, `report.html`; `pipeline.report: false` skips both). With `pipeline.generalisation: true` that
+evaluation also scores the ood_test split beside test (`evaluation.ood_gap=true`, when a step's datasets have one)
+and, for steps with dynamics, rolls out `pipeline.long_horizon` steps on the long_test split: what the report's
+Generalisation section shows. Those evaluations read each step's data from the current configs (the step's
+composed `dataset` and `data`), not from the step's saved config.yaml, so they also work on steps trained before
+the datasets had `ood:` and `long_num_frames`.
 
 The pipeline folder is stable (not timestamped), so rerunning the same command resumes: a step whose
 `metrics.json` exists is done and skipped; a step with a `last.ckpt` but no metrics was killed and resumes
@@ -31,6 +36,7 @@ from physworld.data.plan import datasets_for
 from physworld.errors import ConfigError
 from physworld.paths import CONFIG_DIR, compose
 from physworld.phases import declared
+from physworld.require import positive_int
 
 
 def has_steps(experiment: str) -> bool:
@@ -86,6 +92,17 @@ def generate_all(steps: list[tuple[str, DictConfig]]) -> None:
                     ensure_split(cfg.paths.data_dir, dataset, split, cfg.data.seed)
 
 
+def generalisation_horizon(settings: DictConfig) -> int | None:
+    """`pipeline.long_horizon` (default 50) when `pipeline.generalisation` is true, else None; a bad value of
+    either fails with one line."""
+    on, horizon = settings.get("generalisation", False), settings.get("long_horizon", 50)
+    if not isinstance(on, bool):
+        raise ConfigError(f"pipeline.generalisation={on!r} is not accepted: true or false")
+    if not positive_int(horizon):
+        raise ConfigError(f"pipeline.long_horizon={horizon!r} is not accepted: a positive integer")
+    return horizon if on else None
+
+
 def run_pipeline(overrides: list[str]) -> Path:
     """Run (or resume) every step; return the pipeline folder. Each step writes its own run folder."""
     from physworld.checks import check_config
@@ -95,6 +112,7 @@ def run_pipeline(overrides: list[str]) -> Path:
     # imported (seconds): the plan and the checks need neither.
     for _, cfg in steps:
         check_config(cfg, files=False)
+    long_horizon = generalisation_horizon(settings)
     from lightning.pytorch.utilities import rank_zero_info
 
     from physworld.run import train
@@ -126,13 +144,16 @@ def run_pipeline(overrides: list[str]) -> Path:
         }
         log.write_text(json.dumps(record, indent=2))
     if settings.get("report", True):
-        write_pipeline_report(root, steps, int(settings.get("evaluate_sequences", 32)))
+        write_pipeline_report(root, steps, int(settings.get("evaluate_sequences", 32)), long_horizon)
     return root
 
 
-def write_pipeline_report(root: Path, steps: list[tuple[str, DictConfig]], sequences: int) -> Path:
+def write_pipeline_report(
+    root: Path, steps: list[tuple[str, DictConfig]], sequences: int, long_horizon: int | None = None
+) -> Path:
     """Evaluate every world-model step once (architecture diagram, per-dataset figures and tables) and write
-    `report.md` / `report.html` for the whole pipeline."""
+    `report.md` / `report.html` for the whole pipeline. With `long_horizon` (pipeline.generalisation), the
+    evaluations of the Generalisation section too (step_evaluations)."""
     from lightning.pytorch.utilities import rank_zero_info
 
     from physworld.evaluation.evaluate import evaluate_run
@@ -141,11 +162,37 @@ def write_pipeline_report(root: Path, steps: list[tuple[str, DictConfig]], seque
     for name, cfg in steps:
         folder = Path(cfg.paths.output_dir)
         # evaluate.py scores world models; an agent's step (rl) makes its own figures
-        if declared(cfg.phase.name, "is_world_model") and not (folder / "evaluate").is_dir():
-            rank_zero_info(f"pipeline: evaluating step {name}")
-            evaluate_run(
-                folder, [f"evaluation.num_sequences={sequences}", f"paths.data_dir={cfg.paths.data_dir}"]
-            )
+        if not declared(cfg.phase.name, "is_world_model"):
+            continue
+        done = [json.loads(f.read_text()) for f in sorted(folder.glob("evaluate/*/evaluation.json"))]
+        for kind, overrides in step_evaluations(cfg, sequences, long_horizon):
+            if not any(kind in evaluation_kinds(record) for record in done):
+                rank_zero_info(f"pipeline: evaluating step {name} ({kind})")
+                evaluate_run(folder, overrides, data_from=cfg if long_horizon else None)
     markdown, page = write_report(root)
     rank_zero_info(f"pipeline: report {markdown} and {page}")
     return page
+
+
+def step_evaluations(
+    cfg: DictConfig, sequences: int, long_horizon: int | None
+) -> list[tuple[str, list[str]]]:
+    """The evaluations of a world-model step, as (kind, evaluate.py overrides): the test split ("test"); with
+    `long_horizon`, that one beside ood_test ("ood_gap", when the step's datasets have an ood split) and, for a
+    phase with dynamics, a `long_horizon`-step rollout on long_test ("long_test")."""
+    common = [f"evaluation.num_sequences={sequences}", f"paths.data_dir={cfg.paths.data_dir}"]
+    if long_horizon is None:
+        return [("test", common)]
+    has_ood = any(d.get("ood") for d in datasets_for(cfg))
+    out = [("ood_gap", [*common, "evaluation.ood_gap=true"]) if has_ood else ("test", common)]
+    if declared(cfg.phase.name, "trains_dynamics"):
+        out.append(
+            ("long_test", [*common, "evaluation.split=long_test", f"evaluation.horizon={long_horizon}"])
+        )
+    return out
+
+
+def evaluation_kinds(record: dict) -> set[str]:
+    """What an evaluation folder holds in step_evaluations' terms, from its evaluation.json: its split, and
+    "ood_gap" where it scored ood_test beside test."""
+    return {str(record.get("split"))} | ({"ood_gap"} if record.get("ood_test") else set())

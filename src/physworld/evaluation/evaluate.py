@@ -257,7 +257,8 @@ def evaluate(cfg: DictConfig) -> tuple[Path, dict[str, float | int | str]]:
     figures.update(preview_figures(scores, out))
 
     record = evaluation_record(ckpt_path, phase, plan, scores, stage, device)
-    record.update(parameters=counts, figures=figures)
+    settings = {k: ev[k] for k in ("ood_gap", "horizon", "num_sequences", "context_frames")}
+    record.update(parameters=counts, figures=figures, settings=settings)  # settings: the report reads them
     if ood:
         record["ood_test"] = [
             {"name": s.name, "sequences": s.num_sequences, "notes": s.notes} for s in ood.values()
@@ -268,11 +269,16 @@ def evaluate(cfg: DictConfig) -> tuple[Path, dict[str, float | int | str]]:
 
 
 def evaluate_run(
-    run: str | Path, overrides=(), checkpoint: str = "best.ckpt"
+    run: str | Path, overrides=(), checkpoint: str = "best.ckpt", data_from: DictConfig | None = None
 ) -> tuple[Path, dict[str, float]]:
     """Evaluate `<run>/checkpoints/<checkpoint>` as `python scripts/evaluate.py ckpt_path=... <overrides>`
-    would, from Python (a pipeline evaluating its steps before writing its report)."""
+    would, from Python (a pipeline evaluating its steps before writing its report). `data_from`: a composed
+    training config whose `dataset` and `data` (seed and caps) are evaluated, as `dataset=<name>` would be, in
+    place of the run's saved ones (a pipeline step's config composed now: the current dataset configs)."""
     cfg = compose("evaluate", overrides)
     with open_dict(cfg):
         cfg.ckpt_path = str(Path(run) / "checkpoints" / checkpoint)  # set, not parsed: any path works
+        if data_from is not None:
+            cfg.dataset = OmegaConf.create(OmegaConf.to_container(data_from.dataset, resolve=True))
+            cfg.data = OmegaConf.create(OmegaConf.to_container(data_from.data, resolve=True))
     return evaluate(cfg)
