@@ -4,8 +4,12 @@ resumed when interrupted, and a clear error for an experiment without steps."""
 from __future__ import annotations
 
 import json
+import shutil
 
-from tests.conftest import run
+import pytest
+from omegaconf import OmegaConf
+
+from tests.conftest import check_generalisation_holds_metrics, generalisation_section, latest_evaluations, run
 
 TINY = [
     "experiment=demo",
@@ -15,6 +19,8 @@ TINY = [
     "data.stride=8",  # ... and windows every 8 frames keep the other steps as short as with 8-frame sequences
     "phase.max_epochs=1",
     "phase.batch_size=4",
+    "pipeline.evaluate_sequences=4",  # the end-of-pipeline evaluations: test, ood_test and long_test ...
+    "pipeline.long_horizon=12",  # ... rollouts past the 16 frames of the other splits, in a few seconds
 ]
 
 
@@ -41,16 +47,38 @@ def test_demo_pipeline_runs_every_phase_in_order_and_resumes(tmp_path):
     assert {"test/return_policy", "test/return_random", "test/return_oracle"} <= set(rl)
     # the world-model steps skip their own test (test=false); the pipeline ends with an evaluation of each of
     # them on the test split, and one report for all of them
-    (evaluation,) = (root / "3_comprehensive" / "evaluate").glob("*/metrics.json")
+    _, evaluation = latest_evaluations(root / "3_comprehensive")["test"]
     # object positions are scored (pos_found always; pos_err only where the tiny model draws an object at all)
-    assert "test/rollout_pos_found/bouncing_balls/t01" in json.loads(evaluation.read_text())
+    assert "test/rollout_pos_found/bouncing_balls/t01" in evaluation
     assert list((root / "2_prediction" / "evaluate").glob("*/architecture_diagram.png"))
     report = (root / "report.md").read_text()
     assert "5_rl" in report and "rl_trajectory.png" in report and (root / "report.html").is_file()
+    # pipeline.generalisation: test beside ood_test and 50-step long_test rollouts, in the Generalisation section
+    section = generalisation_section(report)
+    for step in ("2_prediction", "3_comprehensive"):
+        checked = check_generalisation_holds_metrics(section, root / step, step)
+        assert checked["gap"] > 0 and checked["crossover"] > 0 and checked["probes"] > 0, (step, checked)
+        long, metrics = latest_evaluations(root / step)["long"]
+        assert f"{step}/evaluate/{long.name}/rollout_error_vs_horizon.png" in section
+        assert "long_test/rollout_mse/bouncing_balls/t12" in metrics
+    assert (
+        check_generalisation_holds_metrics(section, root / "4_agent_world", "4_agent_world")["counterfactual"]
+        > 0
+    )
+    assert "no ood_test split for goal_reach" in section and "### Model `1_reconstruction`" not in section
 
+    # A step trained before the datasets had `ood:` and `long_num_frames` (its saved config has neither): the
+    # rerun evaluates it on the current dataset configs.
+    saved = OmegaConf.load(root / "2_prediction" / "config.yaml")
+    for member in saved.dataset.members.values():
+        member.pop("ood", None), member.pop("long_num_frames", None), member.sizes.pop("ood_test", None)
+    (root / "2_prediction" / "config.yaml").write_text(OmegaConf.to_yaml(saved))
+    for kind in ("ood", "long"):
+        shutil.rmtree(latest_evaluations(root / "2_prediction")[kind][0])
     # Rerun: every step is done. Then an interrupted last step (no metrics.json) resumes from its last.ckpt.
     again = run(args, tmp_path)
     assert again.returncode == 0 and again.stdout.count("is done") + again.stderr.count("is done") == 5
+    assert {"ood", "long"} <= set(latest_evaluations(root / "2_prediction")), again.stderr[-3000:]
     (root / "5_rl" / "metrics.json").unlink()
     resumed = run(args, tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -122,3 +150,26 @@ def test_common_overrides_come_before_each_steps_own_and_the_command_line_after_
         assert cfg.dataset.name == mine.get("dataset", common["dataset"]), name
     _, steps, _ = plan(["experiment=demo", "data.stride=2"])
     assert {cfg.data.stride for _, cfg in steps} == {2}
+
+
+def test_generalisation_evaluations_of_each_step():
+    from physworld.pipeline import generalisation_horizon, plan, step_evaluations
+
+    _, steps, settings = plan(["experiment=demo"])
+    assert generalisation_horizon(settings) == settings.long_horizon  # demo: on
+    kinds = {name: [kind for kind, _ in step_evaluations(cfg, 4, 50)] for name, cfg in steps}
+    assert kinds["1_reconstruction"] == ["ood_gap"]  # no dynamics: no long rollouts
+    assert kinds["2_prediction"] == kinds["3_comprehensive"] == ["ood_gap", "long_test"]
+    assert kinds["4_agent_world"] == ["test", "long_test"]  # goal_reach has no ood split
+    assert [kind for kind, _ in step_evaluations(steps[1][1], 4, None)] == ["test"]  # off: test only
+    long = dict(step_evaluations(steps[1][1], 4, 50))["long_test"]
+    assert "evaluation.horizon=50" in long and "evaluation.num_sequences=4" in long
+
+
+@pytest.mark.parametrize(("key", "value"), [("generalisation", "yes"), ("long_horizon", 0)])
+def test_bad_generalisation_settings_fail_with_one_line(key, value):
+    from physworld.errors import ConfigError
+    from physworld.pipeline import generalisation_horizon
+
+    with pytest.raises(ConfigError, match=f"pipeline.{key}={value!r} is not accepted"):
+        generalisation_horizon(OmegaConf.create({"generalisation": True, key: value}))

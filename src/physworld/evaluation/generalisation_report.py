@@ -161,7 +161,8 @@ def counterfactual_part(test: Evaluated) -> list[Block]:
     blocks: list[Block] = [Heading("Counterfactual actions (goal_reach)", 4)]
     split = test.record.get("split", "test")
     prefix = f"{split}/counterfactual_{{}}/goal_reach"
-    steps = present(test.metrics, prefix.format("diff_err"))
+    # every horizon with a score: found is there where the agent is never found (the errors then are not)
+    steps = sorted({t for k, _ in COUNTERFACTUAL for t in present(test.metrics, prefix.format(k))})
     if not steps:
         return blocks + [
             Text(
