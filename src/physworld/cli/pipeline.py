@@ -6,9 +6,10 @@ Every argument is a physworld-train (train.py) override applied to every step (e
 src/physworld/pipeline.py.
 
 Main keys: experiment (required: one that defines pipeline.steps, e.g. demo or fidelity), pipeline.report
-(false: no evaluation and report at the end), pipeline.evaluate_sequences, paths.log_dir (the pipeline folder
-is <paths.log_dir>/pipelines/<experiment>), and any physworld-train key (e.g. phase.max_epochs=1 for every
-step).
+(false: no evaluation and report at the end), pipeline.evaluate_sequences, pipeline.generalisation (false: that
+evaluation scores the test split only, no ood_test and long_test) and pipeline.long_horizon (its long_test
+rollout steps), paths.log_dir (the pipeline folder is <paths.log_dir>/pipelines/<experiment>), and any
+physworld-train key (e.g. phase.max_epochs=1 for every step).
 """
 
 import sys

@@ -120,7 +120,7 @@ def gap_part(ood: Evaluated | None, any_eval: Evaluated) -> list[Block]:
 
 
 def growth_part(
-    test: Evaluated | None, ood: Evaluated | None, long: Evaluated | None, any_eval
+    test: Evaluated | None, ood: Evaluated | None, long: Evaluated | None, any_eval: Evaluated
 ) -> list[Block]:
     blocks: list[Block] = [Heading("Error growth and crossover horizons", 4)]
     if long is None:
