@@ -14,7 +14,7 @@ import torch
 from physworld.callbacks.rollout import RolloutEvaluation
 from physworld.errors import CheckpointError
 from physworld.phases import CAPABILITIES, PHASE_NAMES, PHASES, declared, phase_class, phases_that
-from physworld.phases.checkpoints import check_world_model_checkpoint
+from physworld.phases.checkpoints import check_world_model_phase
 from physworld.phases.comprehensive import ComprehensivePhase
 from physworld.run import build_datamodule, plain
 from physworld.world_model import read_training_checkpoint
@@ -98,10 +98,10 @@ def _checkpoint(name: str) -> dict:
 
 def test_init_from_and_evaluate_take_world_model_checkpoints_only():
     for name in ("reconstruction", "prediction", "comprehensive"):
-        check_world_model_checkpoint(_checkpoint(name), "x.ckpt", {})
+        check_world_model_phase(_checkpoint(name), "x.ckpt")
     for name in ("rl", "nope"):
         with pytest.raises(CheckpointError) as err:
-            check_world_model_checkpoint(_checkpoint(name), "x.ckpt", {})
+            check_world_model_phase(_checkpoint(name), "x.ckpt")
         assert str(err.value) == (
             f"phase.init_from='x.ckpt' is a checkpoint of phase {name!r}: "
             "accepted one of ['reconstruction', 'prediction', 'comprehensive']"
@@ -111,8 +111,8 @@ def test_init_from_and_evaluate_take_world_model_checkpoints_only():
 def test_load_world_model_takes_a_checkpoint_of_any_phase(tmp_path):
     for name in PHASE_NAMES:  # an rl checkpoint holds the world model it trained in
         torch.save(_checkpoint(name), tmp_path / f"{name}.ckpt")
-        hparams, _ = read_training_checkpoint(tmp_path / f"{name}.ckpt")
-        assert hparams["phase"]["name"] == name
+        ckpt = read_training_checkpoint(tmp_path / f"{name}.ckpt")
+        assert ckpt["hyper_parameters"]["phase"]["name"] == name
     torch.save(_checkpoint("nope"), tmp_path / "nope.ckpt")
     with pytest.raises(
         CheckpointError, match=r"phase 'nope': accepted one of \['reconstruction', 'prediction', "
