@@ -49,8 +49,9 @@ def make_cfg(tmp_path):
 # so collecting a test file that does not need them stays quick.
 
 
-def run(args, tmp_path, env=None):
-    """`python <args> paths.log_dir=<tmp_path>/outputs` in the repository, with its data under tmp_path/data."""
+def run(args, tmp_path, env=None, timeout=300):
+    """`python <args> paths.log_dir=<tmp_path>/outputs` in the repository, with its data under tmp_path/data.
+    `timeout` (seconds) only stops a hung command; it is no speed target."""
     env = {**os.environ, "PHYSWORLD_DATA_DIR": str(tmp_path / "data"), **(env or {})}
     return subprocess.run(
         [sys.executable, *args, f"paths.log_dir={tmp_path / 'outputs'}"],
@@ -58,7 +59,7 @@ def run(args, tmp_path, env=None):
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
 
 

@@ -26,7 +26,7 @@ TINY = [
 
 def test_demo_pipeline_runs_every_phase_in_order_and_resumes(tmp_path):
     args = ["scripts/pipeline.py", *TINY, f"paths.data_dir={tmp_path / 'data'}"]
-    first = run(args, tmp_path)
+    first = run(args, tmp_path, timeout=900)  # five tiny trainings and their evaluations, on a shared CPU
     assert first.returncode == 0, first.stderr[-3000:]
     root = tmp_path / "outputs" / "pipelines" / "demo"
     steps = ["1_reconstruction", "2_prediction", "3_comprehensive", "4_agent_world", "5_rl"]
@@ -76,11 +76,11 @@ def test_demo_pipeline_runs_every_phase_in_order_and_resumes(tmp_path):
     for kind in ("ood", "long"):
         shutil.rmtree(latest_evaluations(root / "2_prediction")[kind][0])
     # Rerun: every step is done. Then an interrupted last step (no metrics.json) resumes from its last.ckpt.
-    again = run(args, tmp_path)
+    again = run(args, tmp_path, timeout=900)
     assert again.returncode == 0 and again.stdout.count("is done") + again.stderr.count("is done") == 5
     assert {"ood", "long"} <= set(latest_evaluations(root / "2_prediction")), again.stderr[-3000:]
     (root / "5_rl" / "metrics.json").unlink()
-    resumed = run(args, tmp_path)
+    resumed = run(args, tmp_path, timeout=900)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "step 5_rl was interrupted, resuming from" in resumed.stdout + resumed.stderr
     assert (root / "5_rl" / "metrics.json").is_file()
