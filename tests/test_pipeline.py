@@ -21,6 +21,7 @@ TINY = [
     "phase.batch_size=4",
     "pipeline.evaluate_sequences=4",  # the end-of-pipeline evaluations: test, ood_test and long_test ...
     "pipeline.long_horizon=12",  # ... rollouts past the 16 frames of the other splits, in a few seconds
+    "pipeline.generalisation=true",  # the Generalisation section (off in the demo itself: its time)
 ]
 
 
@@ -156,7 +157,9 @@ def test_generalisation_evaluations_of_each_step():
     from physworld.pipeline import generalisation_horizon, plan, step_evaluations
 
     _, steps, settings = plan(["experiment=demo"])
-    assert generalisation_horizon(settings) == settings.long_horizon  # demo: on
+    assert generalisation_horizon(settings) is None  # the demo's own setting: off
+    _, steps, settings = plan(["experiment=demo", "pipeline.generalisation=true"])
+    assert generalisation_horizon(settings) == settings.long_horizon
     kinds = {name: [kind for kind, _ in step_evaluations(cfg, 4, 50)] for name, cfg in steps}
     assert kinds["1_reconstruction"] == ["ood_gap"]  # no dynamics: no long rollouts
     assert kinds["2_prediction"] == kinds["3_comprehensive"] == ["ood_gap", "long_test"]
