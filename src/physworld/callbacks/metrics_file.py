@@ -21,10 +21,12 @@ def scalar_metrics(metrics: dict) -> dict[str, float]:
     return dict(sorted(out.items()))
 
 
-def write_metrics(path: str | Path, metrics: dict) -> Path:
+def write_metrics(path: str | Path, metrics: dict, as_is: dict | None = None) -> Path:
+    """The finite scalars of `metrics`, and the entries of `as_is` unconverted (evaluate.py's crossover horizons:
+    an int or "never"), sorted by key; written to a temporary file first, then moved into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(scalar_metrics(metrics), indent=2))
+    tmp.write_text(json.dumps(dict(sorted({**scalar_metrics(metrics), **(as_is or {})}.items())), indent=2))
     tmp.replace(path)
     return path

@@ -13,10 +13,9 @@ Keys (metrics.json of scripts/evaluate.py; `<metric>` as in `test/<metric>/<data
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from physworld.callbacks.metrics_file import scalar_metrics
+from physworld.callbacks.metrics_file import write_metrics
 from physworld.metrics.rollout import crossover_horizon
 
 CROSSOVER_METRICS = ("mse", "pos_err")  # errors compared with copy-last's at every horizon
@@ -57,12 +56,6 @@ def crossover_metrics(scores: dict, stage: str) -> dict[str, int | str]:
 
 
 def write_evaluation_metrics(path: Path, metrics: dict) -> Path:
-    """metrics.json: the finite numbers (as callbacks.metrics_file writes them) and the crossover horizons as they
-    are (an int or "never"), sorted by key; written to a temporary file first, then moved into place."""
+    """metrics.json: the finite numbers (as a training run's) and the crossover horizons as they are."""
     kept = {k: v for k, v in metrics.items() if k.split("/")[1].startswith("crossover_")}
-    numbers = scalar_metrics({k: v for k, v in metrics.items() if k not in kept})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(dict(sorted({**numbers, **kept}.items())), indent=2))
-    tmp.replace(path)
-    return path
+    return write_metrics(path, {k: v for k, v in metrics.items() if k not in kept}, as_is=kept)
