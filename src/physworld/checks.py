@@ -31,6 +31,18 @@ def check_dynamics(cfg: DictConfig, files: bool = True) -> None:
     )
     for key in ("phase.pred_weight", "phase.recon_weight", "phase.dynamics_l2"):
         require(cfg, key, non_negative_number, "a non-negative number")
+    for key in ("phase.frame_weight", "phase.photo_weight", "phase.flow_smoothness"):  # losses on frames
+        if OmegaConf.select(cfg, key) is not None:
+            require(cfg, key, non_negative_number, "a non-negative number")
+    if OmegaConf.select(cfg, "phase.photo_scales") is not None:
+        require(
+            cfg,
+            "phase.photo_scales",
+            lambda v: len(v) >= 1 and all(positive_int(s) and 64 % s == 0 for s in v),
+            "a non-empty list of pooling factors that divide the frame side 64 (1: full resolution)",
+        )
+    if OmegaConf.select(cfg, "phase.photo_worst") is not None:
+        require(cfg, "phase.photo_worst", lambda v: non_negative_number(v) and v <= 1, "a number in [0, 1]")
     frames = cfg.phase.context_frames + len(cfg.phase.loss_weights)
     require(
         cfg,

@@ -1,6 +1,6 @@
 """export_world_model(ckpt, out): a trained world model as a folder anyone can load without trusting a pickle.
 
-    <out>/model.safetensors  the VQ-VAE's and the dynamics' tensors (`vqvae.*`, `dynamics.*`), weights only
+    <out>/model.safetensors  the world model's tensors (`vqvae.*`, `dynamics.*`, `frame_head.*`), weights only
     <out>/config.json        what rebuilds the networks (the checkpoint's model config) and where they came from
     <out>/MODEL_CARD.md      the data and its generator versions, the training config, the test metrics next to
                              the baselines: read from the run's files (data manifests, .hydra/config.yaml,
@@ -28,12 +28,12 @@ from physworld.errors import CheckpointError, ConfigError
 from physworld.evaluation.document import Code, Heading, Table, Text, fmt, to_markdown
 from physworld.evaluation.runs import run_config_file, training_run_dir
 from physworld.metrics.rollout import PREFIXES
+from physworld.phases.checkpoints import NETWORKS
 from physworld.world_model import read_training_checkpoint
 
 FORMAT = "physworld.world_model"
 FORMAT_VERSION = 1  # of the folder's layout and config.json; load_world_model accepts this version
 WEIGHTS, CONFIG, CARD = "model.safetensors", "config.json", "MODEL_CARD.md"
-NETWORKS = ("vqvae", "dynamics")
 HORIZON = re.compile(r"^test/(?P<name>[^/]+)(?P<dataset>/[^/]+)?/t(?P<t>\d+)$")
 COLUMNS = {  # column label of each rollout prefix (metrics/rollout.py), in table order
     "model": "model",
@@ -112,7 +112,8 @@ def model_card(ckpt_path: Path, config: dict, out: Path) -> str:
     config_file = run_config_file(run) if run else None
     metrics_file = run / "metrics.json" if run else None
     nets = " and ".join(
-        {"vqvae": "The VQ-VAE", "dynamics": "the ConvGRU dynamics"}[n] for n in config["networks"]
+        {"vqvae": "The VQ-VAE", "dynamics": "the ConvGRU dynamics", "frame_head": "the frame head"}[n]
+        for n in config["networks"]
     )
     phase = config["phase"].get("name", "?")
     blocks = [

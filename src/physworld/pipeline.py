@@ -145,7 +145,25 @@ def run_pipeline(overrides: list[str]) -> Path:
         log.write_text(json.dumps(record, indent=2))
     if settings.get("report", True):
         write_pipeline_report(root, steps, int(settings.get("evaluate_sequences", 32)), long_horizon)
+    if settings.get("table"):
+        print_rollout_tables(steps, list(settings.table))
     return root
+
+
+def print_rollout_tables(steps: list[tuple[str, DictConfig]], horizons: list[int]) -> None:
+    """`pipeline.table` (a list of horizons): print the test rollout table (physworld.evaluation.rollout_table)
+    of the last step that trains dynamics, the mean over its datasets and each dataset's, at those horizons."""
+    from physworld.evaluation.rollout_table import table
+
+    trained = [(name, cfg) for name, cfg in steps if declared(cfg.phase.name, "trains_dynamics")]
+    if not trained:
+        return
+    name, cfg = trained[-1]
+    metrics = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    members = datasets_for(cfg)
+    for dataset in [None, *(d["name"] for d in members)] if len(members) > 1 else [None]:
+        print(f"\n{name}, test rollouts, {dataset or 'mean over the datasets'}:")
+        print(table(metrics, "test", dataset, horizons))
 
 
 def write_pipeline_report(

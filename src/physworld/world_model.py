@@ -22,11 +22,13 @@ import torch
 
 from physworld.errors import CheckpointError
 from physworld.models.convgru import LatentDynamics
+from physworld.models.frame_head import FrameHead
 from physworld.models.spec import ModelSpec
 from physworld.models.vqvae import VQVAE
 from physworld.phases import PHASE_NAMES
-from physworld.phases.base import build_vqvae
+from physworld.phases.base import build_frame_head, build_vqvae
 from physworld.phases.checkpoints import (
+    NETWORKS,
     checkpoint_phase,
     checkpoint_spec,
     read_checkpoint,
@@ -56,20 +58,30 @@ class Imagination(NamedTuple):
 
 class WorldModel:
     """The VQ-VAE and, for checkpoints with dynamics, the ConvGRU dynamics of a trained run, in eval mode with
-    their parameters frozen (gradients still flow through them, e.g. to a policy in `imagine`)."""
+    their parameters frozen (gradients still flow through them, e.g. to a policy in `imagine`). With
+    model.decoder.output=warp|composite, `frame_head` turns predicted latents into frames by moving the last
+    real frame (models/frame_head.py); `rollout` and `imagine` pass it their last start frame."""
 
-    def __init__(self, spec: ModelSpec, vqvae: VQVAE, dynamics: LatentDynamics | None, device="cpu"):
+    def __init__(
+        self,
+        spec: ModelSpec,
+        vqvae: VQVAE,
+        dynamics: LatentDynamics | None,
+        device="cpu",
+        frame_head: FrameHead | None = None,
+    ):
         self.spec = spec  # what the networks were built from (models/spec.py)
         self.config = spec.to_dict()  # the same as plain values, in the layout of configs/model
         self.vqvae = vqvae.eval().requires_grad_(False)
         self.dynamics = None if dynamics is None else dynamics.eval().requires_grad_(False)
+        self.frame_head = None if frame_head is None else frame_head.eval().requires_grad_(False)
         self.to(device)
 
     def to(self, device) -> WorldModel:
         self.device = torch.device(device)
-        self.vqvae.to(self.device)
-        if self.dynamics is not None:
-            self.dynamics.to(self.device)
+        for net in (self.vqvae, self.dynamics, self.frame_head):
+            if net is not None:
+                net.to(self.device)
         return self
 
     @property
@@ -104,8 +116,12 @@ class WorldModel:
         return Encoding(z.reshape(*shape[:-3], *z.shape[1:]), k.reshape(*shape[:-3], *k.shape[1:]))
 
     @torch.no_grad()
-    def decode(self, latents_or_tokens) -> torch.Tensor:
-        """Latents (..., C, h, w) float, or codes (..., G, h, w) integer -> frames (..., 3, H, W) in [0, 1]."""
+    def decode(self, latents_or_tokens, last_frame=None) -> torch.Tensor:
+        """Latents (..., C, h, w) float, or codes (..., G, h, w) integer -> frames (..., 3, H, W) in [0, 1].
+
+        With `last_frame` (B, ...) (one real frame per sequence, uint8 (B, H, W, 3) or float (B, 3, H, W)) and a
+        frame head (model.decoder.output=warp|composite), latents (B, K, C, h, w) become that frame moved as
+        the head predicts, as in `rollout`. Without it, the VQ-VAE's own decoder draws them."""
         x = torch.as_tensor(latents_or_tokens, device=self.device)
         if not x.is_floating_point():
             x = self._lookup(x)
@@ -114,6 +130,8 @@ class WorldModel:
                 f"decode got shape {tuple(x.shape)}: accepted latents (..., {self.latent_channels}, h, w) float "
                 f"or codes (..., {self.vqvae.quantizer.groups}, h, w) integer"
             )
+        if last_frame is not None and self.frame_head is not None:
+            return self._warp_decode(x.float(), self._frames(last_frame))
         lead = x.shape[:-3]
         frames = self.vqvae.decode(x.reshape(-1, *x.shape[-3:]).float()).clamp(0, 1)
         return frames.reshape(*lead, *frames.shape[1:])
@@ -131,7 +149,7 @@ class WorldModel:
         z = self.encode(context).latents  # (B, Tc, C, h, w)
         roll = dynamics.rollout(z, actions, horizon, codebook=self.codebook, feedback="argmax")
         tokens = roll.indices if roll.indices is not None else self._nearest(roll.latents)
-        out = Prediction(self.decode(roll.latents), roll.latents, tokens)
+        out = Prediction(self.decode(roll.latents, last_frame=context[:, -1]), roll.latents, tokens)
         return Prediction(*(t[0] for t in out)) if single else out
 
     def imagine(self, policy, start, horizon: int, start_actions=None, decode: bool = True) -> Imagination:
@@ -164,7 +182,7 @@ class WorldModel:
             latents.append(z)
             actions.append(action)
         latents_t, actions_t = torch.stack(latents, 1), torch.stack(actions, 1)
-        frames = self.decode(latents_t.detach()) if decode else None
+        frames = self.decode(latents_t.detach(), last_frame=context[:, -1]) if decode else None
         out = Imagination(frames, latents_t, actions_t)
         return Imagination(*(None if t is None else t[0] for t in out)) if single else out
 
@@ -181,6 +199,16 @@ class WorldModel:
                 "load a prediction, comprehensive or rl checkpoint"
             )
         return self.dynamics
+
+    def _warp_decode(self, latents: torch.Tensor, last_frame: torch.Tensor) -> torch.Tensor:
+        """latents (B, K, C, h, w), last_frame (B, 3, H, W) -> the frame head's frames (B, K, 3, H, W) in [0, 1]."""
+        if latents.dim() != 5 or last_frame.dim() != 4 or last_frame.shape[0] != latents.shape[0]:
+            raise ValueError(
+                f"decode with last_frame got latents {tuple(latents.shape)} and last_frame "
+                f"{tuple(last_frame.shape)}: accepted latents (B, K, C, h, w) and one frame per sequence (B, ...)"
+            )
+        z_last = self.vqvae.encode(last_frame)[0]  # (B, C, h, w)
+        return self.frame_head(latents, z_last, last_frame).frames.clamp(0, 1)
 
     def _frames(self, frames) -> torch.Tensor:
         """uint8 (..., H, W, 3) or float (..., 3, H, W) in [0, 1] -> float (..., 3, H, W) on this device."""
@@ -257,23 +285,25 @@ def load_world_model(path: str | Path, device=None) -> WorldModel:
     else:
         ckpt = read_training_checkpoint(path)
         spec, state = checkpoint_spec(ckpt, str(path), KEY), ckpt["state_dict"]
-    nets = {
-        n: {k[len(n) + 1 :]: v for k, v in state.items() if k.startswith(f"{n}.")}
-        for n in ("vqvae", "dynamics")
-    }
+    nets = {n: {k[len(n) + 1 :]: v for k, v in state.items() if k.startswith(f"{n}.")} for n in NETWORKS}
     try:
         vqvae = build_vqvae(spec)
         vqvae.load_state_dict(nets["vqvae"])
-        dynamics = None
+        dynamics = frame_head = None
         if nets["dynamics"]:
             dynamics = build_dynamics(spec)
             dynamics.load_state_dict(nets["dynamics"])
+        if nets["frame_head"]:  # a checkpoint of a phase that trains it (a reconstruction run's has none)
+            frame_head = build_frame_head(spec)
+            if frame_head is None:
+                raise ValueError("it holds a frame head, but its model.decoder.output is pixels")
+            frame_head.load_state_dict(nets["frame_head"])
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         detail = " ".join(str(err).split())[:300]  # torch's message spans lines: keep the error one line
         raise CheckpointError(
             f"{KEY}={str(path)!r}: its weights do not fit its model spec ({detail})"
         ) from None
-    return WorldModel(spec, vqvae, dynamics, device if device is not None else default_device())
+    return WorldModel(spec, vqvae, dynamics, device if device is not None else default_device(), frame_head)
 
 
 def read_training_checkpoint(path: Path, key: str = KEY) -> dict:

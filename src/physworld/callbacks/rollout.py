@@ -40,7 +40,7 @@ from physworld.metrics.rollout import RolloutScorer, horizon_keys
 from physworld.plots.frames import image_grid, write_rollout_gif
 from physworld.plots.horizon import error_vs_horizon_plot
 
-PER_DATASET = ("mse", "psnr", "lpips", "pos_err", "pos_found", "sharpness")
+PER_DATASET = ("mse", "psnr", "lpips", "pos_err", "pos_found", "sharpness", "area_ratio")
 
 
 class RolloutEvaluation(L.Callback):
@@ -178,6 +178,8 @@ TABLE_COLUMNS = (  # (predictor, metric) -> the W&B rollout table's columns
     ("model", "pos_found"),
     ("model", "sharpness"),
     ("tokenizer", "sharpness"),
+    ("model", "area_ratio"),
+    ("tokenizer", "area_ratio"),
 )
 LPIPS_COLUMNS = (("model", "lpips"), ("copy_last", "lpips"), ("tokenizer", "lpips"))  # when it is scored
 

@@ -105,7 +105,7 @@ def predicted_positions(phase, frames, actions, colors, c: int, k: int, device) 
     a = torch.from_numpy(np.ascontiguousarray(actions)).to(device).float()
     z = phase.vqvae.encode(x.flatten(0, 1))[0].unflatten(0, x.shape[:2])  # (B, c, C, h, w)
     roll = phase.dynamics.rollout(z, a, horizon=k, codebook=phase.codebook, feedback="argmax")
-    pred = phase.vqvae.decode(roll.latents.flatten(0, 1))  # (B K, 3, H, W)
+    pred = phase.predicted_frames(roll.latents, z[:, -1], x[:, -1])[0].flatten(0, 1)  # (B K, 3, H, W)
     col = torch.as_tensor(np.repeat(np.asarray(colors, np.float32), k, axis=0), device=device)  # (B K, 2, 3)
     found = estimate_positions(pred.clamp(0, 1), col)[:, 0]  # (B K, 2): object 0 is the agent
     return found.view(x.shape[0], k, 2).cpu().numpy()

@@ -70,6 +70,8 @@ FRAME_COLUMNS = [
     ("baseline_copy_last_ssim", "SSIM copy-last"),
     ("rollout_sharpness", "sharpness model"),
     ("tokenizer_floor_sharpness", "sharpness tokenizer floor"),
+    ("rollout_area_ratio", "area ratio model"),
+    ("tokenizer_floor_area_ratio", "area ratio tokenizer floor"),
     ("rollout_lpips", "LPIPS model"),  # the LPIPS columns: only in evaluations with evaluation.lpips=true
     ("baseline_copy_last_lpips", "LPIPS copy-last"),
     ("tokenizer_floor_lpips", "LPIPS tokenizer floor"),
@@ -237,7 +239,8 @@ def summary_section(runs: list[Path], root: Path) -> list[Block]:
     trained on the physics datasets and the agent's paths. Every figure comes from the run's metrics.json."""
     header = ["run", "phase on dataset", "recon PSNR (dB)"]
     header += [f"pos. err. t{t} (px), model / copy-last" for t in SUMMARY_HORIZONS]
-    header += ["MSE t10, model / copy-last", "agent: gap closed (policy / random / oracle return)"]
+    header += ["MSE t10, model / copy-last", "sharpness t1 / t10", "area ratio t1 / t10"]
+    header += ["agent: gap closed (policy / random / oracle return)"]
     rows, rollouts, paths = [], None, None
     for run in runs:
         metrics = read_json(run / "metrics.json")
@@ -253,6 +256,8 @@ def summary_section(runs: list[Path], root: Path) -> list[Block]:
                 _pair(metrics, f"test/rollout_pos_err/t{t:02d}", f"test/baseline_copy_last_pos_err/t{t:02d}")
             )
         row.append(_pair(metrics, "test/rollout_mse/t10", "test/baseline_copy_last_mse/t10"))
+        row.append(_pair(metrics, "test/rollout_sharpness/t01", "test/rollout_sharpness/t10"))
+        row.append(_pair(metrics, "test/rollout_area_ratio/t01", "test/rollout_area_ratio/t10"))
         gap = metrics.get("test/gap_closed")
         row.append(
             "-"
@@ -272,7 +277,9 @@ def summary_section(runs: list[Path], root: Path) -> list[Block]:
         Heading("Summary", 2),
         Text(
             "Test results of each training run next to their baselines (`-`: the run has no such result). Position "
-            "error: pixels between where an object is drawn and where the simulator put it, mean over datasets."
+            "error: pixels between where an object is drawn and where the simulator put it, mean over datasets. "
+            "Sharpness and area ratio of the predicted frames: their gradient energy and drawn-on area as fractions "
+            "of the truth's (1 is right; area above 1: smeared or drawn twice, below 1: faded)."
         ),
         Table(header, rows),
     ]

@@ -19,6 +19,16 @@ from torchmetrics import MeanMetric
 
 SSIM_TAPS, SSIM_SIGMA, SSIM_K1, SSIM_K2 = 11, 1.5, 0.01, 0.03
 SSIM_CHUNK = 16  # frames per chunk in ssim_per_frame
+FOREGROUND_THRESHOLD = 0.1  # colour difference from the median above which a pixel is drawn on
+
+
+def foreground_mask(frames: torch.Tensor) -> torch.Tensor:
+    """frames (N, 3, H, W) in [0, 1] -> (N, 1, H, W) float, 1 where a pixel differs from the frame's median
+    colour (per channel, over the frame, i.e. its background) by more than FOREGROUND_THRESHOLD in some
+    channel: what is drawn on. Used by the reconstruction loss's foreground weight and the rollouts'
+    foreground-area ratio (metrics/rollout.py)."""
+    background = frames.flatten(2).median(dim=-1).values[..., None, None]  # (N, 3, 1, 1)
+    return ((frames - background).abs().amax(1, keepdim=True) > FOREGROUND_THRESHOLD).to(frames.dtype)
 
 
 def psnr_per_frame(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,11 @@ Metrics (frames in [0, 1]; predictions clamped to that range; conventions as in 
   fraction of the true frames' at the same horizon (sums over every evaluated frame). A blur spreads an edge
   over more pixels and lowers it by that factor; a fading object lowers it with the square of its contrast;
   copying the truth gives 1;
+- `area_ratio`: the foreground-area ratio, the number of drawn-on pixels of the frames (farther than
+  FOREGROUND_THRESHOLD from the frame's median colour in some channel, physworld.metrics.frames.foreground_mask)
+  as a fraction of the true frames' at the same horizon (sums over every evaluated frame). About 1 is right;
+  above 1 an object smeared over more pixels or drawn twice (a ghost left at its old place), below 1 one that
+  faded into the background or shrank. Colour-blind and without the simulator's states, so every scene has it;
 - `pos_err`: the distance in pixels between where an object is drawn in the frame (located by its colour,
   physworld.metrics.positions) and where the simulator put it, averaged over every object found; `pos_found`:
   the fraction of the objects present that are found at all. Scenes whose stored position is not the centroid
@@ -43,7 +48,7 @@ import torch
 from torchmetrics import Metric
 
 from physworld.data.scenes import SCENES
-from physworld.metrics.frames import psnr_per_frame, ssim_per_frame
+from physworld.metrics.frames import foreground_mask, psnr_per_frame, ssim_per_frame
 from physworld.metrics.lpips import LPIPS
 from physworld.metrics.positions import (
     GLOBAL_CENTROID_SCENES,
@@ -96,6 +101,13 @@ def gradient_energy(frames: torch.Tensor) -> torch.Tensor:
     dy = (x[..., 1:, :] - x[..., :-1, :]).pow(2).sum((-3, -2, -1))
     dx = (x[..., :, 1:] - x[..., :, :-1]).pow(2).sum((-3, -2, -1))
     return dx + dy
+
+
+def foreground_area(frames: torch.Tensor) -> torch.Tensor:
+    """frames (N, K, 3, H, W) -> the number of drawn-on pixels of each frame (N, K): the numerator and
+    denominator of `area_ratio`."""
+    x = frames.detach().float().clamp(0, 1)
+    return foreground_mask(x.flatten(0, 1)).flatten(1).sum(1).reshape(x.shape[:2])
 
 
 def has_positions(scene: str, params: dict) -> bool:
@@ -206,10 +218,10 @@ class RolloutScorer(torch.nn.Module):
         pos = POSITION_METRICS if self.positions else ()
         frame = (*FRAME_METRICS, *(("lpips",) if lpips is not None else ()))
         names = {
-            "model": (*frame, "latent_mse", "token_acc", "grad_energy", *pos),
+            "model": (*frame, "latent_mse", "token_acc", "grad_energy", "fg_area", *pos),
             "copy_last": (*frame, "latent_mse", "token_acc", *pos),
-            "tokenizer": (*frame, "grad_energy", *pos),
-            "truth": ("grad_energy", *(pos if self.truth_floor else ())),
+            "tokenizer": (*frame, "grad_energy", "fg_area", *pos),
+            "truth": ("grad_energy", "fg_area", *(pos if self.truth_floor else ())),
         }
         if self.const_vel:
             names["const_vel"] = ("pos_err",)
@@ -240,9 +252,10 @@ class RolloutScorer(torch.nn.Module):
         values["copy_last"]["token_acc"] = (
             (out["last_indices"].unsqueeze(1) == true_indices).float().flatten(2).mean(2)
         )
-        values["truth"] = {"grad_energy": gradient_energy(truth)}
+        values["truth"] = {"grad_energy": gradient_energy(truth), "fg_area": foreground_area(truth)}
         for name in ("model", "tokenizer"):
             values[name]["grad_energy"] = gradient_energy(candidates[name])
+            values[name]["fg_area"] = foreground_area(candidates[name])
         if self.positions:
             states = np.asarray(self.states[rows])  # (B, T, S)
             colors = np.asarray(self.colors[rows])  # (B, O, 3)
@@ -263,8 +276,10 @@ class RolloutScorer(torch.nn.Module):
     def compute(self) -> dict[str, dict[str, torch.Tensor]]:
         results = {name: metric.compute() for name, metric in self.metrics.items()}
         truth_energy = results["truth"].pop("grad_energy")
+        truth_area = results["truth"].pop("fg_area")
         for name in ("model", "tokenizer"):
             results[name]["sharpness"] = results[name].pop("grad_energy") / truth_energy
+            results[name]["area_ratio"] = results[name].pop("fg_area") / truth_area
         if not results["truth"]:
             del results["truth"]
         return results

@@ -22,11 +22,18 @@ from physworld.errors import ConfigError
 OUTPUTS = ("latent", "tokens")  # what the dynamics predicts (models/convgru.py)
 FEEDBACKS = ("argmax", "straight_through", "gumbel", "soft")  # how a predicted code is fed back
 TOKEN_HEADS = ("copy", "linear", "distance")  # where the token logits come from
+FRAME_OUTPUTS = (
+    "pixels",
+    "warp",
+    "composite",
+)  # how a predicted latent becomes a frame (models/frame_head.py)
+SAMPLINGS = ("bilinear", "bicubic")  # how the frame head's warp samples the last real frame
 
 # Keys added after the first checkpoints were written: a model config without one (a checkpoint saved before
 # the key existed) had the behaviour the code had then. A composed config always has them (the YAML does).
 ADDED_LATER = {
     "vq": {"groups": 1},  # one codebook
+    "decoder": {"output": "pixels", "sampling": "bilinear"},  # the VQ-VAE's decoder draws every frame
     "dynamics": {"output": "latent", "feedback": "straight_through", "token_head": "linear"},
 }
 
@@ -43,10 +50,11 @@ def _number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _setting(accepted: str, ok, architecture: bool):
+def _setting(accepted: str, ok, architecture: bool, network: str | None = None):
     """A required dataclass field with its check: `ok(value)` says whether the value is accepted, `accepted`
-    says in words what is."""
-    return field(metadata={"accepted": accepted, "ok": ok, "architecture": architecture})
+    says in words what is. `network`: the network whose weights the setting describes, where it is not the
+    part's own (PART_NETWORKS): a checkpoint without that network does not hold it."""
+    return field(metadata={"accepted": accepted, "ok": ok, "architecture": architecture, "network": network})
 
 
 def _positive(architecture: bool = True):
@@ -57,8 +65,8 @@ def _flag(architecture: bool = True):
     return _setting("true or false", lambda v: isinstance(v, bool), architecture)
 
 
-def _one_of(choices: tuple[str, ...], architecture: bool = True):
-    return _setting(f"one of {list(choices)}", lambda v: v in choices, architecture)
+def _one_of(choices: tuple[str, ...], architecture: bool = True, network: str | None = None):
+    return _setting(f"one of {list(choices)}", lambda v: v in choices, architecture, network)
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,12 @@ class EncoderSpec:
 @dataclass(frozen=True)
 class DecoderSpec:
     skip: bool = _flag()  # U-Net skips from the encoder's feature maps (reconstruction-only studies)
+    # how a predicted latent becomes a frame: pixels (the decoder draws it), warp (the last real frame moved by
+    # a predicted flow) or composite (the warp plus a generated part under a mask); the frame head's network
+    output: str = _one_of(FRAME_OUTPUTS, network="frame_head")
+    sampling: str = _one_of(
+        SAMPLINGS, network="frame_head"
+    )  # the warp's interpolation of the last real frame
 
 
 @dataclass(frozen=True)
@@ -114,6 +128,9 @@ class DynamicsSpec:
 
 # The parts of a model spec: config group -> its settings
 PARTS = {"encoder": EncoderSpec, "decoder": DecoderSpec, "vq": QuantizerSpec, "dynamics": DynamicsSpec}
+# Which network (a phase's attribute, a checkpoint's state-dict prefix) each part describes; a setting whose
+# metadata names another network describes that one (network_of)
+PART_NETWORKS = {"encoder": "vqvae", "decoder": "vqvae", "vq": "vqvae", "dynamics": "dynamics"}
 
 
 @dataclass(frozen=True)
@@ -163,10 +180,22 @@ class ModelSpec:
             for name, part in PARTS.items()
         }
 
-    def architecture(self, part: str) -> dict:
-        """The architecture settings of one part (`encoder`, `decoder`, `vq` or `dynamics`), by field name."""
+    def architecture(self, part: str, network: str | None = None) -> dict:
+        """The architecture settings of one part (`encoder`, `decoder`, `vq` or `dynamics`), by field name;
+        with `network`, only those of the part that describe that network (`network_of`)."""
         values = getattr(self, part)
-        return {f.name: getattr(values, f.name) for f in fields(values) if f.metadata["architecture"]}
+        return {
+            f.name: getattr(values, f.name)
+            for f in fields(values)
+            if f.metadata["architecture"] and (network is None or network_of(part, f.name) == network)
+        }
+
+
+def network_of(part: str, name: str) -> str:
+    """The network whose weights the setting `name` of `part` describes (PART_NETWORKS for most; a field may
+    name another, as the decoder's frame-head settings do)."""
+    meta = {f.name: f.metadata for f in fields(PARTS[part])}[name]
+    return meta["network"] or PART_NETWORKS[part]
 
 
 def _mapping(value, key: str) -> Mapping:

@@ -13,6 +13,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from physworld.errors import CheckpointError
+from physworld.models.frame_head import FrameHead
 from physworld.models.spec import ModelSpec
 from physworld.models.vqvae import VQVAE, parameter_counts
 from physworld.phases.checkpoints import check_world_model_checkpoint, load_networks, read_checkpoint
@@ -45,8 +46,24 @@ def build_vqvae(spec: ModelSpec) -> VQVAE:
     )
 
 
+def build_frame_head(spec: ModelSpec) -> FrameHead | None:
+    """The frame head of model.decoder.output=warp|composite (models/frame_head.py); None for pixels, where the
+    VQ-VAE's decoder draws the predicted frames."""
+    if spec.decoder.output == "pixels":
+        return None
+    return FrameHead(
+        spec.vq.code_dim, spec.encoder.hidden_channels, spec.decoder.output, spec.decoder.sampling
+    )
+
+
 # Networks only some phases have: label in the parameter counts -> attribute name.
-OPTIONAL_NETWORKS = {"dynamics": "dynamics", "reward": "reward_model", "actor": "actor", "critic": "critic"}
+OPTIONAL_NETWORKS = {
+    "dynamics": "dynamics",
+    "frame head": "frame_head",
+    "reward": "reward_model",
+    "actor": "actor",
+    "critic": "critic",
+}
 
 
 class WorldModelPhase(L.LightningModule):
@@ -210,6 +227,20 @@ class WorldModelPhase(L.LightningModule):
             return not (getattr(trainer.precision_plugin, "scaler", None) and trainer.gradient_clip_val)
         return True
 
+    def predicted_frames(
+        self, latents: torch.Tensor, last_latent: torch.Tensor, last_frame: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Predicted latents (B, K, C, h, w) -> frames (B, K, 3, H, W) (linear: clamp to display) and the frame
+        head's flow (B, K, 2, H, W), or None where the VQ-VAE's decoder draws them (model.decoder.output=pixels).
+        last_latent (B, C, h, w) and last_frame (B, 3, H, W): the last real (context) frame, which the frame head
+        moves; every horizon is warped from it, never from an earlier prediction."""
+        head = getattr(self, "frame_head", None)
+        if head is None:
+            b, k = latents.shape[:2]
+            return self.vqvae.decode(latents.flatten(0, 1)).unflatten(0, (b, k)), None
+        out = head(latents, last_latent, last_frame)
+        return out.frames, out.flow
+
     @property
     def codebook(self) -> torch.Tensor:
         """The VQ-VAE's codebook (K, C): a token dynamics' predicted codes are fed back as its entries."""
@@ -222,6 +253,8 @@ class WorldModelPhase(L.LightningModule):
         dynamics = getattr(self, "dynamics", None)
         if dynamics is not None:
             nets += [*dynamics.cells, dynamics.head]
+        if getattr(self, "frame_head", None) is not None:
+            nets.append(self.frame_head)
         return nets
 
     def parameter_counts(self) -> dict[str, int]:

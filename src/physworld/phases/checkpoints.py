@@ -14,14 +14,12 @@ import torch
 from omegaconf import OmegaConf
 
 from physworld.errors import CheckpointError, ConfigError
-from physworld.models.spec import ModelSpec
+from physworld.models.spec import PART_NETWORKS, ModelSpec
 from physworld.paths import CONFIG_DIR
 from physworld.phases import phases_that
 from physworld.safe_checkpoint import load_checkpoint_file
 
-NETWORKS = ("vqvae", "dynamics")
-# Which network each part of the model spec describes (a part is held when the checkpoint has that network)
-PART_NETWORKS = {"encoder": "vqvae", "decoder": "vqvae", "vq": "vqvae", "dynamics": "dynamics"}
+NETWORKS = ("vqvae", "dynamics", "frame_head")
 
 
 def read_checkpoint(path: str | Path, key: str = "phase.init_from") -> dict:
@@ -54,11 +52,16 @@ def saved_spec(saved: dict, path: str, key: str) -> ModelSpec:
         raise CheckpointError(f"{key}={path!r} holds a model spec that is not accepted ({err})") from None
 
 
-def held_parts(ckpt: dict) -> list[str]:
-    """The parts of the model spec whose trained network the checkpoint holds (a reconstruction checkpoint's
-    dynamics settings describe no trained network)."""
+def held_architecture(ckpt: dict, spec: ModelSpec) -> dict[str, dict]:
+    """part -> {field: value} of `spec`'s architecture settings that describe a network the checkpoint holds
+    (a reconstruction checkpoint's dynamics settings, or a checkpoint's frame-head settings when it has no
+    frame head, describe no trained network)."""
     nets = {k.split(".", 1)[0] for k in ckpt["state_dict"]}
-    return [part for part, net in PART_NETWORKS.items() if net in nets]
+    held = {
+        part: {name: v for net in nets for name, v in spec.architecture(part, network=net).items()}
+        for part in PART_NETWORKS
+    }
+    return {part: values for part, values in held.items() if values}
 
 
 def check_world_model_phase(ckpt: dict, path: str, key: str = "phase.init_from") -> None:
@@ -77,9 +80,9 @@ def check_world_model_checkpoint(
     architecture (every field of models/spec.py marked architecture=True, compared generically)."""
     check_world_model_phase(ckpt, path, key)
     theirs = checkpoint_spec(ckpt, path, key)
-    for part in held_parts(ckpt):
-        for field, value in spec.architecture(part).items():
-            saved = theirs.architecture(part)[field]
+    for part, values in held_architecture(ckpt, theirs).items():
+        for field, saved in values.items():
+            value = spec.architecture(part)[field]
             if value != saved:
                 raise _conflict(f"model.{part}.{field}", value, saved, key, path)
 
@@ -103,8 +106,8 @@ def init_model(model: dict, phase: dict) -> dict:
     mine, theirs = ModelSpec.from_config(model), checkpoint_spec(ckpt, str(path), key)
     option = _option_values(model.get("name"))
     out = copy.deepcopy(model)
-    for part in held_parts(ckpt):
-        for field, saved in theirs.architecture(part).items():
+    for part, values in held_architecture(ckpt, theirs).items():
+        for field, saved in values.items():
             value = mine.architecture(part)[field]
             if value == saved:
                 continue

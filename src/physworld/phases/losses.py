@@ -1,4 +1,5 @@
-"""The reconstruction loss every world-model phase uses (phase 1, and L_recon inside phases 2-3).
+"""The reconstruction loss every world-model phase uses (phase 1, and L_recon inside phases 2-3), and the
+losses on predicted frames (the multi-scale photometric loss, the frame head's flow smoothness).
 
     L_recon = L1(x, x_hat) + mse_weight * MSE(x, x_hat) + gradient_weight * GDL(x, x_hat)
 
@@ -19,15 +20,9 @@ object colour; the colour, edges and position of the objects are what the world 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-FOREGROUND_THRESHOLD = 0.1  # colour difference from the median above which a pixel is drawn on
-
-
-def foreground_mask(frames: torch.Tensor) -> torch.Tensor:
-    """frames (N, 3, H, W) in [0, 1] -> (N, 1, H, W) float, 1 where a pixel differs from the frame's median
-    colour (per channel, over the frame) by more than FOREGROUND_THRESHOLD in some channel."""
-    background = frames.flatten(2).median(dim=-1).values[..., None, None]  # (N, 3, 1, 1)
-    return ((frames - background).abs().amax(1, keepdim=True) > FOREGROUND_THRESHOLD).to(frames.dtype)
+from physworld.metrics.frames import foreground_mask
 
 
 def reconstruction_losses(
@@ -50,3 +45,45 @@ def gradient_difference(recon: torch.Tensor, target: torch.Tensor) -> torch.Tens
     dx = (recon[..., :, 1:] - recon[..., :, :-1]) - (target[..., :, 1:] - target[..., :, :-1])
     dy = (recon[..., 1:, :] - recon[..., :-1, :]) - (target[..., 1:, :] - target[..., :-1, :])
     return 0.5 * (dx.abs().mean() + dy.abs().mean())
+
+
+def photometric_loss(
+    pred: torch.Tensor, target: torch.Tensor, scales, worst: float
+) -> dict[str, torch.Tensor]:
+    """The multi-scale photometric loss of predicted frames pred, target (N, 3, H, W):
+
+        L_photo = sum_s L1(pool_s(x_hat), pool_s(x)) + MSE(x_hat, x) + worst-pixels term
+
+    pool_s: average pooling by s (1: the full resolution). Why the pooled copies: a bilinear warp (the frame
+    head) gives its flow a gradient only within a pixel of an edge, so an object that moved further than its
+    own size gets none from a full-resolution loss; pooled, the prediction and the truth overlap again and the
+    loss pulls the flow toward the object. The worst-pixels term is the mean absolute error of the `worst`
+    fraction of each frame's pixels (0: off): the few pixels of a small object that is missing or misplaced,
+    which a mean over the whole frame drowns in background. Returns {"photo": the sum, "photo_l1_s<s>",
+    "photo_mse", "photo_worst": its terms}."""
+    out = {}
+    for s in scales:
+        s = int(s)
+        p, t = (pred, target) if s == 1 else (F.avg_pool2d(pred, s), F.avg_pool2d(target, s))
+        out[f"photo_l1_s{s}"] = (p - t).abs().mean()
+    out["photo_mse"] = (pred - target).pow(2).mean()
+    if worst > 0:
+        per_pixel = (pred - target).abs().mean(1).flatten(1)  # (N, H*W)
+        k = max(1, round(worst * per_pixel.shape[1]))
+        out["photo_worst"] = per_pixel.topk(k, dim=1).values.mean()
+    out["photo"] = sum(out.values())
+    return out
+
+
+def flow_smoothness(flow: torch.Tensor, image: torch.Tensor, edge_scale: float = 10.0) -> torch.Tensor:
+    """Edge-aware smoothness of a flow (N, 2, H, W) over the image it warps (N, 3, H, W): the mean absolute
+    difference of neighbouring flow vectors, each weighted by exp(-edge_scale * |image difference|) there, so
+    the flow may change where the image has an edge (an object's border) and is held smooth inside an object
+    and on the background, which keeps a warp from folding or tearing what it moves."""
+    grad_x = (flow[..., :, 1:] - flow[..., :, :-1]).abs().mean(1)  # (N, H, W - 1)
+    grad_y = (flow[..., 1:, :] - flow[..., :-1, :]).abs().mean(1)
+    edge_x = (image[..., :, 1:] - image[..., :, :-1]).abs().mean(1)
+    edge_y = (image[..., 1:, :] - image[..., :-1, :]).abs().mean(1)
+    return 0.5 * (
+        (grad_x * torch.exp(-edge_scale * edge_x)).mean() + (grad_y * torch.exp(-edge_scale * edge_y)).mean()
+    )

@@ -30,10 +30,11 @@ from torchmetrics import MeanMetric
 from physworld.metrics.frames import FrameMetrics
 from physworld.models.convgru import LatentDynamics
 from physworld.models.spec import ModelSpec
-from physworld.phases.base import WorldModelPhase
-from physworld.phases.losses import reconstruction_losses
+from physworld.phases.base import WorldModelPhase, build_frame_head
+from physworld.phases.losses import flow_smoothness, photometric_loss, reconstruction_losses
 
 STAGES = ("val", "test")
+FRAME_LOSSES = ("frame_weight", "photo_weight", "flow_smoothness")  # phase keys of losses on predicted frames
 EVAL_TERMS = ("loss", "pred_latent_mse", "pred_token_ce", "pred_token_acc", "pred_frame_mse", "recon_l1")
 TRAIN_TERMS = (
     "pred_latent_mse",
@@ -42,6 +43,9 @@ TRAIN_TERMS = (
     "pred_zhat_mse",
     "pred_frame_loss",
     "pred_frame_mse",
+    "pred_photo",
+    "pred_photo_worst",
+    "flow_smoothness",
     "recon_l1",
     "vq_loss",
 )
@@ -102,6 +106,11 @@ class PredictionPhase(WorldModelPhase):
     def __init__(self, model: dict, phase: dict, dataset_names: list[str] | None = None):
         super().__init__(model, phase, dataset_names)
         self.dynamics = build_dynamics(self.spec)
+        frame_head = build_frame_head(self.spec)
+        if (
+            frame_head is not None
+        ):  # model.decoder.output=warp|composite: trained here, the VQ-VAE frozen or not
+            self.frame_head = frame_head
         self.register_buffer("loss_weights", torch.tensor(phase["loss_weights"], dtype=torch.float32))
         # Running means per evaluation stage and dataset (dataset=all: one val/test loader per member).
         self.eval_terms = nn.ModuleDict(
@@ -132,8 +141,8 @@ class PredictionPhase(WorldModelPhase):
 
     @property
     def trains_on_frames(self) -> bool:
-        """Whether the training loss needs the frames (a frame loss through the decoder), token cache or not."""
-        return bool(self.hparams.phase.get("frame_weight", 0.0))
+        """Whether the training loss needs the frames (a loss on the predicted frames), token cache or not."""
+        return any(self.hparams.phase.get(key, 0.0) for key in FRAME_LOSSES)
 
     @property
     def context_frames(self) -> int:
@@ -151,8 +160,7 @@ class PredictionPhase(WorldModelPhase):
         b, c, k = frames.shape[0], frames.shape[1], self.horizon
         latents = self.vqvae.encode(frames.flatten(0, 1))[0].unflatten(0, (b, c))  # (B, c, C, h, w)
         roll = self.dynamics.rollout(latents, actions, horizon=k, codebook=self.codebook, feedback="argmax")
-        pred = roll.latents  # (B, K, C, h, w)
-        return self.vqvae.decode(pred.flatten(0, 1)).unflatten(0, (b, k))
+        return self.predicted_frames(roll.latents, latents[:, -1], frames[:, -1])[0]
 
     def compute_losses(self, batch: dict) -> dict[str, torch.Tensor]:
         """The loss of a batch, as the training and evaluation steps compute it. `batch`: "frames" (B, T, 3, H, W)
@@ -166,7 +174,6 @@ class PredictionPhase(WorldModelPhase):
         "target" (B*T, 3, H, W)."""
         phase, c, k = self.hparams.phase, self.context_frames, self.horizon
         latents, indices, vq_loss = self.latents_of(batch)  # (B, T, C, h, w), (B, T, G, h, w)
-        b = latents.shape[0]
         roll = self.dynamics.rollout(latents[:, :c], batch["actions"], horizon=k, codebook=self.codebook)
         pred = roll.latents  # (B, K, C, h, w)
         out = {"indices": indices}
@@ -189,16 +196,32 @@ class PredictionPhase(WorldModelPhase):
         out["dynamics_l2"] = l2
         frames = batch.get("frames")
         if frames is not None:
-            # The decoded predictions against the true frames: with frame_weight, a loss through the decoder
-            # (L1 + GDL, the multi-step weights), else only a metric.
-            with torch.set_grad_enabled(torch.is_grad_enabled() and bool(phase.get("frame_weight", 0.0))):
-                pred_frames = self.vqvae.decode(pred.flatten(0, 1)).unflatten(0, (b, k))
-                if phase.get("frame_weight", 0.0):
-                    out["pred_frame_loss"] = weighted_frame_loss(
-                        pred_frames, frames[:, c : c + k], self.loss_weights
+            # The predicted frames against the true ones: a loss with frame_weight (L1 + GDL, the multi-step
+            # weights) or photo_weight (multi-scale photometric, every step alike) and flow_smoothness (the frame
+            # head's flow), else only a metric.
+            weights = {key: phase.get(key, 0.0) for key in FRAME_LOSSES}
+            target = frames[:, c : c + k]  # (B, K, 3, H, W)
+            with torch.set_grad_enabled(torch.is_grad_enabled() and any(weights.values())):
+                pred_frames, flow = self.predicted_frames(pred, latents[:, c - 1], frames[:, c - 1])
+                if weights["frame_weight"]:
+                    out["pred_frame_loss"] = weighted_frame_loss(pred_frames, target, self.loss_weights)
+                    loss = loss + weights["frame_weight"] * out["pred_frame_loss"]
+                if weights["photo_weight"]:
+                    terms = photometric_loss(
+                        pred_frames.flatten(0, 1),
+                        target.flatten(0, 1),
+                        phase.get("photo_scales", (1,)),
+                        phase.get("photo_worst", 0.0),
                     )
-                    loss = loss + phase["frame_weight"] * out["pred_frame_loss"]
-            out["pred_frame_mse"] = (pred_frames.detach().clamp(0, 1) - frames[:, c : c + k]).pow(2).mean()
+                    out["pred_photo"] = terms["photo"]
+                    if "photo_worst" in terms:
+                        out["pred_photo_worst"] = terms["photo_worst"]
+                    loss = loss + weights["photo_weight"] * out["pred_photo"]
+                if weights["flow_smoothness"] and flow is not None:
+                    last = frames[:, c - 1].unsqueeze(1).expand_as(target).flatten(0, 1)
+                    out["flow_smoothness"] = flow_smoothness(flow.flatten(0, 1), last)
+                    loss = loss + weights["flow_smoothness"] * out["flow_smoothness"]
+            out["pred_frame_mse"] = (pred_frames.detach().clamp(0, 1) - target).pow(2).mean()
             out["pred_frames"] = pred_frames.detach()
         if phase["recon_weight"] > 0:
             recon = self.vqvae.decode(latents.flatten(0, 1))
@@ -260,10 +283,11 @@ class PredictionPhase(WorldModelPhase):
     @torch.no_grad()
     def rollout(self, frames: torch.Tensor, actions: torch.Tensor, context_frames: int, horizon: int) -> dict:
         """Open-loop rollout for evaluation: frames (B, >= c + K, 3, H, W), actions (B, >= c + K, A) ->
-        pred_frames (B, K, 3, H, W) (decoded, not clamped), pred_latents and true_latents (B, K, C, h, w),
+        pred_frames (B, K, 3, H, W) (decoded or warped, not clamped), pred_latents and true_latents (B, K, C, h, w),
         last_latent (B, C, h, w): the latent of the last context frame (the copy-last baseline),
-        floor_frames (B, K, 3, H, W): the true future codes decoded (the tokenizer floor: what a perfect
-        dynamics would show through this VQ-VAE), and the codes pred_indices, true_indices, last_indices.
+        floor_frames (B, K, 3, H, W): the true future codes decoded, through the frame head where there is one
+        (the tokenizer floor: what a perfect dynamics would show through this VQ-VAE and head), and the codes
+        pred_indices, true_indices, last_indices.
         Token predictions are fed back by argmax: the rollout is deterministic."""
         b, c, k = frames.shape[0], context_frames, horizon
         latents, indices, _ = self.vqvae.encode(frames[:, : c + k].flatten(0, 1))
@@ -278,10 +302,11 @@ class PredictionPhase(WorldModelPhase):
             flat = pred.permute(0, 1, 3, 4, 2).reshape(-1, pred.shape[2])
             h, w = pred.shape[-2:]
             pred_indices = self.vqvae.quantizer.nearest(flat).view(b, k, h, w, -1).permute(0, 1, 4, 2, 3)
-        decode = lambda z: self.vqvae.decode(z.flatten(0, 1)).unflatten(0, (b, k))  # noqa: E731
+        # through the same frame head as the predictions: the tokenizer floor moves the last real frame too
+        decode = lambda z: self.predicted_frames(z, latents[:, c - 1], frames[:, c - 1])[0]  # noqa: E731
         return {
             "pred_frames": decode(pred),
-            "floor_frames": decode(latents[:, c:]),
+            "floor_frames": decode(latents[:, c : c + k]),
             "pred_latents": pred,
             "true_latents": latents[:, c:],
             "last_latent": latents[:, c - 1],

@@ -35,7 +35,7 @@ from torchmetrics import MeanMetric
 from physworld.data.scenes import goal_reach as world
 from physworld.envs.episodes import Episodes, OraclePolicy, RandomPolicy, run_episodes
 from physworld.models.agent import Actor, Critic, RewardPredictor, lambda_returns, split_lambda_returns
-from physworld.phases.base import WorldModelPhase
+from physworld.phases.base import WorldModelPhase, build_frame_head
 from physworld.phases.prediction import build_dynamics
 
 
@@ -51,6 +51,9 @@ class RLPhase(WorldModelPhase):
         self.dynamics = build_dynamics(self.spec)
         self.vqvae.requires_grad_(False)
         self.dynamics.requires_grad_(False)  # frozen: gradients flow through it to the actor, never into it
+        frame_head = build_frame_head(self.spec)
+        if frame_head is not None:  # kept (frozen) so that this checkpoint holds the whole world model
+            self.frame_head = frame_head.requires_grad_(False)
         code, hidden = self.spec.vq.code_dim, self.spec.dynamics.hidden_channels
         head = dict(phase["head"])
         self.reward_model = RewardPredictor(code, **head)
