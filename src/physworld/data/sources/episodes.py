@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from omegaconf import OmegaConf
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -151,6 +152,8 @@ def cache_name(dataset: dict) -> str:
 
 
 def check(dataset) -> None:
+    if OmegaConf.is_missing(dataset, "path"):
+        raise ConfigError("dataset.path is missing: dataset=episodes needs dataset.path=DIR, a folder of episodes (.npz)")
     require(dataset, "path", lambda v: isinstance(v, str) and v != "", "the folder of your episodes (.npz)")
     require(dataset, "num_frames", positive_int, "a positive integer (frames per stored sequence)")
     for split in SPLITS:
