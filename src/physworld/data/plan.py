@@ -30,7 +30,8 @@ def datasets_for(cfg: DictConfig) -> list[dict]:
         if max_sequences is not None:
             # a recorded source's null size means "all there is": the cap then stands alone
             d["sizes"] = {
-                split: max_sequences if n is None else min(n, max_sequences) for split, n in d["sizes"].items()
+                split: max_sequences if n is None else min(n, max_sequences)
+                for split, n in d["sizes"].items()
             }
         if max_frames is not None:
             d["num_frames"] = min(d["num_frames"], max_frames)

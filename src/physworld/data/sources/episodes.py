@@ -153,7 +153,9 @@ def cache_name(dataset: dict) -> str:
 
 def check(dataset) -> None:
     if OmegaConf.is_missing(dataset, "path"):
-        raise ConfigError("dataset.path is missing: dataset=episodes needs dataset.path=DIR, a folder of episodes (.npz)")
+        raise ConfigError(
+            "dataset.path is missing: dataset=episodes needs dataset.path=DIR, a folder of episodes (.npz)"
+        )
     require(dataset, "path", lambda v: isinstance(v, str) and v != "", "the folder of your episodes (.npz)")
     require(dataset, "num_frames", positive_int, "a positive integer (frames per stored sequence)")
     for split in SPLITS:
@@ -167,10 +169,9 @@ def check(dataset) -> None:
             f"dataset.val_fraction + dataset.test_fraction = {dataset.val_fraction + dataset.test_fraction}: "
             "accepted below 1 (the rest trains)"
         )
-    try:
-        _discover(_folder(dataset))
-    except DataError as err:
-        raise ConfigError(str(err)) from None
+    # Every file's headers (not its data): a bad episode is one line now, before any work.
+    for files in _discover(_folder(dataset)).values():
+        _check_alike([read_header(f) for f in files])
 
 
 def spec_for(dataset: dict, split: str, seed: int) -> dict:
@@ -198,7 +199,10 @@ def spec_for(dataset: dict, split: str, seed: int) -> dict:
 
 def build(folder: Path, spec: dict, progress: bool) -> None:
     """Write the split of `spec` from the episode folder `spec["path"]` into `folder` (see the cache)."""
-    files = _split_files(Path(spec["path"]), spec["split"], spec["seed"], spec["fractions"])
+    folder_in = Path(spec["path"])
+    for found in _discover(folder_in).values():  # every episode checked, whichever split it falls in
+        _check_alike([read_header(f) for f in found])
+    files = _split_files(folder_in, spec["split"], spec["seed"], spec["fractions"])
     write_split(folder, files, spec, progress, {"path": spec["path"]})
 
 
