@@ -66,14 +66,14 @@ class Header(NamedTuple):
 
 
 def save_episode(file: str | Path, frames, actions=None, rewards=None, states=None, state_names=None) -> None:
-    """Write one episode in the format above (the arrays that are not None)."""
+    """Write one episode in the format above (the arrays that are not None), zip-compressed."""
     arrays = {"frames": np.asarray(frames, np.uint8)}
     for key, value in (("actions", actions), ("rewards", rewards), ("states", states)):
         if value is not None:
             arrays[key] = np.asarray(value, np.float32)
     if state_names is not None:
         arrays["state_names"] = np.asarray(state_names, dtype=str)
-    np.savez(file, **arrays)
+    np.savez_compressed(file, **arrays)  # compressed: rendered frames are mostly background
 
 
 def resize_frames(frames: np.ndarray) -> np.ndarray:
