@@ -183,6 +183,13 @@ def test_bad_input_is_one_line_naming_the_file_and_builds_nothing(tmp_path, case
     assert not (tmp_path / "eps" / "ran").exists()  # the pickled object was never loaded
 
 
+def test_actions_outside_the_model_s_range_are_refused_when_read(tmp_path):
+    folder = write_folder(tmp_path / "eps", [10] * 3, actions=np.full((10, 1), 2.0))
+    with pytest.raises(DataError, match=r"actions reach 2.0: accepted finite values in \[-1, 1\]"):
+        ensure_split(tmp_path / "data", spec(folder), "train", seed=0, progress=False)
+    assert leftovers(tmp_path / "data") == []
+
+
 def test_bad_input_from_the_command_line_is_exit_code_2(tmp_path):
     cases = bad_folders(tmp_path / "eps")
     for case in ("wrong_dtype", "pickled"):

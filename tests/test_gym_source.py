@@ -16,6 +16,7 @@ from physworld.data.sources.gym import open_env, to_env_action
 from physworld.errors import ConfigError
 from tests.conftest import run
 
+
 def tiny(make_cfg, *overrides) -> dict:
     (d,) = datasets_for(make_cfg("dataset=gym", "debug=tiny", *overrides))
     return d
@@ -29,7 +30,9 @@ def test_pendulum_frames_actions_rewards_and_states_line_up(make_cfg, tmp_path):
     assert arrays["frames"].shape == (8, 8, 64, 64, 3) and arrays["states"].shape == (8, 8, 3)
     assert manifest["state_names"] == ["cos_angle", "sin_angle", "angular_velocity"]
     source = manifest["source"]
-    assert source["env_id"] == "Pendulum-v1" and source["gymnasium"] == gym.__version__ and source["seed"] == 42
+    assert (
+        source["env_id"] == "Pendulum-v1" and source["gymnasium"] == gym.__version__ and source["seed"] == 42
+    )
     actions = arrays["actions"]
     assert (np.abs(actions[..., 0]) <= 1).all() and (actions[..., 1] == 0).all()  # model range, padded
     assert np.abs(actions[..., 0]).max() > 0.5  # the random policy uses the range
@@ -112,3 +115,17 @@ def test_prediction_trains_on_pendulum_at_tiny(make_cfg):
     )
     metrics = train(cfg)
     assert np.isfinite(metrics["train/loss"]) and np.isfinite(metrics["test/loss"])
+
+
+def test_mountain_car_records_its_position_and_velocity(make_cfg, tmp_path):
+    d = tiny(make_cfg, "dataset.env_id=MountainCarContinuous-v0", "dataset.sizes.train=2")
+    path = ensure_split(tmp_path / "data", d, "train", seed=0, progress=False)
+    arrays = load_split(path)
+    assert read_manifest(path)["state_names"] == ["position", "velocity"]
+    assert arrays["frames"].shape == (2, 8, 64, 64, 3) and arrays["frames"].std() > 10  # the track is drawn
+    assert np.abs(np.diff(arrays["states"][..., 0], axis=1)).max() > 0  # the car moves
+
+
+def test_preview_refuses_recorded_data_in_one_line(tmp_path):
+    result = run(["scripts/preview_data.py", "dataset=gym"], tmp_path)
+    assert result.returncode == 2 and "recorded data" in result.stderr and "Traceback" not in result.stderr

@@ -102,16 +102,19 @@ def read_header(file: Path) -> Header:
     t = shape[0]
     if t == 0 or shape[1] == 0 or shape[2] == 0:
         raise DataError(f"{file}: frames of shape {shape}: an episode needs at least one frame")
-    expected = {"actions": 2, "rewards": 1, "states": 2, "state_names": 1}
+    forms = {
+        "actions": ("(T, A)", 2),
+        "rewards": ("(T,)", 1),
+        "states": ("(T, S)", 2),
+        "state_names": ("(S,)", 1),
+    }
     for key in OPTIONAL:
         if key not in shapes:
             continue
         shape, dtype = shapes[key]
         names = key == "state_names"
-        if len(shape) != expected[key]:
-            form = (
-                "(S,)" if names else {1: "(T,)", 2: "(T, A)" if key == "actions" else "(T, S)"}[expected[key]]
-            )
+        form, rank = forms[key]
+        if len(shape) != rank:
             raise DataError(f"{file}: {key} of shape {shape}: accepted {form}")
         if names and dtype.kind != "U":
             raise DataError(f"{file}: state_names of dtype {dtype}: accepted strings (S,)")
@@ -127,7 +130,8 @@ def read_header(file: Path) -> Header:
     state_dim = shapes["states"][0][1] if "states" in shapes else None
     if "state_names" in shapes and shapes["state_names"][0][0] != state_dim:
         raise DataError(
-            f"{file}: {shapes['state_names'][0][0]} state_names for {state_dim} state columns: accepted one a column"
+            f"{file}: {shapes['state_names'][0][0]} state_names for {state_dim} state columns: "
+            "accepted one name a column"
         )
     keys = frozenset(k for k in OPTIONAL if k in shapes)
     return Header(file, t, tuple(shapes["frames"][0][1:3]), action_dim, state_dim, keys)
@@ -247,7 +251,13 @@ def write_split(folder: Path, files: list[Path], spec: dict, progress: bool, sou
         frames = resize_frames(arrays["frames"])  # (T_episode, 64, 64, 3)
         actions = np.zeros((header.num_frames, ACTION_DIM), np.float32)
         if "actions" in arrays:
-            actions[:, : header.action_dim] = arrays["actions"]
+            given = np.asarray(arrays["actions"], np.float64)
+            if not (np.isfinite(given).all() and np.abs(given).max() <= 1.0):
+                raise DataError(
+                    f"{header.file}: actions reach {np.abs(given).max()}: accepted finite values in [-1, 1] "
+                    "(the model's range: scale them)"
+                )
+            actions[:, : header.action_dim] = given
         window = [np.arange(s, s + t) for s in chosen]  # (sequences, t) frame indices
         writers["frames"].write(frames[window])
         writers["actions"].write(actions[window])
