@@ -27,6 +27,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from physworld.data.cache import ACTION_DIM, SPLIT_STREAMS
 from physworld.data.sources import episodes
@@ -101,6 +102,22 @@ def episode_seeds(seed: int, env_id: str, split: str, n: int) -> np.ndarray:
     return sequence.generate_state(n, np.uint32)
 
 
+def rendered(env) -> np.ndarray:
+    """The environment's frame now, resized: uint8 (64, 64, 3)."""
+    frame = env.render()
+    if (
+        not isinstance(frame, np.ndarray)
+        or frame.ndim != 3
+        or frame.shape[-1] != 3
+        or frame.dtype != np.uint8
+    ):
+        raise DataError(
+            f"dataset.env_id={env.spec.id!r}: render() returned {type(frame).__name__} "
+            f"{getattr(frame, 'shape', '')} {getattr(frame, 'dtype', '')}: accepted a uint8 RGB array (H, W, 3)"
+        )
+    return episodes.resize_frames(frame[None])[0]
+
+
 def record_episode(env, reset_seed: int, num_frames: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Play one episode with the random policy: the arrays of the episode format (see the docstring)."""
     from gymnasium.spaces import flatten
@@ -109,13 +126,7 @@ def record_episode(env, reset_seed: int, num_frames: int, rng: np.random.Generat
     obs, _ = env.reset(seed=int(reset_seed))
     frames, states, actions, rewards = [], [], [], [0.0]
     for _ in range(num_frames):
-        frame = env.render()
-        if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[-1] != 3:
-            raise DataError(
-                f"dataset.env_id={env.spec.id!r}: render() returned {type(frame).__name__} "
-                f"{getattr(frame, 'shape', '')}: accepted an RGB array (H, W, 3)"
-            )
-        frames.append(episodes.resize_frames(frame[None].astype(np.uint8))[0])
+        frames.append(rendered(env))
         states.append(flatten(env.observation_space, obs).astype(np.float32))
         action = np.zeros(ACTION_DIM, np.float32)
         action[: space.shape[0]] = rng.uniform(-1.0, 1.0, space.shape[0])
@@ -125,7 +136,7 @@ def record_episode(env, reset_seed: int, num_frames: int, rng: np.random.Generat
         obs, reward, terminated, truncated, _ = env.step(to_env_action(action, space))
         rewards.append(float(reward))
         if terminated or truncated:  # the episode ends here: its last frame, with an action not played
-            frames.append(episodes.resize_frames(env.render()[None].astype(np.uint8))[0])
+            frames.append(rendered(env))
             states.append(flatten(env.observation_space, obs).astype(np.float32))
             actions.append(np.zeros(ACTION_DIM, np.float32))
             break
@@ -179,8 +190,6 @@ def spec_for(dataset: dict, split: str, seed: int) -> dict:
 
 def build(folder: Path, spec: dict, progress: bool) -> None:
     """Play the split's episodes into `folder`/episodes/ and build the split from them (see the cache)."""
-    from tqdm.auto import tqdm
-
     env_id, t, n = spec["env_id"], spec["num_frames"], spec["num_sequences"]
     env = open_env(env_id, max_steps=t)
     out = folder / "episodes"
