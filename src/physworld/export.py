@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 import physworld
-from physworld.data.cache import SPLITS, read_manifest, split_dir
+from physworld.data.cache import SPLITS, cache_name, read_manifest, split_dir
 from physworld.data.plan import datasets_for
 from physworld.errors import CheckpointError, ConfigError
 from physworld.evaluation.document import Code, Heading, Table, Text, fmt, to_markdown
@@ -148,7 +148,7 @@ def data_blocks(config_file: Path | None) -> list:
     rows, read = [], 0
     for dataset in datasets:
         for split in SPLITS:
-            manifest = read_manifest(split_dir(data_dir, dataset["name"], split)) if data_dir else {}
+            manifest = read_manifest(split_dir(data_dir, cache_name(dataset), split)) if data_dir else {}
             spec = manifest.get("spec") or {}
             read += bool(spec)
             frames = (manifest.get("files") or {}).get("frames", {})

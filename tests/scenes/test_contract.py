@@ -59,3 +59,17 @@ def test_deterministic(name):
     c = module.generate(np.random.default_rng(6), 3, 4, cfg["scene"])
     assert a.frames.tobytes() == b.frames.tobytes() and np.array_equal(a.states, b.states, equal_nan=True)
     assert a.frames.tobytes() != c.frames.tobytes()
+
+
+def test_every_dataset_config_is_a_scene_a_source_or_the_mixture():
+    # Recorded data (data/sources/) joins the one-name rule: dataset=gym is configs/dataset/gym.yaml is
+    # SOURCES["gym"] is data/sources/gym.py, with the functions the cache calls.
+    from physworld.data.sources import SOURCES
+
+    names = {p.stem for p in (CONFIG_DIR / "dataset").glob("*.yaml")}
+    assert names == set(SCENES) | set(SOURCES) | {"all"}
+    assert not set(SCENES) & set(SOURCES)
+    for name, module in SOURCES.items():
+        assert scene_config(name)["name"] == name and module.__name__.endswith(f".{name}")
+        for function in ("spec_for", "cache_name", "check", "build"):
+            assert callable(getattr(module, function)), (name, function)

@@ -4,6 +4,10 @@ CHUNK sequences per call, as the cache generates them) and the projected time fo
 `--full DIR` also generates every dataset at its configured (full) size into DIR, through the same cache code
 as training, and reports the wall time and the peak resident memory of that process.
 
+`--episodes DIR` times dataset=episodes instead: it writes a folder of recorded episodes (200 of 50 frames at
+96x96, moving discs on a noisy background, in the format of data/sources/episodes.py) into DIR and builds its
+train/val/test cache splits from them, as training would, reporting the wall time of the build alone.
+
 scripts/benchmark_scenes.py is the repository's wrapper of this module's main().
 """
 
@@ -20,6 +24,7 @@ import yaml
 
 from physworld.data.cache import CHUNK, SPLITS, ensure_split
 from physworld.data.scenes import SCENES
+from physworld.data.sources.episodes import save_episode
 from physworld.paths import CONFIG_DIR
 
 CONFIGS = CONFIG_DIR / "dataset"
@@ -46,12 +51,48 @@ def scene_rate(name: str, cfg: dict, sequences: int = CHUNK, repeats: int = 2) -
     return sequences / best
 
 
+def episodes_build_time(folder: Path, episodes: int = 200, frames: int = 50, size: int = 96) -> float:
+    """Write `episodes` episodes of `frames` frames at size x size into folder/episodes, then build their cache
+    splits into folder/data (dataset=episodes' defaults: 30-frame sequences, a seeded 80/10/10 split); returns
+    the seconds the build took."""
+    rng = np.random.default_rng(0)
+    source = folder / "episodes"
+    source.mkdir(parents=True, exist_ok=True)
+    yy, xx = np.mgrid[:size, :size]
+    for i in range(episodes):
+        centre = rng.uniform(10, size - 10, 2) + np.cumsum(rng.normal(0, 1.5, (frames, 2)), axis=0)  # (T, 2)
+        disc = (xx - centre[:, 0, None, None]) ** 2 + (yy - centre[:, 1, None, None]) ** 2 < 64  # (T, H, W)
+        video = rng.integers(0, 40, (frames, size, size, 3), dtype=np.uint8)
+        video[disc] = (230, 120, 40)
+        save_episode(
+            source / f"{i:04d}.npz",
+            video,
+            actions=rng.uniform(-1, 1, (frames, 2)),
+            rewards=rng.normal(size=frames),
+            states=np.concatenate([centre, np.gradient(centre, axis=0)], axis=1),
+        )
+    cfg = yaml.safe_load((CONFIGS / "episodes.yaml").read_text()) | {"path": str(source)}
+    started = time.perf_counter()
+    for split in SPLITS:
+        ensure_split(folder / "data", cfg, split, seed=42, force=True, progress=False)
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2, help="timed calls per scene (best is reported)")
     parser.add_argument("--full", type=Path, help="also generate all datasets at full size into this folder")
     parser.add_argument("--keep", action="store_true", help="keep the --full data instead of deleting it")
+    parser.add_argument(
+        "--episodes", type=Path, help="only time building dataset=episodes' cache from 200 recorded episodes"
+    )
     args = parser.parse_args()
+    if args.episodes:
+        took = episodes_build_time(args.episodes)
+        print(f"dataset=episodes: 200 episodes of 50 frames at 96x96 -> cache splits in {took:.1f} s")
+        if not args.keep:
+            shutil.rmtree(args.episodes)
+        return
 
     configs = scene_configs()
     print(f"| scene | frames | seq/s ({CHUNK} a call) | full size (train+val+test) | projected |")

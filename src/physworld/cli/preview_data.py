@@ -42,13 +42,18 @@ def save_gif(frames: np.ndarray, path: Path, scale: int = 3, fps: int = 10) -> N
 def preview_app(cfg: DictConfig) -> None:
     from physworld.data.plan import check_dataset, dataset_members
     from physworld.data.scenes import SCENES
-    from physworld.errors import PhysworldError, print_error
+    from physworld.errors import ConfigError, PhysworldError, print_error
     from physworld.require import non_negative_int, require
 
     try:
         members = dataset_members(cfg.dataset)
         for dataset in members:
             check_dataset(dataset)
+            if dataset.name not in SCENES:  # recorded data (data/sources/): there is no generator to preview
+                raise ConfigError(
+                    f"dataset={dataset.name} is recorded data, which a preview cannot draw: accepted one of "
+                    f"{sorted(SCENES)}; `python scripts/generate_data.py dataset={dataset.name}` makes its splits"
+                )
         require(cfg, "data.seed", non_negative_int, "a non-negative integer")
     except PhysworldError as err:
         sys.exit(print_error(err))

@@ -51,6 +51,9 @@ ARRAYS = ("frames", "states", "actions", "rewards")
 
 def spec_for(dataset: dict, split: str, seed: int) -> dict:
     """Everything that determines a split's bytes. A stored split is reused only if this matches."""
+    source = _source(dataset["name"])
+    if source is not None:
+        return source.spec_for(dataset, split, seed)
     scene = SCENES[dataset["name"]]
     if split not in SPLIT_STREAMS:
         raise DataError(f"split={split!r} is not accepted: one of {list(SPLIT_STREAMS)}")
@@ -97,6 +100,13 @@ def split_dir(data_dir: str | Path, name: str, split: str) -> Path:
     return Path(data_dir) / name / split
 
 
+def cache_name(dataset: dict) -> str:
+    """The folder under the data dir that holds a dataset's splits: its name, or for recorded data
+    (data/sources/) one folder per source (`gym/Pendulum-v1`), so two sources never replace each other's."""
+    source = _source(dataset["name"])
+    return dataset["name"] if source is None else source.cache_name(dataset)
+
+
 def regenerate_hint(name: str) -> str:
     return f"regenerate it with: python scripts/generate_data.py dataset={name} force=true"
 
@@ -104,7 +114,7 @@ def regenerate_hint(name: str) -> str:
 def ensure_split(data_dir, dataset: dict, split: str, seed: int, force: bool = False, progress=True) -> Path:
     """Return the folder of a valid split matching the spec, generating it first if needed."""
     spec = spec_for(dataset, split, seed)
-    path = split_dir(data_dir, dataset["name"], split)
+    path = split_dir(data_dir, cache_name(dataset), split)
     if not force and read_manifest(path).get("spec") == spec:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -163,6 +173,11 @@ def load_params(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def _generate(path: Path, spec: dict, progress: bool) -> None:
+    source = _source(spec["scene"])
+    if source is not None:
+        with building(path) as tmp:
+            source.build(tmp, spec, progress)
+        return
     scene = SCENES[spec["scene"]]
     n, t = spec["num_sequences"], spec["num_frames"]
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{time.time_ns()}"
@@ -259,6 +274,28 @@ class _NpyWriter:
         if self.rows != self.shape[0]:
             raise ValueError(f"{self.path.name}: wrote {self.rows} of {self.shape[0]} rows")
         return {"shape": list(self.shape), "dtype": str(self.dtype), "sha256": self.digest.hexdigest()}
+
+
+@contextlib.contextmanager
+def building(path: Path):
+    """Yield a hidden temporary folder beside `path` to write a split into; on success it replaces `path` whole
+    (_replace), on any error it is deleted: a reader sees the old split or the new one, never part of one."""
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{time.time_ns()}"
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        _replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _source(name: str):
+    """The recorded-data source module (data/sources/) of a dataset name, None for a generated scene."""
+    from physworld.data.sources import (
+        SOURCES,
+    )  # they write through this module: imported here, not at the top
+
+    return SOURCES.get(name)
 
 
 def _replace(new: Path, path: Path) -> None:

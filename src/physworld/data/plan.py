@@ -8,6 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from physworld.data.cache import EVAL_SPLITS, SPLITS
 from physworld.data.scenes import SCENES
+from physworld.data.sources import SOURCES
 from physworld.require import positive_int, require
 
 
@@ -27,7 +28,11 @@ def datasets_for(cfg: DictConfig) -> list[dict]:
         d = OmegaConf.to_container(member, resolve=True)
         d.pop("members", None)
         if max_sequences is not None:
-            d["sizes"] = {split: min(n, max_sequences) for split, n in d["sizes"].items()}
+            # a recorded source's null size means "all there is": the cap then stands alone
+            d["sizes"] = {
+                split: max_sequences if n is None else min(n, max_sequences)
+                for split, n in d["sizes"].items()
+            }
         if max_frames is not None:
             d["num_frames"] = min(d["num_frames"], max_frames)
         out.append(d)
@@ -35,7 +40,11 @@ def datasets_for(cfg: DictConfig) -> list[dict]:
 
 
 def check_dataset(dataset: DictConfig) -> None:
-    require(dataset, "name", lambda v: v in SCENES, f"one of {sorted(SCENES)}")
+    names = sorted(SCENES) + sorted(SOURCES)
+    require(dataset, "name", lambda v: v in SCENES or v in SOURCES, f"one of {names}")
+    if dataset.name in SOURCES:  # recorded data (data/sources/): its own keys
+        SOURCES[dataset.name].check(dataset)
+        return
     require(dataset, "num_frames", positive_int, "a positive integer")
     for split in SPLITS:
         require(dataset, f"sizes.{split}", positive_int, "a positive integer (sequences in the split)")

@@ -35,8 +35,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from physworld.data.cache import ensure_split, load_split
-from physworld.data.scenes import SCENES
+from physworld.data.cache import ensure_split, load_split, read_manifest
 from physworld.evaluation.scoring import to_frames
 
 ANGLE_PREFIX = "theta"  # state columns named theta* are angles: probed as sine and cosine
@@ -204,10 +203,14 @@ def probe_metrics(
     """`evaluation.probes` on one dataset: fitted on its train split (generated if missing, as training would),
     scored on the first n sequences of the evaluated split's arrays `held_out` -> {"probe_r2/<dataset>/<state>":
     R², ..., "probe_r2/<dataset>/mean", and the same under probe_r2_latent}; {} when off or without states."""
-    names = tuple(getattr(SCENES[dataset["name"]], "STATE_NAMES", ()))
-    if not settings.enabled or held_out.get("states") is None or not names:
+    if not settings.enabled or held_out.get("states") is None:
         return {}
-    train = load_split(ensure_split(data_dir, dataset, "train", seed))
+    path = ensure_split(data_dir, dataset, "train", seed)
+    # the names of the states' columns, as the split stored them (a scene's STATE_NAMES, recorded data's own)
+    names = tuple(read_manifest(path).get("state_names", ()))
+    if not names:
+        return {}
+    train = load_split(path)
     total = train["frames"].shape[0]
     n_train = total if settings.train_sequences is None else min(int(settings.train_sequences), total)
     ridge, width = float(settings.ridge), settings.max_features
