@@ -76,10 +76,12 @@ def photometric_loss(
 
 
 def flow_smoothness(flow: torch.Tensor, image: torch.Tensor, edge_scale: float = 10.0) -> torch.Tensor:
-    """Edge-aware smoothness of a flow (N, 2, H, W) over the image it warps (N, 3, H, W): the mean absolute
-    difference of neighbouring flow vectors, each weighted by exp(-edge_scale * |image difference|) there, so
-    the flow may change where the image has an edge (an object's border) and is held smooth inside an object
-    and on the background, which keeps a warp from folding or tearing what it moves."""
+    """Edge-aware smoothness of a backward flow (N, 2, H, W) on the grid of the image it should produce
+    (N, 3, H, W), the true frame in training: the mean absolute difference of neighbouring flow vectors, each
+    weighted by exp(-edge_scale * |image difference|) there, so the flow may change where that image has an edge
+    (a moved object's border) and is held smooth inside an object and on the background, which keeps a warp
+    from folding or tearing what it moves. (The edges of the frame being warped would sit at the object's old
+    place, where the flow must not jump.)"""
     grad_x = (flow[..., :, 1:] - flow[..., :, :-1]).abs().mean(1)  # (N, H, W - 1)
     grad_y = (flow[..., 1:, :] - flow[..., :-1, :]).abs().mean(1)
     edge_x = (image[..., :, 1:] - image[..., :, :-1]).abs().mean(1)

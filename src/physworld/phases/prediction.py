@@ -218,8 +218,8 @@ class PredictionPhase(WorldModelPhase):
                         out["pred_photo_worst"] = terms["photo_worst"]
                     loss = loss + weights["photo_weight"] * out["pred_photo"]
                 if weights["flow_smoothness"] and flow is not None:
-                    last = frames[:, c - 1].unsqueeze(1).expand_as(target).flatten(0, 1)
-                    out["flow_smoothness"] = flow_smoothness(flow.flatten(0, 1), last)
+                    # edges where the true frame has them: the flow lives on the predicted frame's grid
+                    out["flow_smoothness"] = flow_smoothness(flow.flatten(0, 1), target.flatten(0, 1))
                     loss = loss + weights["flow_smoothness"] * out["flow_smoothness"]
             out["pred_frame_mse"] = (pred_frames.detach().clamp(0, 1) - target).pow(2).mean()
             out["pred_frames"] = pred_frames.detach()
