@@ -25,7 +25,7 @@ def train_app(cfg: DictConfig) -> float | None:
         from physworld.run import train
 
         metrics = train(cfg)
-    except PhysworldError as err:
+    except (PhysworldError, OSError) as err:  # OSError: a full disk, a read-only folder (errors.os_error)
         sys.exit(print_error(err))
     return metrics.get(cfg.optimized_metric)
 
