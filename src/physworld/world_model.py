@@ -27,6 +27,7 @@ from physworld.models.vqvae import VQVAE
 from physworld.phases import PHASE_NAMES
 from physworld.phases.base import build_vqvae
 from physworld.phases.checkpoints import (
+    check_weights_fit,
     checkpoint_phase,
     checkpoint_spec,
     read_checkpoint,
@@ -257,6 +258,7 @@ def load_world_model(path: str | Path, device=None) -> WorldModel:
     else:
         ckpt = read_training_checkpoint(path)
         spec, state = checkpoint_spec(ckpt, str(path), KEY), ckpt["state_dict"]
+    check_weights_fit(spec, state, str(path), KEY)  # before any network is built (allocated)
     nets = {
         n: {k[len(n) + 1 :]: v for k, v in state.items() if k.startswith(f"{n}.")}
         for n in ("vqvae", "dynamics")
