@@ -111,6 +111,23 @@ def test_cache_refuses_a_folder_holding_a_users_files(tmp_path, monkeypatch):
     assert read_manifest(path)["spec"]["seed"] == 2
 
 
+def test_a_stale_split_with_its_token_cache_is_replaced_but_not_with_a_users_file_in_it(tmp_path):
+    path = ensure_split(tmp_path, MNIST, "train", seed=1, progress=False)
+    codes = path / "tokens" / "0123456789abcdef"
+    codes.mkdir(parents=True)
+    (codes / "indices.npy").write_bytes(b"codes")
+    (codes / "manifest.json").write_text("{}")
+    (path / "tokens" / ".0123456789abcdef.lock").write_text("")
+    (path / "tokens" / "mine").mkdir()
+    (path / "tokens" / "mine" / "notes.txt").write_text("mine")
+    with pytest.raises(DataError, match=r"train: holds tokens/mine, which the data cache did not write"):
+        ensure_split(tmp_path, MNIST, "train", seed=2, progress=False)
+    assert (path / "tokens" / "mine" / "notes.txt").read_text() == "mine"
+    shutil.rmtree(path / "tokens" / "mine")
+    ensure_split(tmp_path, MNIST, "train", seed=2, progress=False)
+    assert read_manifest(path)["spec"]["seed"] == 2 and not (path / "tokens").exists()
+
+
 def test_generate_data_refuses_a_users_folder_with_one_line_and_exit_code_2(tmp_path):
     data = tmp_path / "D"
     (data / "moving_mnist" / "train").mkdir(parents=True)

@@ -102,6 +102,7 @@ def split_dir(data_dir: str | Path, name: str, split: str) -> Path:
 # a printed fix command keeps them, so it regenerates the same folder with the same spec.
 DATA_OVERRIDES = ("debug=", "paths.", "data.", "experiment=", "local=", "+paths.", "+data.")
 WRITTEN = {"manifest.json", "verified.json", "params.npz", *(f"{a}.npy" for a in ARRAYS)}  # a split's files
+TOKEN_FILES = {"indices.npy", "manifest.json"}  # a token-cache folder's files (data/tokens.py)
 VERIFY = ("auto", "always")  # data.verify: hash a file when its size or times changed, or at every load
 
 
@@ -147,6 +148,28 @@ def ensure_split(data_dir, dataset: dict, split: str, seed: int, force: bool = F
     return path
 
 
+def _foreign(path: Path) -> list[str]:
+    """What in a split folder the cache did not write: anything but its files (WRITTEN) and the token cache
+    (data/tokens.py: `tokens/<fingerprint>/{indices.npy,manifest.json}`, with its hidden locks and temporary
+    folders), as paths relative to `path`."""
+    foreign = []
+    for entry in sorted(path.iterdir()):
+        if entry.name in WRITTEN and entry.is_file():
+            continue
+        if entry.name == "tokens" and entry.is_dir() and not entry.is_symlink():
+            for cached in sorted(entry.iterdir()):
+                held = (
+                    {p.name for p in cached.iterdir()}
+                    if cached.is_dir() and not cached.is_symlink()
+                    else None
+                )
+                if not cached.name.startswith(".") and (held is None or not held <= TOKEN_FILES):
+                    foreign.append(f"tokens/{cached.name}")
+            continue
+        foreign.append(entry.name)
+    return foreign
+
+
 def check_own(path: Path) -> None:
     """Raise DataError unless `path` is missing or holds only what the cache writes into a split (WRITTEN): the
     cache replaces only its own folders, never a user's files."""
@@ -157,7 +180,7 @@ def check_own(path: Path) -> None:
             raise DataError(
                 f"{path}: is a file where the cache keeps a split: move it away, or choose another paths.data_dir"
             )
-        foreign = sorted(p.name for p in path.iterdir() if p.name not in WRITTEN or not p.is_file())
+        foreign = _foreign(path)
     except OSError as err:
         raise os_error(err, path) from None
     if foreign:
