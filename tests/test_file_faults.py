@@ -64,8 +64,9 @@ def csv_rows(run_dir: Path) -> list[dict]:
 # -- 1. a resume keeps the run's history; a rerun without ckpt_path is refused ----------------------------------
 
 
-def test_resume_keeps_every_csv_row_and_a_fresh_rerun_is_refused(make_cfg, tmp_path):
+def test_resume_keeps_every_csv_row_and_a_fresh_rerun_is_refused(make_cfg, tmp_path, monkeypatch, capsys):
     from physworld.checks import check_config
+    from physworld.cli.train import main as train_main
     from physworld.run import train
 
     train(make_cfg(*TINY, "phase.max_epochs=1"))
@@ -80,6 +81,14 @@ def test_resume_keeps_every_csv_row_and_a_fresh_rerun_is_refused(make_cfg, tmp_p
         ConfigError, match=r"already holds a run \(checkpoints, csv/metrics.csv, metrics.json\)"
     ):
         check_config(make_cfg(*TINY, "phase.max_epochs=2"))
+    # train.py refuses before Hydra starts the job (which would write over the run's .hydra/config.yaml)
+    (run_dir / ".hydra").mkdir()
+    (run_dir / ".hydra" / "config.yaml").write_text("the earlier run's")
+    monkeypatch.setattr(sys, "argv", ["train.py", *TINY, f"hydra.run.dir={run_dir}"])
+    with pytest.raises(SystemExit) as exit_:
+        train_main()
+    assert exit_.value.code == 2 and "hydra.run.dir=" in one_line(capsys.readouterr().err)
+    assert (run_dir / ".hydra" / "config.yaml").read_text() == "the earlier run's"
     # a resume whose model differs from the checkpoint: one line before any network is built
     with pytest.raises(CheckpointError, match=r"model.vq.num_codes=64 conflicts with the checkpoint's 32"):
         check_config(make_cfg(*TINY, "phase.max_epochs=3", "ckpt_path=last", "model.vq.num_codes=64"))

@@ -258,7 +258,7 @@ def check_config(cfg: DictConfig, files: bool = True) -> None:
     check_ddp_in_sweep(cfg)
     ckpt = resolve_ckpt_path(cfg) if files else None
     if files and ckpt is None:
-        check_new_run_dir(cfg)
+        check_new_run_dir(cfg.paths.output_dir, "paths.output_dir")
     if ckpt is not None:
         from physworld.phases.checkpoints import (
             check_architecture,
@@ -284,17 +284,17 @@ def check_config(cfg: DictConfig, files: bool = True) -> None:
 RUN_RESULTS = ("checkpoints", "csv/metrics.csv", "metrics.json")
 
 
-def check_new_run_dir(cfg: DictConfig) -> None:
+def check_new_run_dir(folder, key: str) -> None:
     """A run without ckpt_path starts in a folder where no earlier run left checkpoints, logs or metrics: it
     would replace them. Ranks 1.. of a DDP run (LOCAL_RANK set) start after rank 0 and skip this."""
     if os.environ.get("LOCAL_RANK", "0") != "0":
         return
-    folder = Path(str(cfg.paths.output_dir))
+    folder = Path(str(folder))
     found = [name for name in RUN_RESULTS if (folder / name).exists()]
     if found:
         raise ConfigError(
-            f"paths.output_dir={str(folder)!r} already holds a run ({', '.join(found)}): resume it with "
-            "ckpt_path=last, or start the new run in another folder (hydra.run.dir=<new folder>)"
+            f"{key}={str(folder)!r} already holds a run ({', '.join(found)}): resume it with ckpt_path=last, or "
+            "start the new run in another folder (hydra.run.dir=<new folder>)"
         )
 
 
