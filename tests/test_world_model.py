@@ -296,6 +296,10 @@ def test_export_folder_errors_are_one_line(tiny, tmp_path):
         physworld.load_world_model(out)
     (out / "config.json").write_text(json.dumps(config))
     (out / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(CheckpointError, match=r"model.safetensors' is corrupt: its sha256 does not match"):
+        physworld.load_world_model(out)
+    del config["weights_sha256"]  # as an export written before the hash was stored: read, then refused
+    (out / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match=r"model.safetensors is not readable"):
         physworld.load_world_model(out)
 

@@ -7,6 +7,7 @@ so a bad value is reported in seconds); the few checks that need torch import it
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -213,6 +214,12 @@ def check_config(cfg: DictConfig, files: bool = True) -> None:
     if declared(cfg.phase.name, "is_world_model"):  # their one AdamW; rl has one per head (check_rl)
         require(cfg, "phase.lr", positive_number, "a positive number")
         require(cfg, "phase.weight_decay", non_negative_number, "a non-negative number")
+        require(
+            cfg,
+            "phase.betas",
+            lambda b: len(b) == 2 and all(non_negative_number(v) and v < 1 for v in b),
+            "two numbers in [0, 1), e.g. [0.9, 0.999]",
+        )
     for key in (
         "phase.foreground_weight",
         "phase.gradient_weight",
@@ -220,6 +227,7 @@ def check_config(cfg: DictConfig, files: bool = True) -> None:
         if OmegaConf.select(cfg, key) is not None:
             require(cfg, key, non_negative_number, "a non-negative number")
     require(cfg, "data.seed", non_negative_int, "a non-negative integer")
+    check_verify(cfg)
     require(cfg, "data.stride", positive_int, "a positive integer")
     require(cfg, "data.num_workers", non_negative_int, "a non-negative integer")
     check_perf(cfg)
@@ -261,12 +269,49 @@ def check_config(cfg: DictConfig, files: bool = True) -> None:
     check_lpips(cfg)
     check_ddp_in_sweep(cfg)
     ckpt = resolve_ckpt_path(cfg) if files else None
+    if files and ckpt is None:
+        check_new_run_dir(cfg.paths.output_dir, "paths.output_dir")
     if ckpt is not None:
-        from physworld.phases.checkpoints import checkpoint_phase, read_checkpoint  # torch
+        from physworld.phases.checkpoints import (
+            check_architecture,
+            checkpoint_phase,
+            init_model,
+            read_checkpoint,
+        )
 
-        saved = checkpoint_phase(read_checkpoint(ckpt, key="ckpt_path"))
+        saved_ckpt = read_checkpoint(ckpt, key="ckpt_path")  # torch
+        saved = checkpoint_phase(saved_ckpt)
         if saved != cfg.phase.name:
             raise ConfigError(
                 f"ckpt_path={str(ckpt)!r} is a checkpoint of phase {saved!r}, this run is phase={cfg.phase.name}: "
                 "resume with the same phase (to start a new phase from it, use phase.init_from)"
             )
+        # The run's networks (built from its model.* keys, or phase.init_from's) must fit the checkpoint's
+        # weights: a differing size is one line here, not a size-mismatch traceback once the networks are built.
+        model = init_model(OmegaConf.to_container(cfg.model, resolve=True), OmegaConf.to_container(cfg.phase))
+        check_architecture(saved_ckpt, str(ckpt), ModelSpec.from_config(model), key="ckpt_path")
+
+
+# What a run that got somewhere leaves in its folder (Hydra's .hydra/ and the log file are there from the start)
+RUN_RESULTS = ("checkpoints", "csv/metrics.csv", "metrics.json")
+
+
+def check_new_run_dir(folder, key: str) -> None:
+    """A run without ckpt_path starts in a folder where no earlier run left checkpoints, logs or metrics: it
+    would replace them. Ranks 1.. of a DDP run (LOCAL_RANK set) start after rank 0 and skip this."""
+    if os.environ.get("LOCAL_RANK", "0") != "0":
+        return
+    folder = Path(str(folder))
+    found = [name for name in RUN_RESULTS if (folder / name).exists()]
+    if found:
+        raise ConfigError(
+            f"{key}={str(folder)!r} already holds a run ({', '.join(found)}): resume it with ckpt_path=last, or "
+            "start the new run in another folder (hydra.run.dir=<new folder>)"
+        )
+
+
+def check_verify(cfg: DictConfig) -> None:
+    """data.verify (data/cache.py): when a data file's hash is checked."""
+    from physworld.data.cache import VERIFY  # numpy, no torch
+
+    require(cfg, "data.verify", lambda v: v in VERIFY, f"one of {list(VERIFY)}")

@@ -12,6 +12,7 @@ checkpoint's reward model, actor and critic are not (the model card says which n
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -22,11 +23,12 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 import physworld
+from physworld.atomic import check_new_folder, temp_name
 from physworld.data.cache import SPLITS, cache_name, read_manifest, split_dir
 from physworld.data.plan import datasets_for
-from physworld.errors import CheckpointError, ConfigError
+from physworld.errors import CheckpointError, os_error
 from physworld.evaluation.document import Code, Heading, Table, Text, fmt, to_markdown
-from physworld.evaluation.runs import run_config_file, training_run_dir
+from physworld.evaluation.runs import load_run_config, run_config_file, training_run_dir
 from physworld.metrics.rollout import PREFIXES
 from physworld.phases.checkpoints import NETWORKS
 from physworld.world_model import read_training_checkpoint
@@ -44,35 +46,62 @@ COLUMNS = {  # column label of each rollout prefix (metrics/rollout.py), in tabl
 }
 
 
-def export_world_model(ckpt_path: str | Path, out: str | Path) -> Path:
-    """Write model.safetensors, config.json and MODEL_CARD.md of `ckpt_path` into `out`; return `out`."""
+def export_world_model(ckpt_path: str | Path, out: str | Path, overwrite: bool = False) -> Path:
+    """Write model.safetensors, config.json and MODEL_CARD.md of `ckpt_path` into `out`, a new or empty folder
+    (or, with `overwrite`, one whose files of these names are replaced; others are kept); return `out`.
+
+    Each file is written under a temporary name first; the three are renamed into place once all are written,
+    so a failed export (a full disk) leaves what the folder held before. OSError becomes FileSystemError."""
+    ckpt_path, out = Path(ckpt_path), Path(out)
+    check_new_folder(out, "out", overwrite)
+    ckpt = read_training_checkpoint(ckpt_path, key="ckpt_path")  # safe: nothing in the file runs
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_export(ckpt, ckpt_path, out)
+    except OSError as err:
+        raise os_error(err, out) from None
+    return out
+
+
+def write_export(ckpt: dict, ckpt_path: Path, out: Path) -> None:
     from safetensors.torch import save_file
 
-    ckpt_path, out = Path(ckpt_path), Path(out)
-    ckpt = read_training_checkpoint(ckpt_path, key="ckpt_path")  # safe: nothing in the file runs
     hparams, state = ckpt["hyper_parameters"], ckpt["state_dict"]
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"out={str(out)!r} is a file: accepted a folder (created if missing)")
     # safetensors stores dense row-major tensors: channels_last weights are made contiguous, values unchanged
     tensors = {k: v.contiguous() for k, v in state.items() if k.split(".", 1)[0] in NETWORKS}
     networks = [n for n in NETWORKS if any(k.startswith(f"{n}.") for k in tensors)]
-    out.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(out / WEIGHTS), metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
-    config = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "physworld_version": physworld.__version__,
-        "networks": networks,
-        "model": hparams[
-            "model"
-        ],  # configs/model as the run used it: rebuilds the networks (phases/base.py, prediction.py)
-        "phase": hparams.get("phase") or {},  # the training phase's settings (context_frames, ...)
-        "trained_on": hparams.get("dataset_names") or [],
-        "source_checkpoint": str(ckpt_path.resolve()),
-    }
-    (out / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-    (out / CARD).write_text(model_card(ckpt_path, config, out))
-    return out
+    temps = {name: temp_name(out / name) for name in (WEIGHTS, CONFIG, CARD)}
+    try:
+        metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION)}
+        save_file(tensors, str(temps[WEIGHTS]), metadata=metadata)
+        config = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "physworld_version": physworld.__version__,
+            "networks": networks,
+            "model": hparams[
+                "model"
+            ],  # configs/model as the run used it: rebuilds the networks (phases/base.py, prediction.py)
+            "phase": hparams.get("phase") or {},  # the training phase's settings (context_frames, ...)
+            "trained_on": hparams.get("dataset_names") or [],
+            "source_checkpoint": str(ckpt_path.resolve()),
+            "weights_sha256": sha256_file(temps[WEIGHTS]),  # read_export checks the weights against it
+        }
+        temps[CONFIG].write_text(json.dumps(config, indent=2) + "\n")
+        temps[CARD].write_text(model_card(ckpt_path, config, out))
+        for name, tmp in temps.items():
+            os.replace(tmp, out / name)
+    finally:
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
+
+
+def sha256_file(file: Path) -> str:
+    digest = hashlib.sha256()
+    with open(file, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_export(folder: Path, key: str = "path") -> tuple[dict, dict[str, torch.Tensor]]:
@@ -95,6 +124,12 @@ def read_export(folder: Path, key: str = "path") -> tuple[dict, dict[str, torch.
     if config.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
             f"{key}={str(folder)!r} has format_version={config.get('format_version')!r}: accepted {FORMAT_VERSION}"
+        )
+    expected = config.get("weights_sha256")  # exports written before the hash was stored have none
+    if expected is not None and sha256_file(folder / WEIGHTS) != expected:
+        raise CheckpointError(
+            f"{key}={str(folder / WEIGHTS)!r} is corrupt: its sha256 does not match the one in {CONFIG}; export "
+            "the checkpoint again (scripts/export.py)"
         )
     try:
         tensors = load_file(str(folder / WEIGHTS))
@@ -138,7 +173,7 @@ def data_blocks(config_file: Path | None) -> list:
     or from the run's config when the data is not on this machine."""
     if config_file is None:
         return [Text("Unknown: the checkpoint is not in a training run folder (`<run>/checkpoints/`).")]
-    cfg = OmegaConf.load(config_file)
+    cfg = load_run_config(config_file)
     try:
         datasets = datasets_for(cfg)
         data_dir = OmegaConf.select(cfg, "paths.data_dir", throw_on_missing=False)

@@ -11,9 +11,10 @@ W&B dashboard.
 - Step axes: every metric is plotted against `trainer/global_step`; the monitored and optimised metrics keep
   their minimum as the run's summary (what the runs table and sweep views sort on).
 - Media are written to files first (PNG, GIF) and logged by path (`log_files`), so no video dependency.
-- `CSVLogger` is Lightning's, except that it keeps the columns already in `metrics.csv` (Lightning's writer
-  forgets them when a fresh copy of the logger appends, as under `trainer=ddp_spawn`, where fit and test
-  each run in newly spawned processes, and then fails with "dict contains fields not in fieldnames").
+- `CSVLogger` is Lightning's, except that it keeps the rows and columns already in `metrics.csv`: Lightning's
+  writer deletes the file when its folder is not empty (a resumed run lost its earlier epochs), and forgets the
+  columns when a fresh copy of the logger appends, as under `trainer=ddp_spawn`, where fit and test each run in
+  newly spawned processes (then failing with "dict contains fields not in fieldnames").
 - `TensorBoardLogger` is Lightning's, except that every event file gets a name of its own. Lightning closes the
   writer after fit and reopens a file for test; with tensorboardX (Lightning's writer when tensorboard is not
   installed) the file name holds only the second and the host, and the file is opened with "wb", so a test that
@@ -46,7 +47,13 @@ STAGES = ("train", "val", "test")
 
 
 class CSVWriter(ExperimentWriter):
-    """Lightning's CSV writer, starting from the header of an existing metrics.csv (see the module doc)."""
+    """Lightning's CSV writer, starting from the header of an existing metrics.csv and appending to it (see the
+    module doc)."""
+
+    def _check_log_dir_exists(self) -> None:
+        # Lightning's deletes an existing metrics.csv here: a resumed run (ckpt_path=last) would lose the rows of
+        # the epochs before it. A new run never starts in an old run's folder (checks.check_new_run_dir).
+        pass
 
     def _record_new_keys(self) -> set[str]:
         if not self.metrics_keys and self._fs.isfile(self.metrics_file_path):

@@ -105,7 +105,7 @@ def generalisation_horizon(settings: DictConfig) -> int | None:
 
 def run_pipeline(overrides: list[str]) -> Path:
     """Run (or resume) every step; return the pipeline folder. Each step writes its own run folder."""
-    from physworld.checks import check_config
+    from physworld.checks import RUN_RESULTS, check_config
 
     root, steps, settings = plan(overrides)
     # Fail on any bad value before generating or training anything, and before torch and Lightning are
@@ -131,6 +131,11 @@ def run_pipeline(overrides: list[str]) -> Path:
             rank_zero_info(f"pipeline: step {name} was interrupted, resuming from {last}")
             with open_dict(cfg):
                 cfg.ckpt_path = str(last)
+        elif any((folder / result).exists() for result in RUN_RESULTS):
+            # interrupted before its first checkpoint: nothing to resume; its logs are kept beside the new run
+            kept = folder.with_name(f"{folder.name}.interrupted-{time.strftime('%Y-%m-%d_%H-%M-%S')}")
+            folder.rename(kept)
+            rank_zero_info(f"pipeline: step {name} stopped before its first checkpoint; kept it as {kept}")
         rank_zero_info(f"pipeline: step {name}: {cfg.phase.name} on {cfg.dataset.name} -> {folder}")
         started = time.perf_counter()
         folder.mkdir(parents=True, exist_ok=True)

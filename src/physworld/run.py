@@ -15,7 +15,7 @@ from physworld.callbacks.metrics_file import scalar_metrics, write_metrics
 from physworld.checks import check_config
 from physworld.data.datamodule import VideoDataModule
 from physworld.data.plan import dataset_members, datasets_for
-from physworld.errors import PhysworldError
+from physworld.errors import ConfigError, PhysworldError
 from physworld.log_handlers import drop_lightning_console_handler
 from physworld.phases import phase_class
 from physworld.phases.checkpoints import init_model
@@ -46,6 +46,7 @@ def build_datamodule(cfg: DictConfig) -> VideoDataModule:
         weights=weights,
         on_device=cfg.data.on_device,
         token_cache=cfg.data.get("token_cache", False),
+        verify=cfg.data.get("verify", "auto"),
     )
 
 
@@ -74,6 +75,16 @@ def build_callbacks(cfg: DictConfig) -> list:
         raise
 
 
+def build_trainer(cfg: DictConfig, callbacks: list, loggers: list) -> L.Trainer:
+    """The trainer of `cfg.trainer`; a value Lightning refuses (trainer.devices=[0,1] on a CPU) is one line."""
+    try:
+        return hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    except InstantiationException as err:
+        cause = err.__cause__ if err.__cause__ is not None else err
+        detail = " ".join(str(cause).split())[:300]
+        raise ConfigError(f"trainer: Lightning refuses these trainer.* values ({detail})") from None
+
+
 def format_counts(counts: dict[str, int]) -> str:
     return "parameters: " + ", ".join(f"{name} {n:,}" for name, n in counts.items())
 
@@ -91,7 +102,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     rank_zero_info(format_counts(phase.parameter_counts()))
     callbacks = build_callbacks(cfg)
     loggers = build_loggers(cfg)
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = build_trainer(cfg, callbacks, loggers)
 
     run_loggers.log_run_info(loggers, cfg, phase.parameter_counts())  # config, git commit, W&B step axes
 

@@ -5,6 +5,8 @@ calls whatever importable function the pickle names (a GLOBAL opcode, then REDUC
 code the moment it is loaded. Every checkpoint physworld reads goes through `load_checkpoint_file`, which has
 two guards, both before any object is built:
 
+0. Every member of the zip is read against the CRC-32 the zip stores for it (`ZipFile.testzip`): a flipped
+   byte in the weights is refused with one line, not loaded and used.
 1. The pickle is disassembled statically (`pickletools.genops` parses, it never executes) and every global it
    names must be in ALLOWED_GLOBALS, the types physworld's checkpoints hold. Anything else is refused with one
    line naming the file and the global.
@@ -92,7 +94,8 @@ def pickled_globals(data: bytes) -> list[str]:
 
 
 def check_pickle(path: Path, key: str) -> None:
-    """Raise CheckpointError unless `path` is a torch.save zip whose pickle names only ALLOWED_GLOBALS."""
+    """Raise CheckpointError unless `path` is a torch.save zip whose members match their CRC-32 and whose pickle
+    names only ALLOWED_GLOBALS."""
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
@@ -103,6 +106,14 @@ def check_pickle(path: Path, key: str) -> None:
                     f"this one holds {pickles})"
                 )
             data = archive.read(pickles[0])
+            # Every member's bytes against the CRC-32 the zip stores for it: bytes changed inside a tensor
+            # would otherwise load and score without a word.
+            bad = archive.testzip()
+            if bad is not None:
+                raise CheckpointError(
+                    f"{key}={str(path)!r} is corrupt: {bad} does not match its stored checksum (CRC-32); use "
+                    "another checkpoint of the run (last.ckpt, best.ckpt) or retrain"
+                )
     except (zipfile.BadZipFile, OSError, EOFError) as err:
         raise CheckpointError(f"{key}={str(path)!r} is not a readable checkpoint ({err})") from None
     try:

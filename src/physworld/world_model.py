@@ -29,6 +29,7 @@ from physworld.phases import PHASE_NAMES
 from physworld.phases.base import build_frame_head, build_vqvae
 from physworld.phases.checkpoints import (
     NETWORKS,
+    check_weights_fit,
     checkpoint_phase,
     checkpoint_spec,
     read_checkpoint,
@@ -285,6 +286,7 @@ def load_world_model(path: str | Path, device=None) -> WorldModel:
     else:
         ckpt = read_training_checkpoint(path)
         spec, state = checkpoint_spec(ckpt, str(path), KEY), ckpt["state_dict"]
+    check_weights_fit(spec, state, str(path), KEY)  # before any network is built (allocated)
     nets = {n: {k[len(n) + 1 :]: v for k, v in state.items() if k.startswith(f"{n}.")} for n in NETWORKS}
     try:
         vqvae = build_vqvae(spec)

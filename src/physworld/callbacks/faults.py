@@ -1,7 +1,8 @@
 """Surviving faults: atomic checkpoint files, exact resumption, and a clear stop on a non-finite loss.
 
 - `AtomicCheckpointIO` writes each checkpoint to a temporary file in the same folder and renames it into
-  place, so a run killed while saving leaves the previous `last.ckpt` intact, never a truncated one. It reads
+  place, so a run killed while saving leaves the previous `last.ckpt` intact, never a truncated one; the next
+  run's first save removes such a killed write's temporary files (physworld/atomic.py). It reads
   checkpoints (Lightning's resume from `ckpt_path`, its test of the best checkpoint) through
   `physworld.safe_checkpoint`, so a resumed file cannot run code either.
 - `ResumeState` saves the Python, NumPy and torch random states in every checkpoint and restores them on
@@ -16,7 +17,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 
@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from physworld.errors import PhysworldError
+from physworld.atomic import remove_leftovers, write_atomic
+from physworld.errors import PhysworldError, os_error
 from physworld.safe_checkpoint import check_pickle
 
 
@@ -48,15 +49,24 @@ def _keep_device(storage, location):
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
+    def __init__(self):
+        super().__init__()
+        self._cleaned: set[Path] = set()  # folders whose leftovers this process has removed
+
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         try:
-            super().save_checkpoint(checkpoint, tmp, storage_options)
-            os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new one, never half
-        finally:
-            tmp.unlink(missing_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.parent not in self._cleaned:  # the temporary files of a killed run's writes (atomic.py)
+                remove_leftovers(path.parent, ".")
+                self._cleaned.add(path.parent)
+            # atomic on POSIX: readers see the old file or the new one, never half
+            write_atomic(
+                path,
+                lambda tmp: super(AtomicCheckpointIO, self).save_checkpoint(checkpoint, tmp, storage_options),
+            )
+        except OSError as err:  # a full disk, a read-only folder: one line; the previous checkpoint is intact
+            raise os_error(err, path) from None
 
     def load_checkpoint(self, path, map_location=_keep_device, weights_only=None) -> dict:
         # Lightning reads ckpt_path here (and, under ddp_spawn, the weights its workers hand back).

@@ -56,7 +56,7 @@ def evaluate_app(cfg: DictConfig) -> None:
         from physworld.evaluation.evaluate import evaluate
 
         out, metrics = evaluate(cfg)
-    except PhysworldError as err:
+    except (PhysworldError, OSError) as err:  # OSError: a full disk, a read-only folder (errors.os_error)
         sys.exit(print_error(err))
     for line in summary(metrics, cfg.evaluation.split):
         print(line)

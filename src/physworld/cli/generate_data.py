@@ -34,7 +34,7 @@ def generate_data_app(cfg: DictConfig) -> None:
             for split in cfg.splits:
                 started = time.perf_counter()
                 path = ensure_split(cfg.paths.data_dir, plain, split, cfg.data.seed, force=cfg.force)
-                arrays = load_split(path)
+                arrays = load_split(path, verify=cfg.data.get("verify", "auto"))
                 took = time.perf_counter() - started
                 size = sum((path / f"{k}.npy").stat().st_size for k in arrays)
                 n = arrays["frames"].shape[0]
@@ -44,7 +44,7 @@ def generate_data_app(cfg: DictConfig) -> None:
                     f"{human_bytes(size)}, ready in {took:.1f} s (generation took {made} s, "
                     f"{n / max(made, 1e-9):.0f} seq/s) -> {path}"
                 )
-    except PhysworldError as err:
+    except (PhysworldError, OSError) as err:  # OSError: a full disk, a read-only folder (errors.os_error)
         sys.exit(print_error(err))
 
 

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         folder = run_pipeline(argv)
-    except PhysworldError as err:
+    except (PhysworldError, OSError) as err:  # OSError: a full disk, a read-only folder (errors.os_error)
         return print_error(err)
     print(f"pipeline: every step done, runs in {folder}")
     return 0

@@ -55,19 +55,19 @@ def preview_app(cfg: DictConfig) -> None:
                     f"{sorted(SCENES)}; `python scripts/generate_data.py dataset={dataset.name}` makes its splits"
                 )
         require(cfg, "data.seed", non_negative_int, "a non-negative integer")
-    except PhysworldError as err:
+        out = Path(cfg.paths.log_dir) / "previews"
+        out.mkdir(parents=True, exist_ok=True)
+        for dataset in members:
+            params = OmegaConf.to_container(dataset.scene, resolve=True)
+            scene = SCENES[dataset.name].generate(
+                np.random.default_rng(cfg.data.seed), SEQUENCES, dataset.num_frames, params
+            )
+            png, gif = out / f"{dataset.name}_preview.png", out / f"{dataset.name}_preview.gif"
+            preview_grid(scene.frames).save(png)
+            save_gif(scene.frames[:GIF_SEQUENCES], gif)
+            print(f"{dataset.name}: {png} {gif}")
+    except (PhysworldError, OSError) as err:  # OSError: a full disk, a read-only folder (errors.os_error)
         sys.exit(print_error(err))
-    out = Path(cfg.paths.log_dir) / "previews"
-    out.mkdir(parents=True, exist_ok=True)
-    for dataset in members:
-        params = OmegaConf.to_container(dataset.scene, resolve=True)
-        scene = SCENES[dataset.name].generate(
-            np.random.default_rng(cfg.data.seed), SEQUENCES, dataset.num_frames, params
-        )
-        png, gif = out / f"{dataset.name}_preview.png", out / f"{dataset.name}_preview.gif"
-        preview_grid(scene.frames).save(png)
-        save_gif(scene.frames[:GIF_SEQUENCES], gif)
-        print(f"{dataset.name}: {png} {gif}")
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         md, page = write_report(args.folder)
-    except PhysworldError as err:
+    except (PhysworldError, OSError) as err:  # OSError: a full disk, a read-only folder (errors.os_error)
         return print_error(err)
     print(f"report: {md}\nreport (HTML, open in a browser): {page}")
     return 0

@@ -36,8 +36,9 @@ import numpy as np
 from filelock import FileLock
 from tqdm.auto import tqdm
 
+from physworld.atomic import remove_leftovers, temp_name
 from physworld.data.scenes import SCENES
-from physworld.errors import DataError
+from physworld.errors import DataError, os_error
 
 FORMAT = 1  # version of this on-disk layout
 SPLITS = ("train", "val", "test")  # the splits every dataset has (training, validation, test)
@@ -100,15 +101,42 @@ def split_dir(data_dir: str | Path, name: str, split: str) -> Path:
     return Path(data_dir) / name / split
 
 
+# The command-line overrides that choose which data a command reads or makes (and so where, and at what size):
+# a printed fix command keeps them, so it regenerates the same folder with the same spec.
+DATA_OVERRIDES = ("debug=", "paths.", "data.", "experiment=", "local=", "+paths.", "+data.")
+WRITTEN = {"manifest.json", "verified.json", "params.npz", *(f"{a}.npy" for a in ARRAYS)}  # a split's files
+TOKEN_FILES = {"indices.npy", "manifest.json"}  # a token-cache folder's files (data/tokens.py)
+SOURCE_FOLDERS = {
+    "episodes"
+}  # what a recorded-data source writes beside them (data/sources/gym.py's episodes)
+VERIFY = ("auto", "always")  # data.verify: hash a file when its size or times changed, or at every load
+
+
+def user_overrides() -> list[str]:
+    """This command's overrides that choose the data (DATA_OVERRIDES); [] outside a Hydra command."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    if not HydraConfig.initialized():
+        return []
+    given = OmegaConf.select(HydraConfig.get(), "overrides.task", default=[]) or []
+    return [o for o in given if o.startswith(DATA_OVERRIDES) and not o.startswith("data.verify")]
+
+
+def regenerate_hint(name: str, data_dir: str | Path | None = None) -> str:
+    """The command that regenerates dataset `name`, with the user's data overrides and its data folder."""
+    keep = [o for o in user_overrides() if not o.startswith("paths.data_dir=")]
+    where = [f"paths.data_dir={data_dir}"] if data_dir is not None else []
+    return "regenerate it with: python scripts/generate_data.py " + " ".join(
+        [f"dataset={name}", *keep, *where, "force=true"]
+    )
+
+
 def cache_name(dataset: dict) -> str:
     """The folder under the data dir that holds a dataset's splits: its name, or for recorded data
     (data/sources/) one folder per source (`gym/Pendulum-v1`), so two sources never replace each other's."""
     source = _source(dataset["name"])
     return dataset["name"] if source is None else source.cache_name(dataset)
-
-
-def regenerate_hint(name: str) -> str:
-    return f"regenerate it with: python scripts/generate_data.py dataset={name} force=true"
 
 
 def ensure_split(data_dir, dataset: dict, split: str, seed: int, force: bool = False, progress=True) -> Path:
@@ -117,50 +145,132 @@ def ensure_split(data_dir, dataset: dict, split: str, seed: int, force: bool = F
     path = split_dir(data_dir, cache_name(dataset), split)
     if not force and read_manifest(path).get("spec") == spec:
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_own(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file where the data folder should be (PHYSWORLD_DATA_DIR=<a file>), read-only
+        raise os_error(err, path.parent) from None
     with _lock(path.parent / f".{split}.lock"):
+        # Under the lock no other process writes this split: temporary folders of killed generators are leftovers.
+        remove_leftovers(path.parent, f".{split}.")
         # Another process may have generated it while we waited for the lock.
         if not force and read_manifest(path).get("spec") == spec:
             return path
+        check_own(path)
         _generate(path, spec, progress=progress)
     return path
+
+
+def _foreign(path: Path) -> list[str]:
+    """What in a split folder the cache did not write: anything but its files (WRITTEN) and the token cache
+    (data/tokens.py: `tokens/<fingerprint>/{indices.npy,manifest.json}`, with its hidden locks and temporary
+    folders), as paths relative to `path`."""
+    foreign = []
+    spec = read_manifest(path).get("spec")
+    recorded = isinstance(spec, dict) and _source(str(spec.get("scene"))) is not None
+    for entry in sorted(path.iterdir()):
+        if entry.name in WRITTEN and entry.is_file():
+            continue
+        if recorded and entry.name in SOURCE_FOLDERS and entry.is_dir() and not entry.is_symlink():
+            continue  # a recorded source's own split (its manifest says so): written by the cache too
+        if entry.name == "tokens" and entry.is_dir() and not entry.is_symlink():
+            for cached in sorted(entry.iterdir()):
+                held = (
+                    {p.name for p in cached.iterdir()}
+                    if cached.is_dir() and not cached.is_symlink()
+                    else None
+                )
+                if not cached.name.startswith(".") and (held is None or not held <= TOKEN_FILES):
+                    foreign.append(f"tokens/{cached.name}")
+            continue
+        foreign.append(entry.name)
+    return foreign
+
+
+def check_own(path: Path) -> None:
+    """Raise DataError unless `path` is missing or holds only what the cache writes into a split (WRITTEN): the
+    cache replaces only its own folders, never a user's files."""
+    try:
+        if not path.exists():
+            return
+        if not path.is_dir():
+            raise DataError(
+                f"{path}: is a file where the cache keeps a split: move it away, or choose another paths.data_dir"
+            )
+        foreign = _foreign(path)
+    except OSError as err:
+        raise os_error(err, path) from None
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise DataError(
+            f"{path}: holds {shown}, which the data cache did not write; it would replace the folder, so it "
+            "stops: move those files away, or choose another paths.data_dir"
+        )
 
 
 def read_manifest(path: Path) -> dict:
     """The manifest of a split folder, or {} when there is none (or it is unreadable: then it is stale)."""
     try:
-        return json.loads((Path(path) / "manifest.json").read_text())
+        manifest = json.loads((Path(path) / "manifest.json").read_text())
     except (OSError, ValueError):
         return {}
+    return manifest if isinstance(manifest, dict) else {}  # JSON but no object ([], "x", null): unreadable
 
 
-def load_split(path: str | Path, verify: bool = True) -> dict[str, np.ndarray]:
+def _check_files(path: Path, manifest: dict, name: str) -> dict:
+    """The manifest's `files` entries, each with a shape (a list), a dtype and a sha256 (strings); DataError
+    (one line naming the manifest) for anything else."""
+    files = manifest.get("files")
+    ok = (
+        isinstance(files, dict)
+        and files
+        and all(
+            isinstance(meta, dict)
+            and isinstance(meta.get("shape"), list)
+            and isinstance(meta.get("dtype"), str)
+            and isinstance(meta.get("sha256"), str)
+            for meta in files.values()
+        )
+    )
+    if not ok or not set(files) <= set(ARRAYS):
+        raise DataError(
+            f"{path / 'manifest.json'}: not a manifest the data cache writes (its `files` need a shape, dtype "
+            f"and sha256 each); {regenerate_hint(name, path.parent.parent)}"
+        )
+    return files
+
+
+def load_split(path: str | Path, verify: bool | str = True) -> dict[str, np.ndarray]:
     """Memory-map a split's arrays after checking them against the manifest.
 
-    Shapes and dtypes are always checked (a truncated file fails here, not deep in a worker); with
-    `verify`, the sha256 of each file is checked once and remembered in `verified.json` until the file
-    changes, so repeated loads stay cheap.
+    Shapes and dtypes are always checked (a truncated file fails here, not deep in a worker). With `verify`
+    (True or "auto"), the sha256 of each file is checked once and remembered in `verified.json` until the file's
+    size, modification or change time or inode differ, so repeated loads stay cheap; with "always" (data.verify)
+    it is checked at every load.
     """
     path = Path(path)
     manifest = read_manifest(path)
-    name = manifest.get("spec", {}).get("scene", path.parent.name)
+    spec = manifest.get("spec")
+    name = spec.get("scene", path.parent.name) if isinstance(spec, dict) else path.parent.name
     if not manifest:
-        raise DataError(f"{path}: no readable manifest.json; {regenerate_hint(name)}")
+        raise DataError(f"{path}: no readable manifest.json; {regenerate_hint(name, path.parent.parent)}")
     arrays = {}
-    for key, meta in manifest["files"].items():
+    for key, meta in _check_files(path, manifest, name).items():
         file = path / f"{key}.npy"
         try:
             arr = np.load(file, mmap_mode="r")
         except (OSError, ValueError) as err:
-            raise DataError(f"{file}: unreadable ({err}); {regenerate_hint(name)}") from None
+            raise DataError(
+                f"{file}: unreadable ({err}); {regenerate_hint(name, path.parent.parent)}"
+            ) from None
         if list(arr.shape) != meta["shape"] or str(arr.dtype) != meta["dtype"]:
             raise DataError(
                 f"{file}: shape {list(arr.shape)} {arr.dtype}, manifest says {meta['shape']} {meta['dtype']}; "
-                f"{regenerate_hint(name)}"
+                f"{regenerate_hint(name, path.parent.parent)}"
             )
         arrays[key] = arr
     if verify:
-        _verify_hashes(path, manifest, name)
+        _verify_hashes(path, manifest, name, always=verify == "always")
     return arrays
 
 
@@ -180,7 +290,7 @@ def _generate(path: Path, spec: dict, progress: bool) -> None:
         return
     scene = SCENES[spec["scene"]]
     n, t = spec["num_sequences"], spec["num_frames"]
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{time.time_ns()}"
+    tmp = temp_name(path)
     tmp.mkdir(parents=True)
     try:
         started = time.perf_counter()
@@ -236,6 +346,8 @@ def _generate(path: Path, spec: dict, progress: bool) -> None:
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
         _replace(tmp, path)
+    except OSError as err:  # a full disk, a read-only folder: one line; the old split (if any) is untouched
+        raise os_error(err, tmp) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -280,7 +392,7 @@ class _NpyWriter:
 def building(path: Path):
     """Yield a hidden temporary folder beside `path` to write a split into; on success it replaces `path` whole
     (_replace), on any error it is deleted: a reader sees the old split or the new one, never part of one."""
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{time.time_ns()}"
+    tmp = temp_name(path)
     tmp.mkdir(parents=True)
     try:
         yield tmp
@@ -317,21 +429,26 @@ def _sha256(file: Path) -> str:
     return digest.hexdigest()
 
 
-def _verify_hashes(path: Path, manifest: dict, name: str) -> None:
+def _verify_hashes(path: Path, manifest: dict, name: str, always: bool = False) -> None:
     stamp_file = path / "verified.json"
     try:
         stamps = json.loads(stamp_file.read_text())
     except (OSError, ValueError):
         stamps = {}
+    if not isinstance(stamps, dict):
+        stamps = {}
     changed = False
     for key, meta in manifest["files"].items():
         st = (path / f"{key}.npy").stat()
-        stamp = [st.st_size, st.st_mtime_ns, meta["sha256"]]
-        if stamps.get(key) == stamp:
+        # The change time (ctime) moves with every write and cannot be set back, unlike the modification time: a
+        # file rewritten with its size and mtime restored is hashed again.
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, meta["sha256"]]
+        if stamps.get(key) == stamp and not always:
             continue
         if _sha256(path / f"{key}.npy") != meta["sha256"]:
             raise DataError(
-                f"{path / f'{key}.npy'}: sha256 does not match the manifest; {regenerate_hint(name)}"
+                f"{path / f'{key}.npy'}: sha256 does not match the manifest; "
+                f"{regenerate_hint(name, path.parent.parent)}"
             )
         stamps[key] = stamp
         changed = True

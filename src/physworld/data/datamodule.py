@@ -107,6 +107,7 @@ class VideoDataModule(L.LightningDataModule):
         on_device: bool = False,
         data_seed: int | None = None,
         token_cache: bool | str = False,
+        verify: bool | str = True,
     ):
         super().__init__()
         self.datasets, self.data_dir, self.seed = datasets, data_dir, seed
@@ -118,6 +119,7 @@ class VideoDataModule(L.LightningDataModule):
         self.persistent_workers = persistent_workers and num_workers > 0
         self.weights, self.progress, self.on_device = weights, progress, on_device
         self.token_cache = token_cache
+        self.verify = verify  # data.verify: "always" hashes every file at every load (data/cache.py)
         self.splits: dict[str, list[WindowDataset]] = {}
         self._device_loader: DeviceWindowLoader | None = None
 
@@ -140,6 +142,7 @@ class VideoDataModule(L.LightningDataModule):
                         self.seq_len,
                         self.stride,
                         dataset_index=i,
+                        verify=self.verify,
                     )
                     for i, d in enumerate(self.datasets)
                 ]

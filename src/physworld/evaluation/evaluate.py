@@ -62,6 +62,7 @@ class DataPlan:
     seed: int
     source: str  # said in evaluation.json and the report
     label: str  # the dataset choice, for the folder name
+    verify: str = "auto"  # data.verify: "always" hashes every data file before it is scored
 
 
 def data_plan(cfg: DictConfig, ckpt_path: str) -> DataPlan:
@@ -71,7 +72,8 @@ def data_plan(cfg: DictConfig, ckpt_path: str) -> DataPlan:
     if dataset is not None:
         seed = int(cfg.data.seed)
         source = f"dataset={dataset.name} (configs/dataset), data seed {seed}"
-        return DataPlan(datasets_for(cfg), str(cfg.paths.data_dir), seed, source, dataset.name)
+        verify = str(cfg.data.get("verify", "auto"))
+        return DataPlan(datasets_for(cfg), str(cfg.paths.data_dir), seed, source, dataset.name, verify)
     found = training_config(ckpt_path)
     if found is None:
         raise ConfigError(
@@ -86,7 +88,8 @@ def data_plan(cfg: DictConfig, ckpt_path: str) -> DataPlan:
     except (OmegaConfBaseException, KeyError, TypeError) as err:
         raise ConfigError(f"{file}: cannot read its dataset ({err}); pass dataset=<name>") from None
     source = f"the training run's config ({file}), data seed {seed}"
-    return DataPlan(datasets, data_dir, seed, source, str(train_cfg.dataset.name))
+    verify = str(OmegaConf.select(cfg, "data.verify", default="auto"))
+    return DataPlan(datasets, data_dir, seed, source, str(train_cfg.dataset.name), verify)
 
 
 def pick_device(choice: str) -> torch.device:
@@ -115,7 +118,7 @@ def score_dataset(
 ) -> DatasetScores:
     """Score one dataset's `split` (default: `evaluation.split`)."""
     path = ensure_split(plan.data_dir, dataset, split or ev.split, plan.seed)
-    arrays, params = load_split(path), load_params(path)
+    arrays, params = load_split(path, verify=plan.verify), load_params(path)
     total, t, h, w = arrays["frames"].shape[:4]  # (N, T, H, W, 3)
     if lpips is not None and min(h, w) < MIN_SIZE:
         raise ConfigError(

@@ -11,12 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from physworld.errors import CheckpointError, ConfigError
-from physworld.evaluation.runs import run_config_file, training_run_dir
+from physworld.evaluation.runs import load_run_config, run_config_file, training_run_dir
 from physworld.phases import phase_class
-from physworld.phases.checkpoints import check_world_model_phase, read_checkpoint
+from physworld.phases.checkpoints import (
+    check_weights_fit,
+    check_world_model_phase,
+    checkpoint_spec,
+    read_checkpoint,
+)
 
 KEY = "ckpt_path"  # the config key the user set, named in every error
 
@@ -37,6 +42,8 @@ def build_phase(ckpt: dict, path: str, key: str) -> L.LightningModule:
     line naming `key`) when they do not build a phase or the weights do not fit it."""
     hparams = ckpt.get("hyper_parameters") or {}
     name = hparams["phase"]["name"]
+    # the sizes against the weights, before the networks are built (allocated)
+    check_weights_fit(checkpoint_spec(ckpt, path, key), ckpt["state_dict"], path, key)
     try:
         phase = phase_class(name)(
             model=hparams.get("model") or {},
@@ -61,4 +68,4 @@ def training_config(path: str | Path) -> tuple[DictConfig, Path] | None:
     """The config of the run that wrote the checkpoint, and its file, if the checkpoint is in a run folder."""
     run = training_run_dir(path)
     file = run_config_file(run) if run else None
-    return (OmegaConf.load(file), file) if file else None
+    return (load_run_config(file), file) if file else None

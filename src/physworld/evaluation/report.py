@@ -28,7 +28,7 @@ from physworld.errors import PhysworldError
 from physworld.evaluation.curves import read_training_log
 from physworld.evaluation.document import Block, Code, Figure, Heading, Table, Text, fmt, to_html, to_markdown
 from physworld.evaluation.generalisation_report import Evaluated, generalisation_section
-from physworld.evaluation.runs import run_config_file
+from physworld.evaluation.runs import load_run_config, run_config_file
 from physworld.plots.curves import plot_training_curves
 
 SKIP = {"wandb", "checkpoints", "csv", "images", ".hydra", "report_files", "__pycache__"}
@@ -112,7 +112,7 @@ def is_training_run(folder: Path) -> bool:
 
 def read_config(run: Path) -> DictConfig | None:
     file = run_config_file(run)
-    return OmegaConf.load(file) if file else None
+    return load_run_config(file) if file else None
 
 
 def select(cfg: DictConfig, key: str):

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
+
+from physworld.errors import ConfigError
 
 
 def training_run_dir(path: str | Path) -> Path | None:
@@ -18,7 +21,20 @@ def run_config_file(run: Path) -> Path | None:
     `config.yaml` (a pipeline step, resolved); None when the folder has neither with a phase in it."""
     for file in (run / ".hydra" / "config.yaml", run / "config.yaml"):
         if file.is_file():
-            cfg = OmegaConf.load(file)
+            cfg = load_run_config(file)
             if isinstance(cfg, DictConfig) and "phase" in cfg and "dataset" in cfg:
                 return file
     return None
+
+
+def load_run_config(file: Path):
+    """A run's saved config, read as data (OmegaConf's YAML loader builds no Python objects: a `!!python/` tag is
+    refused); ConfigError, one line naming the file, for one that is not readable YAML."""
+    try:
+        return OmegaConf.load(file)
+    except (yaml.YAMLError, ValueError, UnicodeDecodeError) as err:
+        detail = " ".join(str(err).split())[:200]
+        raise ConfigError(
+            f"{file}: not a readable run config ({detail}); restore it from the run's config, or remove the run "
+            "folder from the report or evaluation"
+        ) from None

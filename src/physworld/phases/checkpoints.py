@@ -79,6 +79,12 @@ def check_world_model_checkpoint(
     """The checkpoint must come from a world-model phase, and the parts of `spec` it holds must have its
     architecture (every field of models/spec.py marked architecture=True, compared generically)."""
     check_world_model_phase(ckpt, path, key)
+    check_architecture(ckpt, path, spec, key)
+
+
+def check_architecture(ckpt: dict, path: str, spec: ModelSpec, key: str) -> None:
+    """The parts of `spec` the checkpoint holds must have its architecture; CheckpointError (one line naming the
+    first differing key) otherwise."""
     theirs = checkpoint_spec(ckpt, path, key)
     for part, values in held_architecture(ckpt, theirs).items():
         for field, saved in values.items():
@@ -161,3 +167,29 @@ def _option_values(name: str | None) -> dict | None:
         if isinstance(parent, str) and parent != "_self_":
             merged = OmegaConf.merge(merged, _option_values(parent) or {})
     return OmegaConf.to_container(OmegaConf.merge(merged, node), resolve=True)
+
+
+def check_weights_fit(spec: ModelSpec, state: dict, path: str, key: str) -> None:
+    """The networks of `spec` must have exactly the tensors `state` holds for them (names and shapes): checked on
+    torch's meta device, where building allocates nothing, so a config with absurd sizes is refused (one line)
+    before any memory goes to it."""
+    from physworld.phases.base import build_frame_head, build_vqvae
+    from physworld.phases.prediction import build_dynamics
+
+    builders = {"vqvae": build_vqvae, "dynamics": build_dynamics, "frame_head": build_frame_head}
+    for net, build in builders.items():
+        prefix = f"{net}."
+        saved = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        if not saved:
+            continue
+        with torch.device("meta"):
+            built = build(spec)  # None: a frame head where the spec says model.decoder.output=pixels
+            wanted = {} if built is None else built.state_dict()
+        for name in sorted(set(wanted) | set(saved)):
+            mine, theirs = wanted.get(name), saved.get(name)
+            if mine is None or theirs is None or tuple(mine.shape) != tuple(theirs.shape):
+                shape = lambda t: "missing" if t is None else str(list(t.shape))  # noqa: E731
+                raise CheckpointError(
+                    f"{key}={path!r}: its weights do not fit its model spec ({net}.{name}: the spec makes "
+                    f"{shape(mine)}, the file holds {shape(theirs)})"
+                )
