@@ -107,6 +107,7 @@ def check_rl(cfg: DictConfig, files: bool = True) -> None:
         require(cfg, key, non_negative_number, "a non-negative number")
     for key in ("phase.reward_lr", "phase.actor_lr", "phase.critic_lr", "phase.grad_clip"):
         require(cfg, key, positive_number, "a positive number")
+    check_eval_policies(cfg)
     init = cfg.phase.get("init_from")
     if init is None:
         raise ConfigError(
@@ -115,6 +116,33 @@ def check_rl(cfg: DictConfig, files: bool = True) -> None:
         )
     if files:
         check_init_from(init)
+
+
+def check_eval_policies(cfg: DictConfig) -> None:
+    """phase.eval_policies names known policies once each; the planner's settings; a monitor that is logged."""
+    policies = ("actor", "planner")
+    require(
+        cfg,
+        "phase.eval_policies",
+        lambda v: len(v) > 0 and all(p in policies for p in v) and len(set(v)) == len(v),
+        f"a non-empty list of distinct names from {list(policies)}",
+    )
+    for key in ("horizon", "candidates", "elites", "iterations"):
+        require(cfg, f"phase.planner.{key}", positive_int, "a positive integer")
+    require(
+        cfg,
+        "phase.planner.elites",
+        lambda v: v <= cfg.phase.planner.candidates,
+        f"at most phase.planner.candidates={cfg.phase.planner.candidates}",
+    )
+    require(cfg, "phase.planner.terminal_value", lambda v: isinstance(v, bool), "true or false")
+    if "actor" not in cfg.phase.eval_policies:
+        require(
+            cfg,
+            "phase.monitor",
+            lambda v: "policy" not in str(v),
+            "a metric of a policy that is evaluated (without the actor: e.g. val/planner_regret)",
+        )
 
 
 def check_init_from(init) -> None:

@@ -8,6 +8,7 @@ actions) and `OraclePolicy` (steers straight at the goal from the true state).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,9 +23,16 @@ class Episodes:
     positions: np.ndarray  # (E, S + 1, 2) agent centre per step, pixels
     goals: np.ndarray  # (E, 2) goal centre
     frames: np.ndarray  # (S + 1, 64, 64, 3) uint8 observations of the first episode
+    policy_seconds: float = 0.0  # wall time spent in the policy's calls (choosing the actions, all episodes)
+    actions_taken: int = 0  # actions the policy chose: steps x episodes
 
     def summary(self, prefix: str) -> dict[str, float]:
         return {f"{prefix}": float(self.returns.mean()), f"{prefix}_std": float(self.returns.std())}
+
+    @property
+    def ms_per_action(self) -> float:
+        """Milliseconds the policy took per action, its batched calls (all episodes at once) shared evenly."""
+        return 1000.0 * self.policy_seconds / max(self.actions_taken, 1)
 
 
 class RandomPolicy:
@@ -64,9 +72,12 @@ def run_episodes(policy, seeds: list[int], env_kwargs: dict | None = None) -> Ep
     policy.reset(len(envs))
     returns = np.zeros(len(envs))
     positions, frames = [np.stack([i["agent_pos"] for i in infos])], [observations[0]]
-    done = False
+    done, seconds, taken = False, 0.0, 0
     while not done:
+        start = time.perf_counter()
         actions = np.asarray(policy(observations, infos), np.float32)
+        seconds += time.perf_counter() - start
+        taken += len(envs)
         results = [env.step(a) for env, a in zip(envs, actions)]
         observations = np.stack([r[0] for r in results])
         returns += np.array([r[1] for r in results])
@@ -79,4 +90,6 @@ def run_episodes(policy, seeds: list[int], env_kwargs: dict | None = None) -> Ep
         positions=np.stack(positions, axis=1),
         goals=np.stack([i["goal_pos"] for i in infos]),
         frames=np.stack(frames),
+        policy_seconds=seconds,
+        actions_taken=taken,
     )

@@ -19,8 +19,12 @@ dataset=goal_reach) is frozen. Each training step, on a batch of real windows (f
    critic loss growing to 4e6 (its table) is the symptom of the missing target network and normalisation.
 
 Evaluation happens in the real environment (physworld/GoalReach-v0), never in the model: every
-`eval_every_n_steps` training steps, at each validation epoch and at test time, the deterministic policy
-tanh(mean) acts on encoded observations, next to a random and an oracle policy on the same seeds.
+`eval_every_n_steps` training steps, at each validation epoch and at test time, the policies of
+`phase.eval_policies` act on encoded observations, next to a random and an oracle policy on the same seeds:
+`actor`, the deterministic policy tanh(mean) (keys return_policy, gap_closed, policy_regret), and `planner`,
+model-predictive control with the cross-entropy method over imagined action sequences scored by the reward model
+and the critic (models/planner.py; keys return_planner, gap_closed_planner, planner_regret). Each also reports
+its milliseconds per action (policy_ms_per_action, planner_ms_per_action).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from torchmetrics import MeanMetric
 from physworld.data.scenes import goal_reach as world
 from physworld.envs.episodes import Episodes, OraclePolicy, RandomPolicy, run_episodes
 from physworld.models.agent import Actor, Critic, RewardPredictor, lambda_returns, split_lambda_returns
+from physworld.models.planner import PlannerSettings, cem_plan
 from physworld.phases.base import WorldModelPhase, build_frame_head
 from physworld.phases.prediction import build_dynamics
 
@@ -301,7 +306,10 @@ class RLPhase(WorldModelPhase):
         self.eval()
         physics = self.physics()
         env_kwargs = physics._asdict()
-        mine = run_episodes(LatentPolicy(self), seeds, env_kwargs)
+        mine = {
+            name: run_episodes(POLICIES[name](self), seeds, env_kwargs)
+            for name in self.hparams.phase["eval_policies"]
+        }
         if was_training:
             self.train()
         key = (seed, episodes)
@@ -310,13 +318,40 @@ class RLPhase(WorldModelPhase):
             oracle = run_episodes(OraclePolicy(physics), seeds, env_kwargs)
             self._baselines[key] = {**random.summary("return_random"), **oracle.summary("return_oracle")}
             self.last_episodes.update({"random": random, "oracle": oracle})
-        self.last_episodes["policy"] = mine
-        base = self._baselines[key]
-        out = {**mine.summary("return_policy"), **base}
+        self.last_episodes["policy"] = next(iter(mine.values()))  # the figures show the first policy listed
+        out = dict(self._baselines[key])
         gap = out["return_oracle"] - out["return_random"]
-        out["gap_closed"] = (out["return_policy"] - out["return_random"]) / gap if gap > 0 else float("nan")
-        out["policy_regret"] = out["return_oracle"] - out["return_policy"]
+        for name, played in mine.items():
+            ret, regret, closed, ms = KEYS[name]
+            out.update(played.summary(ret))
+            out[closed] = (out[ret] - out["return_random"]) / gap if gap > 0 else float("nan")
+            out[regret] = out["return_oracle"] - out[ret]
+            out[ms] = played.ms_per_action
         return {f"{stage}/{k}": v for k, v in out.items()}
+
+    @torch.no_grad()
+    def plan(self, z: torch.Tensor, state: list[torch.Tensor]) -> torch.Tensor:
+        """The planner's action (B, A) from model states z (B, C, h, w) and hidden per layer (B, Hc, h, w): CEM
+        over phase.planner.horizon imagined steps of the frozen dynamics, scored by the reward model and, with
+        phase.planner.terminal_value, the critic's value of the last imagined state."""
+        phase = self.hparams.phase
+        cfg = phase["planner"]
+        settings = PlannerSettings(
+            horizon=cfg["horizon"],
+            candidates=cfg["candidates"],
+            elites=cfg["elites"],
+            iterations=cfg["iterations"],
+            gamma=phase["gamma"],
+        )
+
+        def step(z, action, state):
+            return self.dynamics.step(z, action, state, self.codebook, feedback="argmax")
+
+        def value(z, state):
+            return self.critic(torch.cat([z, state[-1]], dim=1))
+
+        terminal = value if cfg["terminal_value"] else None
+        return cem_plan(step, self.reward_model, z, state, self.spec.dynamics.action_dim, settings, terminal)
 
 
 class LatentPolicy:
@@ -339,6 +374,26 @@ class LatentPolicy:
             self.state = phase.dynamics.initial_state(z)
         else:
             self.state = phase.dynamics.advance(*self.prev, self.state)
-        action = phase(z, self.state[-1])
+        action = self.act(z, self.state)
         self.prev = (z, action)
         return action.float().cpu().numpy()
+
+    def act(self, z: torch.Tensor, state: list[torch.Tensor]) -> torch.Tensor:
+        return self.phase(z, state[-1])
+
+
+class PlannerPolicy(LatentPolicy):
+    """The planner in the real environment: the same encoding and hidden state as the actor's, then CEM in the
+    model (RLPhase.plan) instead of the actor's tanh(mean)."""
+
+    def act(self, z: torch.Tensor, state: list[torch.Tensor]) -> torch.Tensor:
+        return self.phase.plan(z, state)
+
+
+# phase.eval_policies: the policy of each name, and its metric keys (return, regret, gap closed, ms per action);
+# the actor's are the keys this phase has always logged, which phase.monitor and the report read.
+POLICIES = {"actor": LatentPolicy, "planner": PlannerPolicy}
+KEYS = {
+    "actor": ("return_policy", "policy_regret", "gap_closed", "policy_ms_per_action"),
+    "planner": ("return_planner", "planner_regret", "gap_closed_planner", "planner_ms_per_action"),
+}
