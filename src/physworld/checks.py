@@ -77,9 +77,19 @@ def frozen_vqvae(cfg: DictConfig) -> bool:
 
 
 def check_rl(cfg: DictConfig, files: bool = True) -> None:
-    """The agent phase needs rewards and actions (dataset=goal_reach) and a world model with dynamics."""
+    """The agent phase needs rewards, actions and a real environment (dataset=goal_reach or gym) and a world model
+    with dynamics."""
     require(
-        cfg, "dataset.name", lambda v: v == "goal_reach", "goal_reach (phase=rl needs actions and rewards)"
+        cfg,
+        "dataset.name",
+        lambda v: v in ("goal_reach", "gym"),
+        "goal_reach or gym (phase=rl needs actions, rewards and an environment to be evaluated in)",
+    )
+    require(
+        cfg,
+        "phase.eval_max_steps",
+        lambda v: v is None or positive_int(v),
+        "null (the environment's own limit) or a positive integer",
     )
     for key in (
         "phase.imagination_horizon",
@@ -136,6 +146,18 @@ def check_eval_policies(cfg: DictConfig) -> None:
         f"at most phase.planner.candidates={cfg.phase.planner.candidates}",
     )
     require(cfg, "phase.planner.terminal_value", lambda v: isinstance(v, bool), "true or false")
+    env_id = cfg.phase.get("env_id")
+    if env_id:
+        from physworld.envs.gym_pixels import REFERENCE_CONTROLLERS  # gymnasium: only for dataset=gym
+
+        if env_id not in REFERENCE_CONTROLLERS:  # no oracle, so no gap closed and no regret are logged
+            require(
+                cfg,
+                "phase.monitor",
+                lambda v: "regret" not in str(v) and "gap" not in str(v),
+                f"{env_id} has no reference controller (an oracle: {sorted(REFERENCE_CONTROLLERS)} have one), so "
+                "no regret is logged: e.g. phase.monitor=val/reward_loss",
+            )
     if "actor" not in cfg.phase.eval_policies:
         require(
             cfg,

@@ -30,6 +30,7 @@ its milliseconds per action (policy_ms_per_action, planner_ms_per_action).
 from __future__ import annotations
 
 import copy
+import functools
 
 import numpy as np
 import torch
@@ -65,6 +66,16 @@ class RLPhase(WorldModelPhase):
         self.actor = Actor(code + hidden, action_dim=self.spec.dynamics.action_dim, **head)
         self.critic = Critic(code + hidden, **head)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        # dataset=gym: an environment with fewer actions than the model's columns plays only the first ones, and
+        # its dataset holds zeros in the others; the agent's actions are masked to match, in imagination and out.
+        mask = torch.ones(self.spec.dynamics.action_dim)
+        if phase.get("env_id"):
+            from physworld.envs.gym_pixels import PixelEnv
+
+            env = PixelEnv(phase["env_id"])
+            mask[env.action_dim :] = 0.0
+            env.close()
+        self.register_buffer("action_mask", mask, persistent=False)
         self.register_buffer("return_scale", torch.ones(()))
         self.register_buffer("train_steps", torch.zeros((), dtype=torch.long))
         self.eval_reward_loss = torch.nn.ModuleDict({s: MeanMetric() for s in ("val", "test")})
@@ -95,7 +106,7 @@ class RLPhase(WorldModelPhase):
 
     def forward(self, z: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         """The deterministic action for model states z (B, C, 8, 8), h (B, Hc, 8, 8) -> (B, A)."""
-        return self.actor.act(torch.cat([z, hidden], dim=1))
+        return self.actor.act(torch.cat([z, hidden], dim=1)) * self.action_mask
 
     def compute_losses(self, batch: dict) -> dict[str, torch.Tensor]:
         """The reward predictor's loss on a batch: the first of a training step's three updates (in reward
@@ -219,7 +230,9 @@ class RLPhase(WorldModelPhase):
         for _ in range(phase["imagination_horizon"]):
             f = torch.cat([z, state[-1]], dim=1)
             action, entropy = self.actor.sample(f)
-            action = (action + phase["action_noise"] * torch.randn_like(action)).clamp(-1.0, 1.0)
+            action = (action + phase["action_noise"] * torch.randn_like(action)).clamp(
+                -1.0, 1.0
+            ) * self.action_mask
             actions.append(action)
             # token dynamics: the predicted code straight-through, so the actor's gradient passes the choice
             z, state = self.dynamics.step(z, action, state, self.codebook, feedback="straight_through")
@@ -298,35 +311,54 @@ class RLPhase(WorldModelPhase):
         """GoalReachEnv's physics from the dataset's scene parameters (phase.env), defaults where absent."""
         return world.physics_from(self.hparams.phase.get("env") or {})
 
+    def environment(self) -> tuple[dict, object | None]:
+        """The real environment of evaluations, as run_episodes' keyword arguments, and its oracle policy (None
+        where there is none): GoalReach with the dataset's physics, or with dataset=gym the Gymnasium environment
+        phase.env_id seen through its rendered frames, with its reference controller where it has one."""
+        phase = self.hparams.phase
+        if not phase.get("env_id"):
+            physics = self.physics()
+            return {"env_kwargs": physics._asdict()}, OraclePolicy(physics)
+        from physworld.envs.gym_pixels import REFERENCE_CONTROLLERS, PixelEnv, ReferencePolicy
+
+        env_id, steps = phase["env_id"], phase.get("eval_max_steps")
+        controller = REFERENCE_CONTROLLERS.get(env_id)
+        oracle = ReferencePolicy(controller) if controller is not None else None
+        return {"make_env": functools.partial(PixelEnv, env_id, steps)}, oracle
+
     @torch.no_grad()
     def evaluate(self, episodes: int, seed: int, stage: str) -> dict[str, float]:
-        """Real-environment returns of this policy, a random and an oracle policy on seeds seed .. seed+E-1."""
+        """Real-environment returns of the policies of phase.eval_policies, a random and an oracle policy (where
+        the environment has one) on seeds seed .. seed+E-1. Without an oracle there is no gap and no regret."""
         seeds = list(range(seed, seed + episodes))
         was_training = self.training
         self.eval()
-        physics = self.physics()
-        env_kwargs = physics._asdict()
+        env, oracle_policy = self.environment()
         mine = {
-            name: run_episodes(POLICIES[name](self), seeds, env_kwargs)
+            name: run_episodes(POLICIES[name](self), seeds, **env)
             for name in self.hparams.phase["eval_policies"]
         }
         if was_training:
             self.train()
         key = (seed, episodes)
         if key not in self._baselines:  # the baselines do not change during training: compute them once
-            random = run_episodes(RandomPolicy(seed), seeds, env_kwargs)
-            oracle = run_episodes(OraclePolicy(physics), seeds, env_kwargs)
-            self._baselines[key] = {**random.summary("return_random"), **oracle.summary("return_oracle")}
-            self.last_episodes.update({"random": random, "oracle": oracle})
+            random = run_episodes(RandomPolicy(seed, self.action_mask.cpu().numpy()), seeds, **env)
+            self._baselines[key] = random.summary("return_random")
+            self.last_episodes["random"] = random
+            if oracle_policy is not None:
+                oracle = run_episodes(oracle_policy, seeds, **env)
+                self._baselines[key].update(oracle.summary("return_oracle"))
+                self.last_episodes["oracle"] = oracle
         self.last_episodes["policy"] = next(iter(mine.values()))  # the figures show the first policy listed
         out = dict(self._baselines[key])
-        gap = out["return_oracle"] - out["return_random"]
+        gap = out["return_oracle"] - out["return_random"] if "return_oracle" in out else None
         for name, played in mine.items():
             ret, regret, closed, ms = KEYS[name]
             out.update(played.summary(ret))
-            out[closed] = (out[ret] - out["return_random"]) / gap if gap > 0 else float("nan")
-            out[regret] = out["return_oracle"] - out[ret]
             out[ms] = played.ms_per_action
+            if gap is not None:
+                out[closed] = (out[ret] - out["return_random"]) / gap if gap > 0 else float("nan")
+                out[regret] = out["return_oracle"] - out[ret]
         return {f"{stage}/{k}": v for k, v in out.items()}
 
     @torch.no_grad()
@@ -345,13 +377,14 @@ class RLPhase(WorldModelPhase):
         )
 
         def step(z, action, state):
-            return self.dynamics.step(z, action, state, self.codebook, feedback="argmax")
+            return self.dynamics.step(z, action * self.action_mask, state, self.codebook, feedback="argmax")
 
         def value(z, state):
             return self.critic(torch.cat([z, state[-1]], dim=1))
 
         terminal = value if cfg["terminal_value"] else None
-        return cem_plan(step, self.reward_model, z, state, self.spec.dynamics.action_dim, settings, terminal)
+        plan = cem_plan(step, self.reward_model, z, state, self.spec.dynamics.action_dim, settings, terminal)
+        return plan * self.action_mask
 
 
 class LatentPolicy:
