@@ -130,6 +130,11 @@ def test_report_of_a_pipeline_folder(recon_run, pred_run, tmp_path):  # noqa: F8
     Image.new("RGB", (64, 48), (30, 200, 30)).save(pipe / "2_prediction" / "images" / "rollout_test.png")
     agent = {"test/gap_closed": 0.25, "test/return_policy": -30.0, "test/return_random": -40.0}
     agent["test/return_oracle"] = 0.0
+    agent |= {
+        "test/gap_closed_planner": 0.5,
+        "test/return_planner": -20.0,
+        "test/planner_ms_per_action": 12.5,
+    }
     (rl / "metrics.json").write_text(json.dumps(agent))
     steps = {"1_reconstruction": {"phase": "reconstruction", "dataset": "pendulum", "seconds": 3.5}}
     (pipe / "pipeline.json").write_text(json.dumps(steps))
@@ -149,7 +154,9 @@ def test_report_of_a_pipeline_folder(recon_run, pred_run, tmp_path):  # noqa: F8
     assert rows["1_reconstruction"][2] == "27.5" and rows["1_reconstruction"][3] == "-"
     assert rows["2_prediction"][3] == "-" and rows["2_prediction"][4] == "4.25 / 7.5"
     assert rows["2_prediction"][6] == "0.0125 / 0.025"
-    assert rows["5_rl"][-1].rstrip(" |") == "0.25 (-30 / -40 / 0)"
+    assert rows["5_rl"][-2] == "0.25 (-30 / -40 / 0)"  # the actor's
+    assert rows["5_rl"][-1].rstrip(" |") == "0.5 (-20, 12.5 ms)"  # the planner's, named in the header
+    assert rows["2_prediction"][-1].rstrip(" |") == "-"
     assert "![Test rollouts of `2_prediction`" in summary and "5_rl/images/rl_trajectory.png" in summary
     for step in ("1_reconstruction", "2_prediction", "5_rl"):
         assert f"## Training run `{step}`" in text

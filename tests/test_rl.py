@@ -262,11 +262,64 @@ def test_rl_fast_dev_run(make_cfg, world_model):
     assert "train/actor_loss" in metrics and "test/return_policy" in metrics
 
 
+def test_planner_is_scored_beside_the_actor_on_the_same_seeds(make_cfg, world_model):
+    cfg = make_cfg(
+        *RL,
+        f"phase.init_from={world_model['prediction']}",
+        "trainer.fast_dev_run=true",
+        "logger=none",
+        "phase.reward_pretrain_steps=0",
+        "phase.test_episodes=2",
+        "phase.eval_policies=[actor,planner]",
+        "phase.planner.horizon=3",
+        "phase.planner.candidates=8",
+        "phase.planner.elites=2",
+        "phase.planner.iterations=2",
+    )
+    metrics = train(cfg)
+    for policy in ("policy", "planner"):  # the actor keeps the keys it always had
+        assert np.isfinite(metrics[f"test/return_{policy}"]) and metrics[f"test/{policy}_ms_per_action"] > 0
+    assert np.isfinite(metrics["test/gap_closed_planner"]) and np.isfinite(metrics["test/planner_regret"])
+    assert metrics["test/return_planner"] != metrics["test/return_policy"]  # two different policies played
+
+
+def test_planner_policy_acts_through_the_model_with_its_settings(make_cfg, world_model):
+    from physworld.phases.rl import PlannerPolicy
+
+    _, phase, _ = _rl_phase(
+        make_cfg,
+        world_model,
+        "phase.planner.horizon=4",
+        "phase.planner.candidates=6",
+        "phase.planner.elites=2",
+    )
+    phase.setup("fit")
+    steps = []
+    step = phase.dynamics.step
+    phase.dynamics.step = lambda *a, **k: steps.append(a[0].shape[0]) or step(*a, **k)
+    policy = PlannerPolicy(phase.eval())
+    policy.reset(2)
+    observations = np.zeros((2, 64, 64, 3), np.uint8)
+    action = policy(observations, [{}, {}])
+    assert action.shape == (2, 2) and np.abs(action).max() <= 1.0
+    assert steps == [2 * 6] * (4 * phase.hparams.phase["planner"]["iterations"])  # 2 envs x 6 candidates
+
+
 def test_bad_rl_inputs_fail_with_one_line(make_cfg, world_model):
     with pytest.raises(ConfigError, match="dataset.name='pendulum' is not accepted: goal_reach"):
         check_config(make_cfg("phase=rl", "dataset=pendulum", f"phase.init_from={world_model['prediction']}"))
     with pytest.raises(ConfigError, match="phase.init_from=None"):
         check_config(make_cfg(*RL))
+    good = (*RL, f"phase.init_from={world_model['prediction']}")
+    for override, says in (
+        ("phase.eval_policies=[actor,oracle]", r"phase.eval_policies=\['actor', 'oracle'\] is not accepted"),
+        ("phase.eval_policies=[]", "a non-empty list"),
+        ("phase.planner.elites=600", "at most phase.planner.candidates=500"),
+        ("phase.eval_policies=[planner]", "phase.monitor='val/policy_regret' is not accepted"),
+    ):
+        with pytest.raises(ConfigError, match=says):
+            check_config(make_cfg(*good, override))
+    check_config(make_cfg(*good, "phase.eval_policies=[planner]", "phase.monitor=val/planner_regret"))
     with pytest.raises(ConfigError, match=r"phase.gamma=1.5"):
         check_config(make_cfg(*RL, f"phase.init_from={world_model['prediction']}", "phase.gamma=1.5"))
     _, phase, _ = _rl_phase(make_cfg, world_model)

@@ -78,9 +78,19 @@ def frozen_vqvae(cfg: DictConfig) -> bool:
 
 
 def check_rl(cfg: DictConfig, files: bool = True) -> None:
-    """The agent phase needs rewards and actions (dataset=goal_reach) and a world model with dynamics."""
+    """The agent phase needs rewards, actions and a real environment (dataset=goal_reach or gym) and a world model
+    with dynamics."""
     require(
-        cfg, "dataset.name", lambda v: v == "goal_reach", "goal_reach (phase=rl needs actions and rewards)"
+        cfg,
+        "dataset.name",
+        lambda v: v in ("goal_reach", "gym"),
+        "goal_reach or gym (phase=rl needs actions, rewards and an environment to be evaluated in)",
+    )
+    require(
+        cfg,
+        "phase.eval_max_steps",
+        lambda v: v is None or positive_int(v),
+        "null (the environment's own limit) or a positive integer",
     )
     for key in (
         "phase.imagination_horizon",
@@ -108,6 +118,7 @@ def check_rl(cfg: DictConfig, files: bool = True) -> None:
         require(cfg, key, non_negative_number, "a non-negative number")
     for key in ("phase.reward_lr", "phase.actor_lr", "phase.critic_lr", "phase.grad_clip"):
         require(cfg, key, positive_number, "a positive number")
+    check_eval_policies(cfg)
     init = cfg.phase.get("init_from")
     if init is None:
         raise ConfigError(
@@ -116,6 +127,45 @@ def check_rl(cfg: DictConfig, files: bool = True) -> None:
         )
     if files:
         check_init_from(init)
+
+
+def check_eval_policies(cfg: DictConfig) -> None:
+    """phase.eval_policies names known policies once each; the planner's settings; a monitor that is logged."""
+    policies = ("actor", "planner")
+    require(
+        cfg,
+        "phase.eval_policies",
+        lambda v: len(v) > 0 and all(p in policies for p in v) and len(set(v)) == len(v),
+        f"a non-empty list of distinct names from {list(policies)}",
+    )
+    for key in ("horizon", "candidates", "elites", "iterations"):
+        require(cfg, f"phase.planner.{key}", positive_int, "a positive integer")
+    require(
+        cfg,
+        "phase.planner.elites",
+        lambda v: v <= cfg.phase.planner.candidates,
+        f"at most phase.planner.candidates={cfg.phase.planner.candidates}",
+    )
+    require(cfg, "phase.planner.terminal_value", lambda v: isinstance(v, bool), "true or false")
+    env_id = cfg.phase.get("env_id")
+    if env_id:
+        from physworld.envs.gym_pixels import REFERENCE_CONTROLLERS  # gymnasium: only for dataset=gym
+
+        if env_id not in REFERENCE_CONTROLLERS:  # no oracle, so no gap closed and no regret are logged
+            require(
+                cfg,
+                "phase.monitor",
+                lambda v: "regret" not in str(v) and "gap" not in str(v),
+                f"{env_id} has no reference controller (an oracle: {sorted(REFERENCE_CONTROLLERS)} have one), so "
+                "no regret is logged: e.g. phase.monitor=val/reward_loss",
+            )
+    if "actor" not in cfg.phase.eval_policies:
+        require(
+            cfg,
+            "phase.monitor",
+            lambda v: "policy" not in str(v),
+            "a metric of a policy that is evaluated (without the actor: e.g. val/planner_regret)",
+        )
 
 
 def check_init_from(init) -> None:

@@ -74,6 +74,9 @@ class RLFigures(L.Callback):
     def _episode_figures(self, episodes: dict) -> None:
         self.dirpath.mkdir(parents=True, exist_ok=True)
         policy = episodes["policy"]
-        rl_trajectory_plot(policy, episodes.get("oracle"), self.dirpath / "rl_trajectory.png")
+        if (
+            policy.positions is not None
+        ):  # GoalReach: where the agent went (other environments have no positions)
+            rl_trajectory_plot(policy, episodes.get("oracle"), self.dirpath / "rl_trajectory.png")
         frames = [np.repeat(np.repeat(f, 3, 0), 3, 1) for f in policy.frames]  # 3x, as the seed's GIF
         write_gif(frames, self.dirpath / "rl_episode.gif", duration=80)

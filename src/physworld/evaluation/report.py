@@ -235,12 +235,14 @@ def _pair(metrics: dict[str, float], model: str, baseline: str) -> str:
 def summary_section(runs: list[Path], root: Path) -> list[Block]:
     """The report's first screen: one row per training run with its headline test results next to their
     baselines (reconstruction PSNR; object position error and frame MSE of the rollouts against copy-last; the
-    agent's share of the random-to-oracle gap), and the key pictures: the test rollouts of the last world model
-    trained on the physics datasets and the agent's paths. Every figure comes from the run's metrics.json."""
+    agent's share of the random-to-oracle gap, its actor's and its planner's), and the key pictures: the test
+    rollouts of the last world model trained on the physics datasets and the agent's paths. Every figure comes
+    from the run's metrics.json."""
     header = ["run", "phase on dataset", "recon PSNR (dB)"]
     header += [f"pos. err. t{t} (px), model / copy-last" for t in SUMMARY_HORIZONS]
     header += ["MSE t10, model / copy-last", "sharpness t1 / t10", "area ratio t1 / t10"]
-    header += ["agent: gap closed (policy / random / oracle return)"]
+    header += ["agent, actor: gap closed (actor / random / oracle return)"]
+    header += ["agent, planner: gap closed (planner return, ms per action)"]
     rows, rollouts, paths = [], None, None
     for run in runs:
         metrics = read_json(run / "metrics.json")
@@ -264,6 +266,13 @@ def summary_section(runs: list[Path], root: Path) -> list[Block]:
             if gap is None
             else f"{fmt(gap)} ({fmt(metrics.get('test/return_policy'))} / {fmt(metrics.get('test/return_random'))}"
             f" / {fmt(metrics.get('test/return_oracle'))})"
+        )
+        planner = metrics.get("test/gap_closed_planner")
+        row.append(
+            "-"
+            if planner is None
+            else f"{fmt(planner)} ({fmt(metrics.get('test/return_planner'))}, "
+            f"{fmt(metrics.get('test/planner_ms_per_action'))} ms)"
         )
         rows.append(row)
         image = run / "images" / "rollout_test.png"

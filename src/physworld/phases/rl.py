@@ -19,13 +19,18 @@ dataset=goal_reach) is frozen. Each training step, on a batch of real windows (f
    critic loss growing to 4e6 (its table) is the symptom of the missing target network and normalisation.
 
 Evaluation happens in the real environment (physworld/GoalReach-v0), never in the model: every
-`eval_every_n_steps` training steps, at each validation epoch and at test time, the deterministic policy
-tanh(mean) acts on encoded observations, next to a random and an oracle policy on the same seeds.
+`eval_every_n_steps` training steps, at each validation epoch and at test time, the policies of
+`phase.eval_policies` act on encoded observations, next to a random and an oracle policy on the same seeds:
+`actor`, the deterministic policy tanh(mean) (keys return_policy, gap_closed, policy_regret), and `planner`,
+model-predictive control with the cross-entropy method over imagined action sequences scored by the reward model
+and the critic (models/planner.py; keys return_planner, gap_closed_planner, planner_regret). Each also reports
+its milliseconds per action (policy_ms_per_action, planner_ms_per_action).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 
 import numpy as np
 import torch
@@ -35,6 +40,7 @@ from torchmetrics import MeanMetric
 from physworld.data.scenes import goal_reach as world
 from physworld.envs.episodes import Episodes, OraclePolicy, RandomPolicy, run_episodes
 from physworld.models.agent import Actor, Critic, RewardPredictor, lambda_returns, split_lambda_returns
+from physworld.models.planner import PlannerSettings, cem_plan
 from physworld.phases.base import WorldModelPhase, build_frame_head
 from physworld.phases.prediction import build_dynamics
 
@@ -60,6 +66,16 @@ class RLPhase(WorldModelPhase):
         self.actor = Actor(code + hidden, action_dim=self.spec.dynamics.action_dim, **head)
         self.critic = Critic(code + hidden, **head)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        # dataset=gym: an environment with fewer actions than the model's columns plays only the first ones, and
+        # its dataset holds zeros in the others; the agent's actions are masked to match, in imagination and out.
+        mask = torch.ones(self.spec.dynamics.action_dim)
+        if phase.get("env_id"):
+            from physworld.envs.gym_pixels import PixelEnv
+
+            env = PixelEnv(phase["env_id"])
+            mask[env.action_dim :] = 0.0
+            env.close()
+        self.register_buffer("action_mask", mask, persistent=False)
         self.register_buffer("return_scale", torch.ones(()))
         self.register_buffer("train_steps", torch.zeros((), dtype=torch.long))
         self.eval_reward_loss = torch.nn.ModuleDict({s: MeanMetric() for s in ("val", "test")})
@@ -90,7 +106,7 @@ class RLPhase(WorldModelPhase):
 
     def forward(self, z: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         """The deterministic action for model states z (B, C, 8, 8), h (B, Hc, 8, 8) -> (B, A)."""
-        return self.actor.act(torch.cat([z, hidden], dim=1))
+        return self.actor.act(torch.cat([z, hidden], dim=1)) * self.action_mask
 
     def compute_losses(self, batch: dict) -> dict[str, torch.Tensor]:
         """The reward predictor's loss on a batch: the first of a training step's three updates (in reward
@@ -214,7 +230,9 @@ class RLPhase(WorldModelPhase):
         for _ in range(phase["imagination_horizon"]):
             f = torch.cat([z, state[-1]], dim=1)
             action, entropy = self.actor.sample(f)
-            action = (action + phase["action_noise"] * torch.randn_like(action)).clamp(-1.0, 1.0)
+            action = (action + phase["action_noise"] * torch.randn_like(action)).clamp(
+                -1.0, 1.0
+            ) * self.action_mask
             actions.append(action)
             # token dynamics: the predicted code straight-through, so the actor's gradient passes the choice
             z, state = self.dynamics.step(z, action, state, self.codebook, feedback="straight_through")
@@ -293,30 +311,80 @@ class RLPhase(WorldModelPhase):
         """GoalReachEnv's physics from the dataset's scene parameters (phase.env), defaults where absent."""
         return world.physics_from(self.hparams.phase.get("env") or {})
 
+    def environment(self) -> tuple[dict, object | None]:
+        """The real environment of evaluations, as run_episodes' keyword arguments, and its oracle policy (None
+        where there is none): GoalReach with the dataset's physics, or with dataset=gym the Gymnasium environment
+        phase.env_id seen through its rendered frames, with its reference controller where it has one."""
+        phase = self.hparams.phase
+        if not phase.get("env_id"):
+            physics = self.physics()
+            return {"env_kwargs": physics._asdict()}, OraclePolicy(physics)
+        from physworld.envs.gym_pixels import REFERENCE_CONTROLLERS, PixelEnv, ReferencePolicy
+
+        env_id, steps = phase["env_id"], phase.get("eval_max_steps")
+        controller = REFERENCE_CONTROLLERS.get(env_id)
+        oracle = ReferencePolicy(controller) if controller is not None else None
+        return {"make_env": functools.partial(PixelEnv, env_id, steps)}, oracle
+
     @torch.no_grad()
     def evaluate(self, episodes: int, seed: int, stage: str) -> dict[str, float]:
-        """Real-environment returns of this policy, a random and an oracle policy on seeds seed .. seed+E-1."""
+        """Real-environment returns of the policies of phase.eval_policies, a random and an oracle policy (where
+        the environment has one) on seeds seed .. seed+E-1. Without an oracle there is no gap and no regret."""
         seeds = list(range(seed, seed + episodes))
         was_training = self.training
         self.eval()
-        physics = self.physics()
-        env_kwargs = physics._asdict()
-        mine = run_episodes(LatentPolicy(self), seeds, env_kwargs)
+        env, oracle_policy = self.environment()
+        mine = {
+            name: run_episodes(POLICIES[name](self), seeds, **env)
+            for name in self.hparams.phase["eval_policies"]
+        }
         if was_training:
             self.train()
         key = (seed, episodes)
         if key not in self._baselines:  # the baselines do not change during training: compute them once
-            random = run_episodes(RandomPolicy(seed), seeds, env_kwargs)
-            oracle = run_episodes(OraclePolicy(physics), seeds, env_kwargs)
-            self._baselines[key] = {**random.summary("return_random"), **oracle.summary("return_oracle")}
-            self.last_episodes.update({"random": random, "oracle": oracle})
-        self.last_episodes["policy"] = mine
-        base = self._baselines[key]
-        out = {**mine.summary("return_policy"), **base}
-        gap = out["return_oracle"] - out["return_random"]
-        out["gap_closed"] = (out["return_policy"] - out["return_random"]) / gap if gap > 0 else float("nan")
-        out["policy_regret"] = out["return_oracle"] - out["return_policy"]
+            random = run_episodes(RandomPolicy(seed, self.action_mask.cpu().numpy()), seeds, **env)
+            self._baselines[key] = random.summary("return_random")
+            self.last_episodes["random"] = random
+            if oracle_policy is not None:
+                oracle = run_episodes(oracle_policy, seeds, **env)
+                self._baselines[key].update(oracle.summary("return_oracle"))
+                self.last_episodes["oracle"] = oracle
+        self.last_episodes["policy"] = next(iter(mine.values()))  # the figures show the first policy listed
+        out = dict(self._baselines[key])
+        gap = out["return_oracle"] - out["return_random"] if "return_oracle" in out else None
+        for name, played in mine.items():
+            ret, regret, closed, ms = KEYS[name]
+            out.update(played.summary(ret))
+            out[ms] = played.ms_per_action
+            if gap is not None:
+                out[closed] = (out[ret] - out["return_random"]) / gap if gap > 0 else float("nan")
+                out[regret] = out["return_oracle"] - out[ret]
         return {f"{stage}/{k}": v for k, v in out.items()}
+
+    @torch.no_grad()
+    def plan(self, z: torch.Tensor, state: list[torch.Tensor]) -> torch.Tensor:
+        """The planner's action (B, A) from model states z (B, C, h, w) and hidden per layer (B, Hc, h, w): CEM
+        over phase.planner.horizon imagined steps of the frozen dynamics, scored by the reward model and, with
+        phase.planner.terminal_value, the critic's value of the last imagined state."""
+        phase = self.hparams.phase
+        cfg = phase["planner"]
+        settings = PlannerSettings(
+            horizon=cfg["horizon"],
+            candidates=cfg["candidates"],
+            elites=cfg["elites"],
+            iterations=cfg["iterations"],
+            gamma=phase["gamma"],
+        )
+
+        def step(z, action, state):
+            return self.dynamics.step(z, action * self.action_mask, state, self.codebook, feedback="argmax")
+
+        def value(z, state):
+            return self.critic(torch.cat([z, state[-1]], dim=1))
+
+        terminal = value if cfg["terminal_value"] else None
+        plan = cem_plan(step, self.reward_model, z, state, self.spec.dynamics.action_dim, settings, terminal)
+        return plan * self.action_mask
 
 
 class LatentPolicy:
@@ -339,6 +407,26 @@ class LatentPolicy:
             self.state = phase.dynamics.initial_state(z)
         else:
             self.state = phase.dynamics.advance(*self.prev, self.state)
-        action = phase(z, self.state[-1])
+        action = self.act(z, self.state)
         self.prev = (z, action)
         return action.float().cpu().numpy()
+
+    def act(self, z: torch.Tensor, state: list[torch.Tensor]) -> torch.Tensor:
+        return self.phase(z, state[-1])
+
+
+class PlannerPolicy(LatentPolicy):
+    """The planner in the real environment: the same encoding and hidden state as the actor's, then CEM in the
+    model (RLPhase.plan) instead of the actor's tanh(mean)."""
+
+    def act(self, z: torch.Tensor, state: list[torch.Tensor]) -> torch.Tensor:
+        return self.phase.plan(z, state)
+
+
+# phase.eval_policies: the policy of each name, and its metric keys (return, regret, gap closed, ms per action);
+# the actor's are the keys this phase has always logged, which phase.monitor and the report read.
+POLICIES = {"actor": LatentPolicy, "planner": PlannerPolicy}
+KEYS = {
+    "actor": ("return_policy", "policy_regret", "gap_closed", "policy_ms_per_action"),
+    "planner": ("return_planner", "planner_regret", "gap_closed_planner", "planner_ms_per_action"),
+}
