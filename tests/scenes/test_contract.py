@@ -61,13 +61,18 @@ def test_deterministic(name):
     assert a.frames.tobytes() != c.frames.tobytes()
 
 
-def test_every_dataset_config_is_a_scene_a_source_or_the_mixture():
+def test_every_dataset_config_is_a_scene_a_source_or_a_mixture():
     # Recorded data (data/sources/) joins the one-name rule: dataset=gym is configs/dataset/gym.yaml is
-    # SOURCES["gym"] is data/sources/gym.py, with the functions the cache calls.
+    # SOURCES["gym"] is data/sources/gym.py, with the functions the cache calls. A mixture (dataset=all,
+    # balls_pendulum) lists its members, each of them a scene.
     from physworld.data.sources import SOURCES
 
     names = {p.stem for p in (CONFIG_DIR / "dataset").glob("*.yaml")}
-    assert names == set(SCENES) | set(SOURCES) | {"all"}
+    mixtures = {  # their defaults list: <member>@members.<member>
+        n for n in names if "@members." in (CONFIG_DIR / "dataset" / f"{n}.yaml").read_text()
+    }
+    assert "all" in mixtures and "balls_pendulum" in mixtures
+    assert names == set(SCENES) | set(SOURCES) | mixtures
     assert not set(SCENES) & set(SOURCES)
     for name, module in SOURCES.items():
         assert scene_config(name)["name"] == name and module.__name__.endswith(f".{name}")
