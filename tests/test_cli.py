@@ -75,7 +75,10 @@ def test_lightning_log_lines_print_once(tmp_path):
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("dataset=nope", "dataset='nope' is not accepted: one of ['all', 'bouncing_balls', "),
+        (
+            "dataset=nope",
+            "dataset='nope' is not accepted: one of ['all', 'balls_pendulum', 'bouncing_balls', ",
+        ),
         ("phase=nope", "phase='nope' is not accepted: one of ['comprehensive', 'prediction', "),
         ("phase.batch_size=-4", "phase.batch_size=-4 is not accepted: a positive integer"),
         ("ckpt_path=/no/such.ckpt", "ckpt_path='/no/such.ckpt': no such checkpoint file"),

@@ -173,6 +173,9 @@ def test_sync_free_keeps_step_metrics_off_the_host(make_cfg):
             "trainer.log_every_n_steps=100",  # no logger writes in these 16 steps
             f"perf.sync_free={flag}",
         )
+        cfg.paths.output_dir = (
+            f"{cfg.paths.output_dir}_{flag}"  # a run folder each: a rerun into one is refused
+        )
         reads = HostReads()
         with reads:
             train(cfg)
