@@ -12,7 +12,6 @@ checkpoint's reward model, actor and critic are not (the model card says which n
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -24,7 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 import physworld
 from physworld.atomic import check_new_folder, temp_name
-from physworld.data.cache import SPLITS, cache_name, read_manifest, split_dir
+from physworld.data.cache import SPLITS, cache_name, read_manifest, sha256_file, split_dir
 from physworld.data.plan import datasets_for
 from physworld.errors import CheckpointError, os_error
 from physworld.evaluation.document import Code, Heading, Table, Text, fmt, to_markdown
@@ -94,14 +93,6 @@ def write_export(ckpt: dict, ckpt_path: Path, out: Path) -> None:
     finally:
         for tmp in temps.values():
             tmp.unlink(missing_ok=True)
-
-
-def sha256_file(file: Path) -> str:
-    digest = hashlib.sha256()
-    with open(file, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_export(folder: Path, key: str = "path") -> tuple[dict, dict[str, torch.Tensor]]:

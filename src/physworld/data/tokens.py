@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from physworld.data.cache import _lock, _NpyWriter, _replace, _sha256, load_split, read_manifest
+from physworld.data.cache import _lock, _NpyWriter, _replace, load_split, read_manifest, sha256_file
 from physworld.errors import DataError
 
 FORMAT = 1  # version of this layout
@@ -90,7 +90,7 @@ def load_tokens(folder: str | Path) -> np.ndarray:
             f"{file}: shape {list(tokens.shape)} {tokens.dtype}, its manifest says {meta['shape']} "
             f"{meta['dtype']}; {hint}"
         )
-    if _sha256(file) != meta["sha256"]:
+    if sha256_file(file) != meta["sha256"]:
         raise DataError(f"{file}: sha256 does not match its manifest; {hint}")
     return tokens
 
