@@ -6,7 +6,9 @@ as training, and reports the wall time and the peak resident memory of that proc
 
 `--episodes DIR` times dataset=episodes instead: it writes a folder of recorded episodes (200 of 50 frames at
 96x96, moving discs on a noisy background, in the format of data/sources/episodes.py) into DIR and builds its
-train/val/test cache splits from them, as training would, reporting the wall time of the build alone.
+train/val/test cache splits from them, as training would, reporting the wall time of the build alone, then the
+frames per second the prediction phase's training DataModule reads from that cache, beside the same for a
+generated dataset (pendulum, as many sequences) in the same folder.
 
 scripts/benchmark_scenes.py is the repository's wrapper of this module's main().
 """
@@ -78,6 +80,34 @@ def episodes_build_time(folder: Path, episodes: int = 200, frames: int = 50, siz
     return time.perf_counter() - started
 
 
+def read_rates(folder: Path, seconds: float = 3.0) -> dict[str, float]:
+    """Frames/s of the prediction phase's training DataModule (batch 16, 7-frame windows, data.stride=1) on the
+    episodes built into folder/data by episodes_build_time (about 320 training sequences of 30 frames), and on a
+    generated pendulum split of 320 sequences of 30 frames (generated there if missing)."""
+    import torch
+
+    from physworld.benchmark.throughput import loading
+    from physworld.benchmark.workloads import datamodule
+    from physworld.paths import compose
+
+    base = ["phase=prediction", "data.stride=1", f"paths.data_dir={folder / 'data'}", "trainer=cpu"]
+    rates = {}
+    for name, extra in {
+        "episodes": ["dataset=episodes", f"dataset.path={folder / 'episodes'}"],
+        "pendulum": [
+            "dataset=pendulum",
+            "dataset.sizes.train=320",
+            "dataset.sizes.val=40",
+            "dataset.sizes.test=40",
+        ],
+    }.items():
+        cfg = compose("train", [*base, *extra])
+        dm = datamodule(cfg)
+        measured = loading(dm.train_dataloader(), torch.device("cpu"), 16, int(cfg.phase.seq_len), seconds)
+        rates[name] = measured["frames_per_s"]
+    return rates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2, help="timed calls per scene (best is reported)")
@@ -90,6 +120,8 @@ def main() -> None:
     if args.episodes:
         took = episodes_build_time(args.episodes)
         print(f"dataset=episodes: 200 episodes of 50 frames at 96x96 -> cache splits in {took:.1f} s")
+        for name, rate in read_rates(args.episodes).items():
+            print(f"training DataModule (phase=prediction, batch 16) on {name}: {rate:,.0f} frames/s")
         if not args.keep:
             shutil.rmtree(args.episodes)
         return
