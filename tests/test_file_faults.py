@@ -196,8 +196,8 @@ def test_a_data_file_changed_with_size_and_mtime_restored_is_hashed_again(tmp_pa
 def test_data_verify_always_hashes_at_every_load(tmp_path, monkeypatch):
     path = ensure_split(tmp_path, MNIST, "train", seed=1, progress=False)
     hashed = []
-    real = cache._sha256
-    monkeypatch.setattr(cache, "_sha256", lambda file: hashed.append(file.name) or real(file))
+    real = cache.sha256_file
+    monkeypatch.setattr(cache, "sha256_file", lambda file: hashed.append(file.name) or real(file))
     load_split(path)
     first = len(hashed)
     load_split(path)
