@@ -106,10 +106,9 @@ class PredictionPhase(WorldModelPhase):
     def __init__(self, model: dict, phase: dict, dataset_names: list[str] | None = None):
         super().__init__(model, phase, dataset_names)
         self.dynamics = build_dynamics(self.spec)
+        # model.decoder.output=warp|composite: the frame head, trained here whether the VQ-VAE is frozen or not
         frame_head = build_frame_head(self.spec)
-        if (
-            frame_head is not None
-        ):  # model.decoder.output=warp|composite: trained here, the VQ-VAE frozen or not
+        if frame_head is not None:
             self.frame_head = frame_head
         self.register_buffer("loss_weights", torch.tensor(phase["loss_weights"], dtype=torch.float32))
         # Running means per evaluation stage and dataset (dataset=all: one val/test loader per member).
