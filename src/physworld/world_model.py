@@ -150,7 +150,8 @@ class WorldModel:
         z = self.encode(context).latents  # (B, Tc, C, h, w)
         roll = dynamics.rollout(z, actions, horizon, codebook=self.codebook, feedback="argmax")
         tokens = roll.indices if roll.indices is not None else self._nearest(roll.latents)
-        out = Prediction(self.decode(roll.latents, last_frame=context[:, -1]), roll.latents, tokens)
+        frames = self._frames_after(roll.latents, context[:, -1], z[:, -1])
+        out = Prediction(frames, roll.latents, tokens)
         return Prediction(*(t[0] for t in out)) if single else out
 
     def imagine(self, policy, start, horizon: int, start_actions=None, decode: bool = True) -> Imagination:
@@ -183,7 +184,7 @@ class WorldModel:
             latents.append(z)
             actions.append(action)
         latents_t, actions_t = torch.stack(latents, 1), torch.stack(actions, 1)
-        frames = self.decode(latents_t.detach(), last_frame=context[:, -1]) if decode else None
+        frames = self._frames_after(latents_t.detach(), context[:, -1], z_all[:, -1]) if decode else None
         out = Imagination(frames, latents_t, actions_t)
         return Imagination(*(None if t is None else t[0] for t in out)) if single else out
 
@@ -208,7 +209,16 @@ class WorldModel:
                 f"decode with last_frame got latents {tuple(latents.shape)} and last_frame "
                 f"{tuple(last_frame.shape)}: accepted latents (B, K, C, h, w) and one frame per sequence (B, ...)"
             )
-        z_last = self.vqvae.encode(last_frame)[0]  # (B, C, h, w)
+        return self._frames_after(latents, last_frame, self.vqvae.encode(last_frame)[0])
+
+    @torch.no_grad()
+    def _frames_after(
+        self, latents: torch.Tensor, last_frame: torch.Tensor, z_last: torch.Tensor
+    ) -> torch.Tensor:
+        """Predicted latents (B, K, C, h, w) after the real frame last_frame (B, 3, H, W), whose latent is z_last
+        (B, C, h, w) -> frames (B, K, 3, H, W) in [0, 1]: the frame head's where there is one, else decoded."""
+        if self.frame_head is None:
+            return self.decode(latents)
         return self.frame_head(latents, z_last, last_frame).frames.clamp(0, 1)
 
     def _frames(self, frames) -> torch.Tensor:
@@ -295,10 +305,8 @@ def load_world_model(path: str | Path, device=None) -> WorldModel:
         if nets["dynamics"]:
             dynamics = build_dynamics(spec)
             dynamics.load_state_dict(nets["dynamics"])
-        if nets["frame_head"]:  # a checkpoint of a phase that trains it (a reconstruction run's has none)
+        if nets["frame_head"]:  # a checkpoint of a phase that trains it (check_weights_fit: the spec has one)
             frame_head = build_frame_head(spec)
-            if frame_head is None:
-                raise ValueError("it holds a frame head, but its model.decoder.output is pixels")
             frame_head.load_state_dict(nets["frame_head"])
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         detail = " ".join(str(err).split())[:300]  # torch's message spans lines: keep the error one line
