@@ -78,13 +78,14 @@ def frozen_vqvae(cfg: DictConfig) -> bool:
 
 
 def check_rl(cfg: DictConfig, files: bool = True) -> None:
-    """The agent phase needs rewards, actions and a real environment (dataset=goal_reach or gym) and a world model
-    with dynamics."""
+    """The agent phase needs rewards, actions and a real environment (dataset=goal_reach, gym, or episodes played
+    in dataset.env_id) and a world model with dynamics."""
     require(
         cfg,
         "dataset.name",
-        lambda v: v in ("goal_reach", "gym"),
-        "goal_reach or gym (phase=rl needs actions, rewards and an environment to be evaluated in)",
+        lambda v: v in ("goal_reach", "gym") or (v == "episodes" and cfg.dataset.get("env_id")),
+        "goal_reach, gym, or episodes with the dataset.env_id they were played in (phase=rl needs actions, "
+        "rewards and an environment to be evaluated in)",
     )
     require(
         cfg,

@@ -15,6 +15,14 @@ Generalisation section shows. Those evaluations read each step's data from the c
 composed `dataset` and `data`), not from the step's saved config.yaml, so they also work on steps trained before
 the datasets had `ood:` and `long_num_frames`.
 
+With `pipeline.online` (learning online in a Gymnasium environment, src/physworld/online.py), `pipeline.steps`
+are the steps of one round, repeated `pipeline.online.rounds` times as `r<round>_<name>`, all on the episodes
+collected so far (dataset=episodes of `<pipeline.dir>/episodes`). Before a round's first step its episodes are
+collected with the previous round's agent (round 0: the random policy, collected before the checks, which read
+the episodes); a step's `init_from` names a step of its round, `init_from_previous_round` one of the round before
+(round 0: none), `first_round_overrides` apply in round 0 only. The pipeline folder's metrics.json then holds each
+finished round's environment steps and real-environment returns.
+
 The pipeline folder is stable (not timestamped), so rerunning the same command resumes: a step whose
 `metrics.json` exists is done and skipped; a step with a `last.ckpt` but no metrics was killed and resumes
 from it (`ckpt_path`); later steps start over. All datasets are generated (or verified) before the first
@@ -34,6 +42,16 @@ from physworld.choices import check_choices, group_options
 from physworld.data.cache import SPLITS, ensure_split
 from physworld.data.plan import datasets_for
 from physworld.errors import ConfigError
+from physworld.online import (
+    EPISODES,
+    OnlineSettings,
+    best_round,
+    collect_round,
+    collected,
+    curve,
+    round_metrics,
+    round_name,
+)
 from physworld.paths import CONFIG_DIR, compose
 from physworld.phases import declared
 from physworld.require import positive_int
@@ -60,25 +78,76 @@ def plan(overrides: list[str]) -> tuple[Path, list[tuple[str, DictConfig]], Dict
     root = Path(pipeline.dir)
     common = list(pipeline.get("common_overrides") or [])
     check_choices(common, CONFIG_DIR)
-    steps, names = [], []
-    for step in pipeline.steps:
-        name = step.name
+    online = pipeline.get("online")
+    if online is None:
+        steps = [
+            step_config(root, step, common, overrides, step.name, step.get("init_from"))
+            for step in check_steps(pipeline.steps)
+        ]
+        return root, steps, pipeline
+    settings = OnlineSettings.from_config(online)
+    # Every step of every round reads the episodes collected so far, and evaluates its agent in their environment.
+    common += ["dataset=episodes", f"dataset.path={root / EPISODES}", f"dataset.env_id={settings.env_id}"]
+    round_steps = check_steps(pipeline.steps, online=True)
+    steps = []
+    for r in range(settings.rounds):
+        for step in round_steps:
+            first = list(step.get("first_round_overrides") or []) if r == 0 else []
+            previous = step.get("init_from_previous_round")
+            init = f"{round_name(r)}_{step.init_from}" if step.get("init_from") else None
+            if init is None and previous is not None and r > 0:
+                init = f"{round_name(r - 1)}_{previous}"
+            steps.append(
+                step_config(root, step, common, overrides, f"{round_name(r)}_{step.name}", init, first)
+            )
+    agent_step(steps, 0)  # a round without an agent has nothing to collect with: one line, now
+    return root, steps, pipeline
+
+
+def check_steps(steps, online: bool = False):
+    """pipeline.steps, each step's init_from an earlier step (of the same round, online) and, online, its
+    init_from_previous_round a step of the round; one ConfigError line otherwise."""
+    names = []
+    for step in steps:
         init = step.get("init_from")
         if init is not None and init not in names:
-            raise ConfigError(f"pipeline step {name!r}: init_from={init!r} is not an earlier step ({names})")
-        # Later overrides win: the step's own over the common ones, the command line (e.g. phase.max_epochs=1
-        # for every step) over both.
-        extra = [*common, *step.overrides, *overrides]
-        check_choices(list(step.overrides), CONFIG_DIR)
-        if init is not None:
-            extra.append(f"phase.init_from={root / init / 'checkpoints' / 'best.ckpt'}")
-        cfg = compose("train", extra)
-        with open_dict(cfg):
-            cfg.paths.output_dir = str(root / name)
-            cfg.task_name = "pipeline"
-        steps.append((name, cfg))
-        names.append(name)
-    return root, steps, pipeline
+            raise ConfigError(
+                f"pipeline step {step.name!r}: init_from={init!r} is not an earlier step ({names})"
+            )
+        names.append(step.name)
+        extra = [k for k in ("init_from_previous_round", "first_round_overrides") if step.get(k) is not None]
+        if extra and not online:
+            raise ConfigError(
+                f"pipeline step {step.name!r}: {extra[0]} is a key of online rounds (pipeline.online)"
+            )
+    if online:
+        for step in steps:
+            previous = step.get("init_from_previous_round")
+            if previous is not None and previous not in names:
+                raise ConfigError(
+                    f"pipeline step {step.name!r}: init_from_previous_round={previous!r} is not a step of the "
+                    f"round ({names})"
+                )
+    return steps
+
+
+def step_config(
+    root: Path, step, common: list[str], overrides: list[str], name: str, init: str | None, first=()
+) -> tuple[str, DictConfig]:
+    """A step's composed config (its overrides after `common`, then the round-0 ones `first`, then the command
+    line's), run in root/`name`, starting from the best checkpoint of step `init` (None: from scratch)."""
+    # Later overrides win: the step's own over the common ones, the command line (e.g. phase.max_epochs=1
+    # for every step) over both.
+    check_choices(list(step.overrides), CONFIG_DIR)
+    check_choices(list(first), CONFIG_DIR)
+    extra = [*common, *step.overrides, *first, *overrides]
+    if init is not None:
+        extra.append(f"phase.init_from={root / init / 'checkpoints' / 'best.ckpt'}")
+    cfg = compose("train", extra)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(root / name)
+        cfg.task_name = "pipeline"
+    return name, cfg
 
 
 def generate_all(steps: list[tuple[str, DictConfig]]) -> None:
@@ -108,11 +177,17 @@ def run_pipeline(overrides: list[str]) -> Path:
     from physworld.checks import RUN_RESULTS, check_config
 
     root, steps, settings = plan(overrides)
+    online = OnlineSettings.from_config(settings.online) if settings.get("online") is not None else None
+    long_horizon = generalisation_horizon(settings)
+    if online is not None:
+        # The steps read the collected episodes (dataset=episodes), which their checks look at: round 0's
+        # episodes are collected first (random policy: no checkpoint needed), once.
+        root.mkdir(parents=True, exist_ok=True)
+        collect_round(root, 0, online, int(steps[0][1].data.seed), None)
     # Fail on any bad value before generating or training anything, and before torch and Lightning are
     # imported (seconds): the plan and the checks need neither.
     for _, cfg in steps:
         check_config(cfg, files=False)
-    long_horizon = generalisation_horizon(settings)
     from lightning.pytorch.utilities import rank_zero_info
 
     from physworld.run import train
@@ -121,11 +196,15 @@ def run_pipeline(overrides: list[str]) -> Path:
     generate_all(steps)
     log = root / "pipeline.json"
     record = json.loads(log.read_text()) if log.is_file() else {}
-    for name, cfg in steps:
+    for index, (name, cfg) in enumerate(steps):
         folder = Path(cfg.paths.output_dir)
         if (folder / "metrics.json").is_file():
             rank_zero_info(f"pipeline: step {name} is done ({folder / 'metrics.json'}), skipping it")
+            if online is not None:
+                write_online_metrics(root, steps, online)
             continue
+        if online is not None:
+            collect_before(root, steps, index, online)
         last = folder / "checkpoints" / "last.ckpt"
         if last.is_file():
             rank_zero_info(f"pipeline: step {name} was interrupted, resuming from {last}")
@@ -148,11 +227,91 @@ def run_pipeline(overrides: list[str]) -> Path:
             "seconds": round(time.perf_counter() - started, 1),
         }
         log.write_text(json.dumps(record, indent=2))
+        if online is not None:
+            rows = write_online_metrics(root, steps, online)
+            if name == agent_step(steps, round_of(name))[0] and rows and rows[-1]["round"] == round_of(name):
+                log_online_round(root, cfg, rows[-1])
     if settings.get("report", True):
         write_pipeline_report(root, steps, int(settings.get("evaluate_sequences", 32)), long_horizon)
     if settings.get("table"):
         print_rollout_tables(steps, list(settings.table))
     return root
+
+
+def round_of(name: str) -> int:
+    """The round of an online step's name, r<round>_<step>."""
+    return int(name.split("_", 1)[0][1:])
+
+
+def agent_step(steps: list[tuple[str, DictConfig]], round_index: int) -> tuple[str, DictConfig]:
+    """The last step of a round that trains an agent: its actor collects the next round, its test returns are
+    the round's."""
+    mine = [(n, c) for n, c in steps if round_of(n) == round_index and declared(c.phase.name, "trains_agent")]
+    if not mine:
+        raise ConfigError(
+            "pipeline.online: no step of a round trains an agent (phase=rl): accepted pipeline.steps with one"
+        )
+    return mine[-1]
+
+
+def collect_before(
+    root: Path, steps: list[tuple[str, DictConfig]], index: int, online: OnlineSettings
+) -> None:
+    """Collect the round of steps[index] with the previous round's agent, before the round's first step runs
+    (once: collect_round skips a collected round)."""
+    from lightning.pytorch.utilities import rank_zero_info
+
+    name, cfg = steps[index]
+    r = round_of(name)
+    if r == 0 or collected(root, r) is not None:
+        return
+    previous, _ = agent_step(steps, r - 1)
+    checkpoint = root / previous / "checkpoints" / "best.ckpt"
+    rank_zero_info(f"pipeline: round {r}: collecting episodes with the agent of {previous} ({checkpoint})")
+    done = collect_round(root, r, online, int(cfg.data.seed), checkpoint)
+    rank_zero_info(f"pipeline: round {r}: {done['episodes']} episodes, {done['env_steps']} environment steps")
+
+
+def write_online_metrics(
+    root: Path, steps: list[tuple[str, DictConfig]], online: OnlineSettings
+) -> list[dict[str, float]]:
+    """The pipeline folder's metrics.json: each finished round's environment and policy steps so far and its
+    agent's real-environment returns (physworld.online.round_metrics), and the best round's. Returns the rounds'
+    rows (physworld.online.curve)."""
+    from physworld.callbacks.metrics_file import write_metrics
+
+    records, metrics = [], {}
+    for r in range(online.rounds):
+        record = collected(root, r)
+        if record is None:
+            break
+        records.append(record)
+        name, _ = agent_step(steps, r)
+        done = root / name / "metrics.json"
+        if not done.is_file():
+            break
+        metrics.update(round_metrics(r, records, json.loads(done.read_text())))
+    rows = curve(metrics)
+    metrics.update(best_round(rows))
+    write_metrics(root / "metrics.json", metrics)
+    return rows
+
+
+def log_online_round(root: Path, cfg: DictConfig, row: dict[str, float]) -> None:
+    """A finished round's row to the loggers of the step's config (logger=csv, tensorboard, wandb), written into
+    the pipeline folder (csv/metrics.csv, ...), as online/<key> against the environment steps collected so far:
+    the curve on the dashboard."""
+    from physworld.loggers import build_loggers, finish_wandb
+
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(root)
+    loggers = build_loggers(cfg)
+    values = {f"online/{k}": v for k, v in row.items() if k != "env_steps"}
+    for logger in loggers:
+        logger.log_metrics(values, step=int(row["env_steps"]))
+        logger.finalize("success")
+    finish_wandb(loggers)
 
 
 def print_rollout_tables(steps: list[tuple[str, DictConfig]], horizons: list[int]) -> None:

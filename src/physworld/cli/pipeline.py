@@ -5,7 +5,9 @@ Every argument is a physworld-train (train.py) override applied to every step (e
 `paths.log_dir=/scratch`). Rerunning the same command resumes at the first unfinished step. See
 src/physworld/pipeline.py.
 
-Main keys: experiment (required: one that defines pipeline.steps, e.g. demo or fidelity), pipeline.report
+Main keys: experiment (required: one that defines pipeline.steps, e.g. demo, fidelity or gym_pendulum, whose
+pipeline.online.* keys set its rounds of learning online: rounds, episode_frames, first_episodes,
+episodes_per_round, val_episodes, test_episodes, exploration_noise, env_id), pipeline.report
 (false: no evaluation and report at the end), pipeline.evaluate_sequences, pipeline.generalisation (false: that
 evaluation scores the test split only, no ood_test and long_test) and pipeline.long_horizon (its long_test
 rollout steps), paths.log_dir (the pipeline folder is <paths.log_dir>/pipelines/<experiment>), and any

@@ -107,6 +107,9 @@ def is_training_run(folder: Path) -> bool:
     """A run with something to report: a CSV log, checkpoints or metrics. A folder with only its config is a
     run that stopped at start-up (a bad value, a crash before the first checkpoint): nothing to show."""
     results = ("csv/metrics.csv", "checkpoints", "metrics.json")
+    # A pipeline folder is not a run: its metrics.json holds its online rounds (online_section).
+    if (folder / "pipeline.json").is_file():
+        return False
     return any((folder / name).exists() for name in results)
 
 
@@ -481,6 +484,7 @@ def build(root: Path) -> list[Block]:
             Evaluated(f, read_json(f / "evaluation.json"), read_json(f / "metrics.json")) for f in evaluations
         ]
         blocks += generalisation_section(read, lambda folder: name_of(folder, root))
+    blocks += online_section(root, files)
     steps = read_json(root / "pipeline.json")
     if steps:
         blocks += [
@@ -502,6 +506,51 @@ def build(root: Path) -> list[Block]:
         if owner[folder] is None:
             blocks += evaluation_section(folder, root)
     return blocks
+
+
+def online_section(root: Path, files: Path) -> list[Block]:
+    """Learning online (pipeline.online): the real-environment return of each round against the environment steps
+    collected so far, from the pipeline folder's metrics.json (physworld.online); nothing for other folders."""
+    from physworld.online import curve
+    from physworld.plots.rl import online_curve_plot
+
+    if not (root / "pipeline.json").is_file():
+        return []
+    rows = curve(read_json(root / "metrics.json"))
+    if not rows:
+        return []
+    keys = [
+        (k, label)
+        for k, label in (
+            ("return_policy", "agent"),
+            ("return_planner", "planner"),
+            ("return_random", "random"),
+            ("return_oracle", "reference"),
+            ("gap_closed", "gap closed"),
+        )
+        if any(k in r for r in rows)
+    ]
+    figure = files / "online_return_vs_env_steps.png"
+    online_curve_plot(rows, figure)
+    return [
+        Heading("Learning online", 2),
+        Text(
+            "Each round collected episodes in the real environment (round 0: random policy; later: the previous "
+            "round's agent plus exploration noise), fine-tuned the world model on all of them and trained the "
+            "agent in imagination; its return is the agent step's test/ evaluation in the real environment. "
+            "Environment steps count every step played to collect data; policy steps those the agent chose. "
+            "Read from the pipeline's `metrics.json`."
+        ),
+        Table(
+            ["round", "environment steps", "policy steps", *[label for _, label in keys]],
+            [
+                [str(int(r["round"])), fmt(r.get("env_steps")), fmt(r.get("policy_steps"))]
+                + [fmt(r.get(k)) for k, _ in keys]
+                for r in rows
+            ],
+        ),
+        Figure(figure, "Real-environment return after each round against the environment steps collected."),
+    ]
 
 
 def write_report(folder: str | Path) -> tuple[Path, Path]:

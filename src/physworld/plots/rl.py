@@ -50,3 +50,33 @@ def rl_trajectory_plot(policy, oracle, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def online_curve_plot(rows: list[dict], path: Path) -> None:
+    """Learning online (physworld.online.curve's rows): the agent's real-environment return after each round
+    against the environment steps collected so far, beside the random policy's and the reference controller's
+    returns on the same evaluation episodes; the top axis counts the steps the learned agent chose."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    steps = [r["env_steps"] for r in rows]
+    for key, style, label in (
+        ("return_policy", "-o", "agent (actor)"),
+        ("return_planner", "-s", "planner"),
+        ("return_random", "--", "random"),
+        ("return_oracle", ":", "reference controller"),
+    ):
+        points = [(r["env_steps"], r[key]) for r in rows if key in r]
+        if points:
+            ax.plot(*zip(*points), style, ms=4, label=label)
+    ax.set(xlabel="environment steps collected", ylabel="real-environment return (test episodes)")
+    for r in rows:
+        ax.annotate(f"r{int(r['round'])}", (r["env_steps"], r.get("return_policy", 0.0)), fontsize=6)
+    if steps:
+        top = ax.secondary_xaxis("top")
+        top.set_xticks(steps, [f"{int(r.get('policy_steps', 0))}" for r in rows], fontsize=6)
+        top.set_xlabel("of them chosen by the agent (policy steps)", fontsize=7)
+    if ax.get_lines():
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
