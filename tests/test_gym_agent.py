@@ -101,5 +101,5 @@ def test_the_agent_moves_only_the_environment_s_actions(make_cfg, pendulum_model
     assert phase.action_mask.tolist() == [1.0, 0.0]  # Pendulum-v1 has one action; the dataset's other is 0
     z, hidden = torch.randn(3, 16, 16, 16), torch.randn(3, 16, 16, 16)
     assert (phase(z, hidden)[:, 1] == 0).all()
-    planned = phase.plan(z, phase.dynamics.initial_state(z))
+    planned = phase.plan(z, phase.dynamics.initial_state(z)).action
     assert (planned[:, 1] == 0).all() and planned.shape == (3, 2)

@@ -303,6 +303,22 @@ def test_planner_policy_acts_through_the_model_with_its_settings(make_cfg, world
     action = policy(observations, [{}, {}])
     assert action.shape == (2, 2) and np.abs(action).max() <= 1.0
     assert steps == [2 * 6] * (4 * phase.hparams.phase["planner"]["iterations"])  # 2 envs x 6 candidates
+    # warm start (the default): the next step's search starts from this plan shifted by one step; a new episode
+    # starts from 0 again
+    assert policy.mean.shape == (2, 4, 2) and (policy.mean[:, -1] == 0).all()
+    seen = []
+    plan = phase.plan
+    phase.plan = lambda z, state, mean=None: seen.append(mean) or plan(z, state, mean)
+    policy(observations, [{}, {}])
+    assert seen[0] is not None and seen[0].shape == (2, 4, 2)
+    policy.reset(2)
+    policy(observations, [{}, {}])
+    assert seen[1] is None
+    phase.hparams.phase["planner"]["warm_start"] = False
+    policy.reset(2)
+    policy(observations, [{}, {}])
+    policy(observations, [{}, {}])
+    assert seen[2:] == [None, None] and policy.mean is None
 
 
 def test_bad_rl_inputs_fail_with_one_line(make_cfg, world_model):
@@ -314,7 +330,8 @@ def test_bad_rl_inputs_fail_with_one_line(make_cfg, world_model):
     for override, says in (
         ("phase.eval_policies=[actor,oracle]", r"phase.eval_policies=\['actor', 'oracle'\] is not accepted"),
         ("phase.eval_policies=[]", "a non-empty list"),
-        ("phase.planner.elites=600", "at most phase.planner.candidates=500"),
+        ("phase.planner.elites=600", "at most phase.planner.candidates=32"),
+        ("phase.planner.warm_start=1", "phase.planner.warm_start=1 is not accepted: true or false"),
         ("phase.eval_policies=[planner]", "phase.monitor='val/policy_regret' is not accepted"),
     ):
         with pytest.raises(ConfigError, match=says):

@@ -147,7 +147,8 @@ def check_eval_policies(cfg: DictConfig) -> None:
         lambda v: v <= cfg.phase.planner.candidates,
         f"at most phase.planner.candidates={cfg.phase.planner.candidates}",
     )
-    require(cfg, "phase.planner.terminal_value", lambda v: isinstance(v, bool), "true or false")
+    for key in ("terminal_value", "warm_start"):
+        require(cfg, f"phase.planner.{key}", lambda v: isinstance(v, bool), "true or false")
     env_id = cfg.phase.get("env_id")
     if env_id:
         from physworld.envs.gym_pixels import REFERENCE_CONTROLLERS  # gymnasium: only for dataset=gym

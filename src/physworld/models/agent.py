@@ -48,8 +48,12 @@ class LatentHead(nn.Module):
         # Latents are small (std ~0.1 for a trained VQ-VAE): normalised per sample, the maps' logits are not ~0
         # at the start, so the softmax is not uniform and the keypoints move from the first steps. (Plain ops,
         # not nn.GroupNorm: its CPU backward crashed on the channels-last latents the quantiser returns.)
+        # The unbiased std as the norm of the centred values over sqrt(n - 1): x.std(dim=(1, 2, 3)) is the same
+        # number, but torch's CPU kernel for it is many times slower, and the planner calls this head at every
+        # imagined step (docs/results.md, the planner's milliseconds per action).
         x = x - x.mean(dim=(1, 2, 3), keepdim=True)
-        x = x / (x.std(dim=(1, 2, 3), keepdim=True) + 1e-5)
+        std = torch.linalg.vector_norm(x, dim=(1, 2, 3), keepdim=True) / max(x[0].numel() - 1, 1) ** 0.5
+        x = x / (std + 1e-5)
         attention = torch.softmax(self.maps(x).flatten(2) * self.log_temperature.exp(), dim=-1)  # (B, K, h*w)
         ys = (torch.arange(h, device=x.device, dtype=x.dtype) + 0.5) / h * 2 - 1
         xs = (torch.arange(w, device=x.device, dtype=x.dtype) + 0.5) / w * 2 - 1

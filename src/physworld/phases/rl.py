@@ -40,7 +40,7 @@ from torchmetrics import MeanMetric
 from physworld.data.scenes import goal_reach as world
 from physworld.envs.episodes import Episodes, OraclePolicy, RandomPolicy, run_episodes
 from physworld.models.agent import Actor, Critic, RewardPredictor, lambda_returns, split_lambda_returns
-from physworld.models.planner import PlannerSettings, cem_plan
+from physworld.models.planner import Plan, PlannerSettings, cem_plan, shifted
 from physworld.phases.base import WorldModelPhase, build_frame_head
 from physworld.phases.prediction import build_dynamics
 
@@ -362,10 +362,11 @@ class RLPhase(WorldModelPhase):
         return {f"{stage}/{k}": v for k, v in out.items()}
 
     @torch.no_grad()
-    def plan(self, z: torch.Tensor, state: list[torch.Tensor]) -> torch.Tensor:
-        """The planner's action (B, A) from model states z (B, C, h, w) and hidden per layer (B, Hc, h, w): CEM
-        over phase.planner.horizon imagined steps of the frozen dynamics, scored by the reward model and, with
-        phase.planner.terminal_value, the critic's value of the last imagined state."""
+    def plan(self, z: torch.Tensor, state: list[torch.Tensor], mean: torch.Tensor | None = None) -> Plan:
+        """The planner's plan from model states z (B, C, h, w) and hidden per layer (B, Hc, h, w): CEM over
+        phase.planner.horizon imagined steps of the frozen dynamics, scored by the reward model and, with
+        phase.planner.terminal_value, the critic's value of the last imagined state; its action (B, A) and mean
+        sequence (B, H, A). `mean`: the search's start (a warm start), None: 0."""
         phase = self.hparams.phase
         cfg = phase["planner"]
         settings = PlannerSettings(
@@ -383,8 +384,10 @@ class RLPhase(WorldModelPhase):
             return self.critic(torch.cat([z, state[-1]], dim=1))
 
         terminal = value if cfg["terminal_value"] else None
-        plan = cem_plan(step, self.reward_model, z, state, self.spec.dynamics.action_dim, settings, terminal)
-        return plan * self.action_mask
+        found = cem_plan(
+            step, self.reward_model, z, state, self.spec.dynamics.action_dim, settings, terminal, mean
+        )
+        return Plan(action=found.action * self.action_mask, mean=found.mean * self.action_mask)
 
 
 class LatentPolicy:
@@ -417,10 +420,23 @@ class LatentPolicy:
 
 class PlannerPolicy(LatentPolicy):
     """The planner in the real environment: the same encoding and hidden state as the actor's, then CEM in the
-    model (RLPhase.plan) instead of the actor's tanh(mean)."""
+    model (RLPhase.plan) instead of the actor's tanh(mean). With phase.planner.warm_start, each step's search
+    starts from the previous step's plan shifted by one step (models/planner.py: shifted); an episode's first
+    from 0."""
+
+    def __init__(self, phase: RLPhase):
+        super().__init__(phase)
+        self.mean: torch.Tensor | None = None  # (E, H, A) the previous step's plan, shifted
+
+    def reset(self, num_envs: int) -> None:
+        super().reset(num_envs)
+        self.mean = None
 
     def act(self, z: torch.Tensor, state: list[torch.Tensor]) -> torch.Tensor:
-        return self.phase.plan(z, state)
+        found = self.phase.plan(z, state, self.mean)
+        if self.phase.hparams.phase["planner"].get("warm_start", False):
+            self.mean = shifted(found.mean)
+        return found.action
 
 
 # phase.eval_policies: the policy of each name, and its metric keys (return, regret, gap closed, ms per action);
