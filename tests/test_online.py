@@ -195,3 +195,9 @@ def test_a_collected_round_is_not_collected_again(tmp_path):
     stamp = file.stat().st_mtime_ns
     assert collect_round(tmp_path, 0, settings, seed=0, agent=None) == record
     assert file.stat().st_mtime_ns == stamp
+    # the same seed plays the same episodes elsewhere; another seed others
+    for other, same in ((tmp_path / "again", True), (tmp_path / "seed1", False)):
+        collect_round(other, 0, settings, seed=0 if same else 1, agent=None)
+        a, b = (np.load(root / "episodes" / "train" / "r00_00001.npz") for root in (tmp_path, other))
+        assert np.array_equal(a["states"], b["states"]) == same
+        assert np.array_equal(a["actions"], b["actions"]) == same

@@ -132,8 +132,7 @@ def collect_round(
         (staging / split).mkdir(parents=True, exist_ok=True)
         if n == 0:
             continue
-        seeds = episode_seeds(seed, settings.env_id, round_index, split, n)
-        rng = np.random.default_rng([seed, round_index, SPLITS.index(split), 7])  # the exploration noise
+        seeds, rng = streams(seed, settings.env_id, round_index, split, n)
         for i, arrays in enumerate(play(settings.env_id, policy, seeds, settings.episode_frames, noise, rng)):
             save(staging / split / f"{name}_{i:05d}.npz", arrays, settings.env_id)
             env_steps += len(arrays["frames"]) - 1
@@ -156,10 +155,14 @@ def collect_round(
     return record
 
 
-def episode_seeds(seed: int, env_id: str, round_index: int, split: str, n: int) -> list[int]:
-    """Reset seeds of a round's episodes of a split, apart per (data seed, environment, round, split)."""
+def streams(
+    seed: int, env_id: str, round_index: int, split: str, n: int
+) -> tuple[list[int], np.random.Generator]:
+    """The reset seeds of a round's n episodes of a split and the generator of their exploration noise, both
+    drawn from one seed sequence apart per (data seed, environment, round, split)."""
     sequence = np.random.SeedSequence([seed, zlib.crc32(env_id.encode()), round_index, SPLITS.index(split)])
-    return [int(s) for s in sequence.generate_state(n, np.uint32)]
+    seeds = [int(s) for s in sequence.generate_state(n, np.uint32)]
+    return seeds, np.random.default_rng(sequence.spawn(1)[0])
 
 
 def random_policy(seed: int, round_index: int, env_id: str):
