@@ -330,7 +330,7 @@ def test_bad_rl_inputs_fail_with_one_line(make_cfg, world_model):
     for override, says in (
         ("phase.eval_policies=[actor,oracle]", r"phase.eval_policies=\['actor', 'oracle'\] is not accepted"),
         ("phase.eval_policies=[]", "a non-empty list"),
-        ("phase.planner.elites=600", "at most phase.planner.candidates=32"),
+        ("phase.planner.elites=600", "at most phase.planner.candidates=16"),
         ("phase.planner.warm_start=1", "phase.planner.warm_start=1 is not accepted: true or false"),
         ("phase.eval_policies=[planner]", "phase.monitor='val/policy_regret' is not accepted"),
     ):
