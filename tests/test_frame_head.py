@@ -24,7 +24,9 @@ def disc(cx: float, cy: float, radius: float, colour=(0.9, 0.3, 0.6), background
 
 
 @pytest.mark.parametrize("output", ["warp", "composite"])
-@pytest.mark.parametrize("sampling,flow_grid", [("bilinear", 1), ("bicubic", 1), ("nearest", 1), ("bilinear", 4)])
+@pytest.mark.parametrize(
+    "sampling,flow_grid", [("bilinear", 1), ("bicubic", 1), ("nearest", 1), ("bilinear", 4)]
+)
 def test_frame_head_at_initialisation_reproduces_copy_last_exactly(output, sampling, flow_grid):
     torch.manual_seed(0)
     head = FrameHead(16, (8, 12), output, sampling, flow_grid)
@@ -64,7 +66,9 @@ def test_nearest_warp_copies_whole_pixels_and_passes_bilinears_gradient():
     values = frame.unique()
     off = lambda x: (x.flatten()[:, None] - values[None]).abs().min(1).values.max()  # noqa: E731 (farthest value)
     moved = warp(frame, flow, "nearest")
-    assert off(moved) < 1e-6  # (up to rounding: the straight-through sum adds and takes away bilinear's value)
+    assert (
+        off(moved) < 1e-6
+    )  # (up to rounding: the straight-through sum adds and takes away bilinear's value)
     assert off(warp(frame, flow.detach(), "bilinear")) > 0.1
     moved.sum().backward()
     nearest_grad = flow.grad.clone()
@@ -83,7 +87,9 @@ def test_flow_grid_moves_each_cell_as_one():
         torch.manual_seed(0)
         head = FrameHead(16, (8, 12), "warp", "bilinear", grid)
         torch.nn.init.normal_(head.out.weight, std=0.5)
-        flows[grid] = head(torch.randn(1, 1, 16, 8, 8), torch.randn(1, 16, 8, 8), torch.rand(1, 3, 64, 64)).flow[0, 0]
+        flows[grid] = head(
+            torch.randn(1, 1, 16, 8, 8), torch.randn(1, 16, 8, 8), torch.rand(1, 3, 64, 64)
+        ).flow[0, 0]
     # piecewise linear between cell centres: its second difference vanishes away from them
     assert flows[8].diff(n=2, dim=-1)[..., 4:10].abs().max() < 1e-5
     assert flows[1].diff(dim=-1).abs().max() > 4 * flows[8].diff(dim=-1).abs().max()
@@ -192,6 +198,49 @@ def test_prediction_with_a_frame_head_starts_from_a_pixel_decoders_vqvae_and_loa
         torch.cat([frames, frames[:, -1:].expand(2, 5, 3, 64, 64)], 1), actions, context_frames=2, horizon=5
     )
     torch.testing.assert_close(ours.frames, theirs["pred_frames"].clamp(0, 1))
+
+
+def test_head_latents_encoded_trains_the_head_on_the_true_future_and_leaves_the_dynamics_alone(
+    recon_run, make_cfg
+):
+    """phase.head_latents: with `predicted` the photometric loss reaches the dynamics through the head; with
+    `encoded` training draws the encoded future frames' latents and the dynamics gets nothing from it, while
+    evaluation (no gradient) draws and scores the predicted latents in both."""
+    from physworld.phases.prediction import PredictionPhase
+    from physworld.run import plain
+
+    init = recon_run / "checkpoints" / "last.ckpt"
+    torch.manual_seed(0)
+    batch = {"frames": torch.rand(2, 7, 3, 64, 64), "actions": torch.randn(2, 7, 2)}
+    outs = {}
+    for mode in ("predicted", "encoded"):
+        cfg = make_cfg(
+            "debug=tiny",
+            "phase=prediction",
+            f"phase.init_from={init}",
+            "model.decoder.output=warp",
+            "phase.photo_weight=1",
+            "phase.pred_weight=0",
+            "phase.dynamics_l2=0",
+            f"phase.head_latents={mode}",
+        )
+        torch.manual_seed(1)  # the same dynamics and head in both
+        phase = PredictionPhase(model=plain(cfg.model), phase=plain(cfg.phase))
+        phase.setup("fit")
+        torch.nn.init.normal_(phase.frame_head.out.weight, std=0.1)  # a flow that depends on the latents
+        train = phase.compute_losses(batch)
+        train["loss"].backward()
+        dynamics = sum(float(p.grad.abs().sum()) for p in phase.dynamics.parameters() if p.grad is not None)
+        head = float(phase.frame_head.out.weight.grad.abs().sum())
+        with torch.no_grad():
+            evaluation = phase.compute_losses(batch)
+        outs[mode] = (train, dynamics, head, evaluation)
+    assert outs["predicted"][1] > 0 and outs["predicted"][2] > 0
+    assert outs["encoded"][1] == 0 and outs["encoded"][2] > 0
+    assert "pred_frames" in outs["predicted"][0] and "pred_frames" not in outs["encoded"][0]
+    assert outs["encoded"][0]["pred_photo"] != outs["predicted"][0]["pred_photo"]  # drawn from other latents
+    for key in ("pred_frames", "pred_photo", "pred_frame_mse"):
+        assert torch.equal(outs["encoded"][3][key], outs["predicted"][3][key]), key
 
 
 def test_frame_loop_experiment_prints_the_rollout_table(tmp_path):

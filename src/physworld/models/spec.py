@@ -33,7 +33,11 @@ SAMPLINGS = ("bilinear", "bicubic", "nearest")  # how the frame head's warp samp
 # the key existed) had the behaviour the code had then. A composed config always has them (the YAML does).
 ADDED_LATER = {
     "vq": {"groups": 1},  # one codebook
-    "decoder": {"output": "pixels", "sampling": "bilinear", "flow_grid": 1},  # the VQ-VAE's decoder draws every frame
+    "decoder": {
+        "output": "pixels",
+        "sampling": "bilinear",
+        "flow_grid": 1,
+    },  # the VQ-VAE's decoder draws every frame
     "dynamics": {"output": "latent", "feedback": "straight_through", "token_head": "linear"},
 }
 
