@@ -205,7 +205,8 @@ def test_head_latents_encoded_trains_the_head_on_the_true_future_and_leaves_the_
 ):
     """phase.head_latents: with `predicted` the photometric loss reaches the dynamics through the head; with
     `encoded` training draws the encoded future frames' latents and the dynamics gets nothing from it, while
-    evaluation (no gradient) draws and scores the predicted latents in both."""
+    evaluation (no gradient) draws and scores the predicted latents in both; phase.dynamics_photo then trains the
+    dynamics on the predictions drawn by the head held fixed (the head's gradient does not change)."""
     from physworld.phases.prediction import PredictionPhase
     from physworld.run import plain
 
@@ -213,7 +214,7 @@ def test_head_latents_encoded_trains_the_head_on_the_true_future_and_leaves_the_
     torch.manual_seed(0)
     batch = {"frames": torch.rand(2, 7, 3, 64, 64), "actions": torch.randn(2, 7, 2)}
     outs = {}
-    for mode in ("predicted", "encoded"):
+    for mode, dynamics_photo in (("predicted", 0), ("encoded", 0), ("encoded+", 1)):
         cfg = make_cfg(
             "debug=tiny",
             "phase=prediction",
@@ -222,7 +223,8 @@ def test_head_latents_encoded_trains_the_head_on_the_true_future_and_leaves_the_
             "phase.photo_weight=1",
             "phase.pred_weight=0",
             "phase.dynamics_l2=0",
-            f"phase.head_latents={mode}",
+            f"phase.head_latents={mode.rstrip('+')}",
+            f"phase.dynamics_photo={dynamics_photo}",
         )
         torch.manual_seed(1)  # the same dynamics and head in both
         phase = PredictionPhase(model=plain(cfg.model), phase=plain(cfg.phase))
@@ -241,6 +243,8 @@ def test_head_latents_encoded_trains_the_head_on_the_true_future_and_leaves_the_
     assert outs["encoded"][0]["pred_photo"] != outs["predicted"][0]["pred_photo"]  # drawn from other latents
     for key in ("pred_frames", "pred_photo", "pred_frame_mse"):
         assert torch.equal(outs["encoded"][3][key], outs["predicted"][3][key]), key
+    assert outs["encoded+"][1] > 0 and outs["encoded+"][2] == outs["encoded"][2]
+    assert "pred_photo_dynamics" in outs["encoded+"][0] and "pred_photo_dynamics" not in outs["encoded"][0]
 
 
 def test_frame_loop_experiment_prints_the_rollout_table(tmp_path):

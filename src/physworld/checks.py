@@ -34,7 +34,7 @@ def check_dynamics(cfg: DictConfig, files: bool = True) -> None:
     )
     for key in ("phase.pred_weight", "phase.recon_weight", "phase.dynamics_l2"):
         require(cfg, key, non_negative_number, "a non-negative number")
-    for key in ("phase.frame_weight", "phase.photo_weight", "phase.flow_smoothness"):  # losses on frames
+    for key in ("phase.frame_weight", "phase.photo_weight", "phase.flow_smoothness", "phase.dynamics_photo"):
         if OmegaConf.select(cfg, key) is not None:
             require(cfg, key, non_negative_number, "a non-negative number")
     if OmegaConf.select(cfg, "phase.photo_scales") is not None:

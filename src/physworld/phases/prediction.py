@@ -45,6 +45,7 @@ TRAIN_TERMS = (
     "pred_frame_mse",
     "pred_photo",
     "pred_photo_worst",
+    "pred_photo_dynamics",
     "flow_smoothness",
     "recon_l1",
     "vq_loss",
@@ -232,6 +233,20 @@ class PredictionPhase(WorldModelPhase):
                     # edges where the true frame has them: the flow lives on the predicted frame's grid
                     out["flow_smoothness"] = flow_smoothness(flow.flatten(0, 1), target.flatten(0, 1))
                     loss = loss + weights["flow_smoothness"] * out["flow_smoothness"]
+                if pred_frames is None and phase.get("dynamics_photo", 0.0):
+                    # the predictions drawn by the head as it is (its weights held), so this loss trains the
+                    # dynamics toward latents the head draws right, and teaches the head nothing
+                    held = {name: p.detach() for name, p in self.frame_head.named_parameters()}
+                    drawn_pred = torch.func.functional_call(
+                        self.frame_head, held, (pred, latents[:, c - 1], frames[:, c - 1])
+                    ).frames
+                    out["pred_photo_dynamics"] = photometric_loss(
+                        drawn_pred.flatten(0, 1),
+                        target.flatten(0, 1),
+                        phase.get("photo_scales", (1,)),
+                        phase.get("photo_worst", 0.0),
+                    )["photo"]
+                    loss = loss + phase["dynamics_photo"] * out["pred_photo_dynamics"]
             if pred_frames is not None:
                 out["pred_frame_mse"] = (pred_frames.detach().clamp(0, 1) - target).pow(2).mean()
                 out["pred_frames"] = pred_frames.detach()
