@@ -81,11 +81,15 @@ def test_lightning_log_lines_print_once(tmp_path):
         ),
         ("phase=nope", "phase='nope' is not accepted: one of ['comprehensive', 'prediction', "),
         ("phase.batch_size=-4", "phase.batch_size=-4 is not accepted: a positive integer"),
+        (
+            "phase=prediction phase.head_latents=true",
+            "phase.head_latents=True is not accepted: one of ['predicted', 'encoded']",
+        ),
         ("ckpt_path=/no/such.ckpt", "ckpt_path='/no/such.ckpt': no such checkpoint file"),
     ],
 )
 def test_bad_input_is_one_clear_line(tmp_path, override, expected):
-    result = run(["train.py", "debug=tiny", override], tmp_path)
+    result = run(["train.py", "debug=tiny", *override.split()], tmp_path)
     assert result.returncode != 0
     assert expected in result.stderr
     assert "Traceback" not in result.stderr

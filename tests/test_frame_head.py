@@ -24,10 +24,12 @@ def disc(cx: float, cy: float, radius: float, colour=(0.9, 0.3, 0.6), background
 
 
 @pytest.mark.parametrize("output", ["warp", "composite"])
-@pytest.mark.parametrize("sampling", ["bilinear", "bicubic"])
-def test_frame_head_at_initialisation_reproduces_copy_last_exactly(output, sampling):
+@pytest.mark.parametrize(
+    "sampling,flow_grid", [("bilinear", 1), ("bicubic", 1), ("nearest", 1), ("bilinear", 4)]
+)
+def test_frame_head_at_initialisation_reproduces_copy_last_exactly(output, sampling, flow_grid):
     torch.manual_seed(0)
-    head = FrameHead(16, (8, 12), output, sampling)
+    head = FrameHead(16, (8, 12), output, sampling, flow_grid)
     last = torch.rand(2, 3, 64, 64)
     out = head(torch.randn(2, 4, 16, 8, 8), torch.randn(2, 16, 8, 8), last)
     assert out.frames.shape == (2, 4, 3, 64, 64) and out.flow.shape == (2, 4, 2, 64, 64)
@@ -51,9 +53,46 @@ def test_warp_by_a_whole_pixel_flow_moves_a_disc_there():
     frame = disc(20.5, 30.5, 4.0)
     # backward flow: the prediction at p is the frame at p + flow, so a flow of (-6, +3) moves the disc by (+6, -3)
     flow = torch.tensor([-6.0, 3.0]).view(1, 2, 1, 1).expand(1, 2, 64, 64)
-    for mode in ("bilinear", "bicubic"):
+    for mode in ("bilinear", "bicubic", "nearest"):
         moved = warp(frame, flow, mode)
         torch.testing.assert_close(moved, disc(26.5, 27.5, 4.0), atol=1e-5, rtol=0)
+
+
+def test_nearest_warp_copies_whole_pixels_and_passes_bilinears_gradient():
+    """A fractional shift: nearest sampling draws only values of the frame (no blurred mixes of two pixels),
+    while the flow gets bilinear's gradient (a nearest sample's own is zero)."""
+    frame = disc(20.5, 30.5, 4.0)
+    flow = torch.full((1, 2, 64, 64), 0.4, requires_grad=True)
+    values = frame.unique()
+    off = lambda x: (x.flatten()[:, None] - values[None]).abs().min(1).values.max()  # noqa: E731 (farthest value)
+    moved = warp(frame, flow, "nearest")
+    assert (
+        off(moved) < 1e-6
+    )  # (up to rounding: the straight-through sum adds and takes away bilinear's value)
+    assert off(warp(frame, flow.detach(), "bilinear")) > 0.1
+    moved.sum().backward()
+    nearest_grad = flow.grad.clone()
+    flow.grad = None
+    warp(frame, flow, "bilinear").sum().backward()
+    torch.testing.assert_close(nearest_grad, flow.grad)
+    assert nearest_grad.abs().sum() > 0
+
+
+def test_flow_grid_moves_each_cell_as_one():
+    """flow_grid=8: the head's flow is one vector per 8 x 8 cell, interpolated between cell centres, so it has
+    no detail finer than a cell (a flow per pixel does, from its random last conv)."""
+    torch.manual_seed(0)
+    flows = {}
+    for grid in (1, 8):
+        torch.manual_seed(0)
+        head = FrameHead(16, (8, 12), "warp", "bilinear", grid)
+        torch.nn.init.normal_(head.out.weight, std=0.5)
+        flows[grid] = head(
+            torch.randn(1, 1, 16, 8, 8), torch.randn(1, 16, 8, 8), torch.rand(1, 3, 64, 64)
+        ).flow[0, 0]
+    # piecewise linear between cell centres: its second difference vanishes away from them
+    assert flows[8].diff(n=2, dim=-1)[..., 4:10].abs().max() < 1e-5
+    assert flows[1].diff(dim=-1).abs().max() > 4 * flows[8].diff(dim=-1).abs().max()
 
 
 def translation_gradient(scales, dx: float) -> torch.Tensor:
@@ -159,6 +198,53 @@ def test_prediction_with_a_frame_head_starts_from_a_pixel_decoders_vqvae_and_loa
         torch.cat([frames, frames[:, -1:].expand(2, 5, 3, 64, 64)], 1), actions, context_frames=2, horizon=5
     )
     torch.testing.assert_close(ours.frames, theirs["pred_frames"].clamp(0, 1))
+
+
+def test_head_latents_encoded_trains_the_head_on_the_true_future_and_leaves_the_dynamics_alone(
+    recon_run, make_cfg
+):
+    """phase.head_latents: with `predicted` the photometric loss reaches the dynamics through the head; with
+    `encoded` training draws the encoded future frames' latents and the dynamics gets nothing from it, while
+    evaluation (no gradient) draws and scores the predicted latents in both; phase.dynamics_photo then trains the
+    dynamics on the predictions drawn by the head held fixed (the head's gradient does not change)."""
+    from physworld.phases.prediction import PredictionPhase
+    from physworld.run import plain
+
+    init = recon_run / "checkpoints" / "last.ckpt"
+    torch.manual_seed(0)
+    batch = {"frames": torch.rand(2, 7, 3, 64, 64), "actions": torch.randn(2, 7, 2)}
+    outs = {}
+    for mode, dynamics_photo in (("predicted", 0), ("encoded", 0), ("encoded+", 1)):
+        cfg = make_cfg(
+            "debug=tiny",
+            "phase=prediction",
+            f"phase.init_from={init}",
+            "model.decoder.output=warp",
+            "phase.photo_weight=1",
+            "phase.pred_weight=0",
+            "phase.dynamics_l2=0",
+            f"phase.head_latents={mode.rstrip('+')}",
+            f"phase.dynamics_photo={dynamics_photo}",
+        )
+        torch.manual_seed(1)  # the same dynamics and head in both
+        phase = PredictionPhase(model=plain(cfg.model), phase=plain(cfg.phase))
+        phase.setup("fit")
+        torch.nn.init.normal_(phase.frame_head.out.weight, std=0.1)  # a flow that depends on the latents
+        train = phase.compute_losses(batch)
+        train["loss"].backward()
+        dynamics = sum(float(p.grad.abs().sum()) for p in phase.dynamics.parameters() if p.grad is not None)
+        head = float(phase.frame_head.out.weight.grad.abs().sum())
+        with torch.no_grad():
+            evaluation = phase.compute_losses(batch)
+        outs[mode] = (train, dynamics, head, evaluation)
+    assert outs["predicted"][1] > 0 and outs["predicted"][2] > 0
+    assert outs["encoded"][1] == 0 and outs["encoded"][2] > 0
+    assert "pred_frames" in outs["predicted"][0] and "pred_frames" not in outs["encoded"][0]
+    assert outs["encoded"][0]["pred_photo"] != outs["predicted"][0]["pred_photo"]  # drawn from other latents
+    for key in ("pred_frames", "pred_photo", "pred_frame_mse"):
+        assert torch.equal(outs["encoded"][3][key], outs["predicted"][3][key]), key
+    assert outs["encoded+"][1] > 0 and outs["encoded+"][2] == outs["encoded"][2]
+    assert "pred_photo_dynamics" in outs["encoded+"][0] and "pred_photo_dynamics" not in outs["encoded"][0]
 
 
 def test_frame_loop_experiment_prints_the_rollout_table(tmp_path):

@@ -20,6 +20,8 @@ from physworld.phases import PHASE_NAMES, declared, phase_class
 from physworld.require import non_negative_int, non_negative_number, positive_int, positive_number, require
 from physworld.resolve import PRECISIONS, resolve_ckpt_path
 
+HEAD_LATENTS = ("predicted", "encoded")  # phase.head_latents: what the frame losses train the frame head on
+
 
 def check_dynamics(cfg: DictConfig, files: bool = True) -> None:
     """The keys of the phases that train the ConvGRU dynamics (their class declares trains_dynamics)."""
@@ -32,7 +34,7 @@ def check_dynamics(cfg: DictConfig, files: bool = True) -> None:
     )
     for key in ("phase.pred_weight", "phase.recon_weight", "phase.dynamics_l2"):
         require(cfg, key, non_negative_number, "a non-negative number")
-    for key in ("phase.frame_weight", "phase.photo_weight", "phase.flow_smoothness"):  # losses on frames
+    for key in ("phase.frame_weight", "phase.photo_weight", "phase.flow_smoothness", "phase.dynamics_photo"):
         if OmegaConf.select(cfg, key) is not None:
             require(cfg, key, non_negative_number, "a non-negative number")
     if OmegaConf.select(cfg, "phase.photo_scales") is not None:
@@ -44,6 +46,8 @@ def check_dynamics(cfg: DictConfig, files: bool = True) -> None:
         )
     if OmegaConf.select(cfg, "phase.photo_worst") is not None:
         require(cfg, "phase.photo_worst", lambda v: non_negative_number(v) and v <= 1, "a number in [0, 1]")
+    if OmegaConf.select(cfg, "phase.head_latents") is not None:
+        require(cfg, "phase.head_latents", lambda v: v in HEAD_LATENTS, f"one of {list(HEAD_LATENTS)}")
     frames = cfg.phase.context_frames + len(cfg.phase.loss_weights)
     require(
         cfg,

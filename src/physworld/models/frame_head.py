@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 OUTPUTS = ("pixels", "warp", "composite")  # model.decoder.output (pixels: the VQ-VAE's own decoder)
-SAMPLINGS = ("bilinear", "bicubic")
+SAMPLINGS = ("bilinear", "bicubic", "nearest")
 
 
 class HeadOutput(NamedTuple):
@@ -46,7 +46,9 @@ class HeadOutput(NamedTuple):
 
 def warp(frames: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
     """frames (N, 3, H, W), flow (N, 2, H, W) in pixels -> frames sampled at p + flow(p) (N, 3, H, W).
-    Outside the frame the border pixel repeats (the scenes' backgrounds are uniform near the border)."""
+    Outside the frame the border pixel repeats (the scenes' backgrounds are uniform near the border). mode
+    "nearest" copies whole pixels (no blur) and passes bilinear's gradient to the flow straight through (a
+    nearest sample's own gradient with respect to the flow is zero)."""
     _, _, h, w = frames.shape
     # pixel (i, j) -> grid_sample's normalised coordinates (align_corners=False: -1 and 1 are the outer edges, so
     # pixel centres are (2j + 1) / W - 1): for a power-of-two side every step is exact in floating point, and a
@@ -55,21 +57,32 @@ def warp(frames: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> to
     xs = (2 * torch.arange(w, device=flow.device, dtype=flow.dtype) + 1) / w - 1
     base = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # (H, W, 2) as (x, y)
     scale = torch.tensor([2.0 / w, 2.0 / h], device=flow.device, dtype=flow.dtype)  # pixels -> normalised
-    grid = base + flow.permute(0, 2, 3, 1) * scale  # (N, H, W, 2)
-    return F.grid_sample(frames, grid.to(frames.dtype), mode=mode, padding_mode="border", align_corners=False)
+    grid = (base + flow.permute(0, 2, 3, 1) * scale).to(frames.dtype)  # (N, H, W, 2)
+    sample = lambda m: F.grid_sample(frames, grid, mode=m, padding_mode="border", align_corners=False)  # noqa: E731
+    if mode != "nearest":
+        return sample(mode)
+    smooth = sample("bilinear")
+    return smooth + (sample("nearest") - smooth).detach()
 
 
 class FrameHead(nn.Module):
     """(z_hat (B, K, C, h, w) at K horizons, z_c (B, C, h, w), x_c (B, 3, H, W)) -> HeadOutput. Sizes from the
     model spec (hidden_channels: the encoder's, mirrored as in the decoder)."""
 
-    def __init__(self, latent_channels: int, hidden_channels: tuple[int, ...], output: str, sampling: str):
+    def __init__(
+        self,
+        latent_channels: int,
+        hidden_channels: tuple[int, ...],
+        output: str,
+        sampling: str,
+        flow_grid: int = 1,
+    ):
         super().__init__()
         if output not in OUTPUTS[1:]:
             raise ValueError(f"FrameHead output={output!r}: accepted one of {list(OUTPUTS[1:])}")
         if sampling not in SAMPLINGS:
             raise ValueError(f"FrameHead sampling={sampling!r}: accepted one of {list(SAMPLINGS)}")
-        self.output, self.sampling = output, sampling
+        self.output, self.sampling, self.flow_grid = output, sampling, flow_grid
         # the trunk stops at half the frame's side; its features are upsampled to the full side, where only two
         # narrow convs run beside x_c (most of the head's cost is at full resolution)
         widths = [2 * latent_channels, *reversed(hidden_channels)]
@@ -99,6 +112,10 @@ class FrameHead(nn.Module):
         last_frame = repeat(last_frame)
         out = self.out(x)  # (B*K, 2 or 6, H, W)
         flow = out[:, :2]
+        if self.flow_grid > 1:  # one flow per cell, interpolated back: neighbouring pixels move together
+            flow = F.interpolate(
+                F.avg_pool2d(flow, self.flow_grid), size=flow.shape[-2:], mode="bilinear", align_corners=False
+            )
         frames = warp(last_frame, flow, self.sampling)
         mask = None
         if self.output == "composite":

@@ -27,13 +27,17 @@ FRAME_OUTPUTS = (
     "warp",
     "composite",
 )  # how a predicted latent becomes a frame (models/frame_head.py)
-SAMPLINGS = ("bilinear", "bicubic")  # how the frame head's warp samples the last real frame
+SAMPLINGS = ("bilinear", "bicubic", "nearest")  # how the frame head's warp samples the last real frame
 
 # Keys added after the first checkpoints were written: a model config without one (a checkpoint saved before
 # the key existed) had the behaviour the code had then. A composed config always has them (the YAML does).
 ADDED_LATER = {
     "vq": {"groups": 1},  # one codebook
-    "decoder": {"output": "pixels", "sampling": "bilinear"},  # the VQ-VAE's decoder draws every frame
+    "decoder": {
+        "output": "pixels",
+        "sampling": "bilinear",
+        "flow_grid": 1,
+    },  # the VQ-VAE's decoder draws every frame
     "dynamics": {"output": "latent", "feedback": "straight_through", "token_head": "linear"},
 }
 
@@ -89,6 +93,11 @@ class DecoderSpec:
     sampling: str = _one_of(
         SAMPLINGS, network="frame_head"
     )  # the warp's interpolation of the last real frame
+    # the flow's grid in pixels: the head's flow averaged over flow_grid x flow_grid cells and interpolated back
+    # (1: a flow per pixel), so an object moves as a whole instead of folding or tearing
+    flow_grid: int = _setting(
+        "a positive power of two", lambda v: _positive_int(v) and v & (v - 1) == 0, True, network="frame_head"
+    )
 
 
 @dataclass(frozen=True)

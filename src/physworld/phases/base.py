@@ -52,7 +52,11 @@ def build_frame_head(spec: ModelSpec) -> FrameHead | None:
     if spec.decoder.output == "pixels":
         return None
     return FrameHead(
-        spec.vq.code_dim, spec.encoder.hidden_channels, spec.decoder.output, spec.decoder.sampling
+        spec.vq.code_dim,
+        spec.encoder.hidden_channels,
+        spec.decoder.output,
+        spec.decoder.sampling,
+        spec.decoder.flow_grid,
     )
 
 

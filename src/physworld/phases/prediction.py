@@ -45,6 +45,7 @@ TRAIN_TERMS = (
     "pred_frame_mse",
     "pred_photo",
     "pred_photo_worst",
+    "pred_photo_dynamics",
     "flow_smoothness",
     "recon_l1",
     "vq_loss",
@@ -200,14 +201,26 @@ class PredictionPhase(WorldModelPhase):
             # head's flow), else only a metric.
             weights = {key: phase.get(key, 0.0) for key in FRAME_LOSSES}
             target = frames[:, c : c + k]  # (B, K, 3, H, W)
-            with torch.set_grad_enabled(torch.is_grad_enabled() and any(weights.values())):
-                pred_frames, flow = self.predicted_frames(pred, latents[:, c - 1], frames[:, c - 1])
+            train_frames = torch.is_grad_enabled() and any(weights.values())
+            # head_latents=encoded: in training, the losses train the frame head on the encoded future frames (no
+            # gradient to the dynamics or the encoder through them), and the predictions are not drawn; in
+            # evaluation every loss and metric is on the predictions
+            if train_frames and phase.get("head_latents", "predicted") == "encoded":
+                pred_frames = None
+                drawn, flow = self.predicted_frames(
+                    latents[:, c : c + k].detach(), latents[:, c - 1].detach(), frames[:, c - 1]
+                )
+            else:
+                with torch.set_grad_enabled(train_frames):
+                    pred_frames, flow = self.predicted_frames(pred, latents[:, c - 1], frames[:, c - 1])
+                drawn = pred_frames  # what the losses compare with the truth
+            with torch.set_grad_enabled(train_frames):
                 if weights["frame_weight"]:
-                    out["pred_frame_loss"] = weighted_frame_loss(pred_frames, target, self.loss_weights)
+                    out["pred_frame_loss"] = weighted_frame_loss(drawn, target, self.loss_weights)
                     loss = loss + weights["frame_weight"] * out["pred_frame_loss"]
                 if weights["photo_weight"]:
                     terms = photometric_loss(
-                        pred_frames.flatten(0, 1),
+                        drawn.flatten(0, 1),
                         target.flatten(0, 1),
                         phase.get("photo_scales", (1,)),
                         phase.get("photo_worst", 0.0),
@@ -220,8 +233,23 @@ class PredictionPhase(WorldModelPhase):
                     # edges where the true frame has them: the flow lives on the predicted frame's grid
                     out["flow_smoothness"] = flow_smoothness(flow.flatten(0, 1), target.flatten(0, 1))
                     loss = loss + weights["flow_smoothness"] * out["flow_smoothness"]
-            out["pred_frame_mse"] = (pred_frames.detach().clamp(0, 1) - target).pow(2).mean()
-            out["pred_frames"] = pred_frames.detach()
+                if pred_frames is None and phase.get("dynamics_photo", 0.0):
+                    # the predictions drawn by the head as it is (its weights held), so this loss trains the
+                    # dynamics toward latents the head draws right, and teaches the head nothing
+                    held = {name: p.detach() for name, p in self.frame_head.named_parameters()}
+                    drawn_pred = torch.func.functional_call(
+                        self.frame_head, held, (pred, latents[:, c - 1], frames[:, c - 1])
+                    ).frames
+                    out["pred_photo_dynamics"] = photometric_loss(
+                        drawn_pred.flatten(0, 1),
+                        target.flatten(0, 1),
+                        phase.get("photo_scales", (1,)),
+                        phase.get("photo_worst", 0.0),
+                    )["photo"]
+                    loss = loss + phase["dynamics_photo"] * out["pred_photo_dynamics"]
+            if pred_frames is not None:
+                out["pred_frame_mse"] = (pred_frames.detach().clamp(0, 1) - target).pow(2).mean()
+                out["pred_frames"] = pred_frames.detach()
         if phase["recon_weight"] > 0:
             recon = self.vqvae.decode(latents.flatten(0, 1))
             target_frames = frames.flatten(0, 1)
