@@ -48,6 +48,13 @@ def check_dynamics(cfg: DictConfig, files: bool = True) -> None:
         require(cfg, "phase.photo_worst", lambda v: non_negative_number(v) and v <= 1, "a number in [0, 1]")
     if OmegaConf.select(cfg, "phase.head_latents") is not None:
         require(cfg, "phase.head_latents", lambda v: v in HEAD_LATENTS, f"one of {list(HEAD_LATENTS)}")
+        if cfg.model.decoder.output == "pixels":  # encoded trains a frame head, which pixels has none of
+            require(
+                cfg,
+                "phase.head_latents",
+                lambda v: v == "predicted",
+                "'predicted' with model.decoder.output=pixels (encoded needs warp or composite)",
+            )
     frames = cfg.phase.context_frames + len(cfg.phase.loss_weights)
     require(
         cfg,
