@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from physworld.metrics.codebook import CodebookUsage
+from physworld.models import vector_quantizer
 from physworld.models.vector_quantizer import VectorQuantizer
 
 
@@ -54,8 +55,10 @@ def test_gradients_reach_the_input_and_the_codebook():
     assert torch.allclose(z2.grad, torch.ones_like(z2))
 
 
-def test_no_scatter_ops_in_the_forward_pass():
-    # The MPS failure of the seed (Failure 1) came from scatter ops; none may appear in the quantiser.
+def test_no_scatter_ops_in_the_forward_pass(monkeypatch):
+    # The MPS failure of the seed (Failure 1) came from scatter ops; none may appear in the quantiser where the
+    # device is scatter-free (MPS: forced here, on the CPU, to take its code path).
+    monkeypatch.setattr(vector_quantizer, "scatter_free", lambda device: True)
     vq = VectorQuantizer(num_codes=8, code_dim=4, restart_dead_codes=True, restart_every=1)
     vq.train()
     seen = []
@@ -67,7 +70,28 @@ def test_no_scatter_ops_in_the_forward_pass():
 
     with Recorder():
         vq(torch.randn(2, 4, 3, 3))
-    assert seen and not [name for name in seen if "scatter" in name or "index_add" in name]
+    assert seen and not [n for n in seen if "scatter" in n or "index_add" in n or "bincount" in n]
+
+
+def test_counts_agree_with_the_scatter_free_path():
+    torch.manual_seed(0)
+    for shape, k in [((1000,), 7), ((3, 50, 8, 8), 512), ((20_000,), 1024)]:
+        indices = torch.randint(0, k, shape)
+        fast = VectorQuantizer.counts(indices, k)
+        assert fast.dtype == torch.float32 and fast.shape == (k,)
+        assert torch.equal(fast, VectorQuantizer.compare_counts(indices, k))
+        assert fast.sum().item() == indices.numel()
+    # a code past num_codes is not counted, as in the comparison
+    assert torch.equal(VectorQuantizer.counts(torch.tensor([0, 2, 5]), 3), torch.tensor([1.0, 0.0, 1.0]))
+
+
+def test_group_counts_agree_with_the_scatter_free_path(monkeypatch):
+    vq = VectorQuantizer(num_codes=16, code_dim=8, groups=4)
+    indices = torch.randint(0, 16, (500, 4)) + vq.offsets  # global row numbers, one per group
+    fast = vq.group_counts(indices)
+    monkeypatch.setattr(vector_quantizer, "scatter_free", lambda device: True)
+    slow = vq.group_counts(indices)
+    assert fast.shape == (64,) and torch.equal(fast, slow) and fast.sum().item() == 2000
 
 
 def test_codebook_usage_perplexity_and_dead_codes():

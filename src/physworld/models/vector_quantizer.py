@@ -37,7 +37,13 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-COUNT_CHUNK = 8192  # indices compared with the codes at a time in `counts`
+COUNT_CHUNK = 8192  # indices compared with the codes at a time in `compare_counts`
+
+
+def scatter_free(device: torch.device) -> bool:
+    """Whether code usage is counted without scatter ops (bincount, index_add) on `device`: on MPS, where they
+    were the seed's Failure 1."""
+    return device.type == "mps"
 
 
 def squared_distances(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -125,8 +131,17 @@ class VectorQuantizer(nn.Module):
 
     @staticmethod
     def counts(indices: torch.Tensor, num_codes: int) -> torch.Tensor:
-        """How often each code is used: indices (any shape) -> float (K,). A comparison with every code and a
-        sum, in chunks: no scatter (MPS), and a bool table of at most COUNT_CHUNK x K at a time."""
+        """How often each code 0..num_codes-1 is used: indices (any shape) -> float (K,). `torch.bincount`
+        where the device has it, else (`scatter_free`: MPS) `compare_counts`."""
+        flat = indices.reshape(-1)
+        if scatter_free(flat.device):
+            return VectorQuantizer.compare_counts(flat, num_codes)
+        return torch.bincount(flat, minlength=num_codes)[:num_codes].float()
+
+    @staticmethod
+    def compare_counts(indices: torch.Tensor, num_codes: int) -> torch.Tensor:
+        """`counts` without a scatter (MPS has no fast one): a comparison with every code and a sum, in chunks,
+        a bool table of at most COUNT_CHUNK x K at a time."""
         flat = indices.reshape(-1)
         codes = torch.arange(num_codes, device=flat.device)
         total = torch.zeros(num_codes, device=flat.device)
@@ -135,7 +150,10 @@ class VectorQuantizer(nn.Module):
         return total
 
     def group_counts(self, indices: torch.Tensor) -> torch.Tensor:
-        """Usage of each of the G * K codes, from indices (N, G): each group compared with its own K codes only."""
+        """Usage of each of the G * K codes, from indices (N, G) (global row numbers): one bincount, or on MPS each
+        group compared with its own K codes only."""
+        if not scatter_free(indices.device):  # global row numbers: one count over all G * K rows
+            return self.counts(indices, self.total_codes)
         local = indices - self.offsets  # (N, G) in 0..K-1
         codes = torch.arange(self.num_codes, device=indices.device)
         return (local[..., None] == codes).sum(0).flatten().float()  # (G * K,)
