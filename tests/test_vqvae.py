@@ -6,10 +6,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from physworld.models.build import build_vqvae
 from physworld.models.spec import ModelSpec
 from physworld.models.vqvae import VQVAE, Decoder, Encoder, parameter_counts
 from physworld.paths import CONFIG_DIR
-from physworld.phases.base import build_vqvae
 
 # model=default: the seed's sizes
 SEED = ModelSpec.from_config(OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "model" / "default.yaml")))

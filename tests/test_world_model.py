@@ -363,3 +363,15 @@ def test_export_with_wandb_logs_the_folder_as_an_artifact(tiny, tmp_path):
         b"MODEL_CARD.md",
     ):
         assert text in record, text
+
+
+def test_the_python_api_imports_neither_lightning_nor_hydra():
+    # physworld.world_model promises a model without Hydra or Lightning: importing it (and loading the package)
+    # must not load them. A fresh interpreter: this one has imported both for the other tests.
+    code = (
+        "import sys, physworld, physworld.world_model\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'lightning', 'hydra', 'pytorch_lightning'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"

@@ -19,10 +19,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hydra import compose as hydra_compose
-from hydra import initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -47,7 +43,13 @@ if not OmegaConf.has_resolver("physworld.config_groups"):
 def compose(config_name: str, overrides=(), *, keep_hydra: bool = False) -> DictConfig:
     """The config `configs/<config_name>.yaml` composed with `overrides`, as its command line (train.py,
     scripts/evaluate.py, ...) would see it. HydraConfig is set, so `${hydra:...}` interpolations resolve; the
-    hydra node is removed, as @hydra.main hands a task its config, unless keep_hydra."""
+    hydra node is removed, as @hydra.main hands a task its config, unless keep_hydra. (Hydra is imported here,
+    not with this module, which the Python API reads CONFIG_DIR from.)"""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = hydra_compose(config_name=config_name, overrides=list(overrides), return_hydra_config=True)

@@ -21,12 +21,12 @@ import numpy as np
 import torch
 
 from physworld.errors import CheckpointError
+from physworld.models.build import build_dynamics, build_frame_head, build_vqvae
 from physworld.models.convgru import LatentDynamics
 from physworld.models.frame_head import FrameHead
 from physworld.models.spec import ModelSpec
 from physworld.models.vqvae import VQVAE
 from physworld.phases import PHASE_NAMES
-from physworld.phases.base import build_frame_head, build_vqvae
 from physworld.phases.checkpoints import (
     NETWORKS,
     check_weights_fit,
@@ -35,7 +35,6 @@ from physworld.phases.checkpoints import (
     read_checkpoint,
     saved_spec,
 )
-from physworld.phases.prediction import build_dynamics
 
 KEY = "path"  # what load_world_model's errors call the argument
 

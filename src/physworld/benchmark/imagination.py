@@ -27,8 +27,8 @@ from collections.abc import Callable
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from physworld.models.build import build_dynamics
 from physworld.models.spec import ModelSpec
-from physworld.phases.prediction import build_dynamics
 
 
 def dynamics_rollout(cfg: DictConfig, device: torch.device, starts: int, horizon: int) -> Callable[[], int]:

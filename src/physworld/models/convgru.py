@@ -113,7 +113,7 @@ def codes_to_latent(
 
 class LatentDynamics(nn.Module):
     """A stack of ConvGRU cells predicting the next latent from the current latent and action. The sizes come
-    from the model spec (models/spec.py; phases/prediction.build_dynamics), so they have no defaults."""
+    from the model spec (models/spec.py; models/build.py), so they have no defaults."""
 
     def __init__(
         self,

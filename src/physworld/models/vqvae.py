@@ -65,7 +65,7 @@ class Decoder(nn.Module):
 
 
 class VQVAE(nn.Module):
-    """The sizes come from the model spec (models/spec.py; phases/base.build_vqvae), so they have no defaults."""
+    """The sizes come from the model spec (models/spec.py; models/build.py), so they have no defaults."""
 
     def __init__(
         self,

@@ -13,9 +13,9 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from physworld.errors import CheckpointError
-from physworld.models.frame_head import FrameHead
+from physworld.models.build import build_vqvae
 from physworld.models.spec import ModelSpec
-from physworld.models.vqvae import VQVAE, parameter_counts
+from physworld.models.vqvae import parameter_counts
 from physworld.phases.checkpoints import check_world_model_checkpoint, load_networks, read_checkpoint
 
 # How to run, not what to learn: kept out of the hyperparameters, so checkpoints do not depend on them.
@@ -28,36 +28,6 @@ AUTO_DEVICES = {
     "fused_adamw": ("cuda",),  # on CPU within noise of the plain AdamW (docs/results.md, Speed)
     "sync_free": ("cuda", "mps"),  # on a CPU reading a number back costs nothing
 }
-
-
-def build_vqvae(spec: ModelSpec) -> VQVAE:
-    vq = spec.vq
-    return VQVAE(
-        hidden_channels=spec.encoder.hidden_channels,
-        num_codes=vq.num_codes,
-        code_dim=vq.code_dim,
-        commitment_cost=vq.commitment_cost,
-        skip=spec.decoder.skip,
-        init_from_data=vq.init_from_data,
-        restart_dead_codes=vq.restart_dead_codes,
-        restart_threshold=vq.restart_threshold,
-        restart_every=vq.restart_every,
-        groups=vq.groups,
-    )
-
-
-def build_frame_head(spec: ModelSpec) -> FrameHead | None:
-    """The frame head of model.decoder.output=warp|composite (models/frame_head.py); None for pixels, where the
-    VQ-VAE's decoder draws the predicted frames."""
-    if spec.decoder.output == "pixels":
-        return None
-    return FrameHead(
-        spec.vq.code_dim,
-        spec.encoder.hidden_channels,
-        spec.decoder.output,
-        spec.decoder.sampling,
-        spec.decoder.flow_grid,
-    )
 
 
 # Networks only some phases have: label in the parameter counts -> attribute name.

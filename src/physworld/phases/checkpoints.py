@@ -14,6 +14,7 @@ import torch
 from omegaconf import OmegaConf
 
 from physworld.errors import CheckpointError, ConfigError
+from physworld.models.build import build_dynamics, build_frame_head, build_vqvae
 from physworld.models.spec import PART_NETWORKS, ModelSpec
 from physworld.paths import CONFIG_DIR
 from physworld.phases import phases_that
@@ -173,9 +174,6 @@ def check_weights_fit(spec: ModelSpec, state: dict, path: str, key: str) -> None
     """The networks of `spec` must have exactly the tensors `state` holds for them (names and shapes): checked on
     torch's meta device, where building allocates nothing, so a config with absurd sizes is refused (one line)
     before any memory goes to it."""
-    from physworld.phases.base import build_frame_head, build_vqvae
-    from physworld.phases.prediction import build_dynamics
-
     builders = {"vqvae": build_vqvae, "dynamics": build_dynamics, "frame_head": build_frame_head}
     for net, build in builders.items():
         prefix = f"{net}."

@@ -28,9 +28,8 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from physworld.metrics.frames import FrameMetrics
-from physworld.models.convgru import LatentDynamics
-from physworld.models.spec import ModelSpec
-from physworld.phases.base import WorldModelPhase, build_frame_head
+from physworld.models.build import build_dynamics, build_frame_head
+from physworld.phases.base import WorldModelPhase
 from physworld.phases.losses import flow_smoothness, photometric_loss, reconstruction_losses
 
 STAGES = ("val", "test")
@@ -50,23 +49,6 @@ TRAIN_TERMS = (
     "recon_l1",
     "vq_loss",
 )
-
-
-def build_dynamics(spec: ModelSpec) -> LatentDynamics:
-    dyn = spec.dynamics
-    return LatentDynamics(
-        latent_channels=spec.vq.code_dim,
-        hidden_channels=dyn.hidden_channels,
-        num_layers=dyn.num_layers,
-        kernel_size=dyn.kernel_size,
-        action_dim=dyn.action_dim,
-        residual=dyn.residual,
-        output=dyn.output,
-        num_codes=spec.vq.num_codes,
-        feedback=dyn.feedback,
-        groups=spec.vq.groups,
-        token_head=dyn.token_head,
-    )
 
 
 def weighted_latent_mse(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -308,17 +290,29 @@ class PredictionPhase(WorldModelPhase):
     # ------------------------------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def rollout(self, frames: torch.Tensor, actions: torch.Tensor, context_frames: int, horizon: int) -> dict:
+    def rollout(
+        self,
+        frames: torch.Tensor,
+        actions: torch.Tensor,
+        context_frames: int,
+        horizon: int,
+        encoded: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> dict:
         """Open-loop rollout for evaluation: frames (B, >= c + K, 3, H, W), actions (B, >= c + K, A) ->
         pred_frames (B, K, 3, H, W) (decoded or warped, not clamped), pred_latents and true_latents (B, K, C, h, w),
         last_latent (B, C, h, w): the latent of the last context frame (the copy-last baseline),
         floor_frames (B, K, 3, H, W): the true future codes decoded, through the frame head where there is one
         (the tokenizer floor: what a perfect dynamics would show through this VQ-VAE and head), and the codes
         pred_indices, true_indices, last_indices.
-        Token predictions are fed back by argmax: the rollout is deterministic."""
+        Token predictions are fed back by argmax: the rollout is deterministic. `encoded`: these frames' quantized
+        latents (B, >= c + K, C, h, w) and codes (B, >= c + K, G, h, w) where the caller has them already (the
+        evaluation encodes each split once), else they are encoded here."""
         b, c, k = frames.shape[0], context_frames, horizon
-        latents, indices, _ = self.vqvae.encode(frames[:, : c + k].flatten(0, 1))
-        latents, indices = latents.unflatten(0, (b, c + k)), indices.unflatten(0, (b, c + k))
+        if encoded is not None:
+            latents, indices = encoded[0][:, : c + k], encoded[1][:, : c + k]
+        else:
+            latents, indices, _ = self.vqvae.encode(frames[:, : c + k].flatten(0, 1))
+            latents, indices = latents.unflatten(0, (b, c + k)), indices.unflatten(0, (b, c + k))
         roll = self.dynamics.rollout(
             latents[:, :c], actions, horizon=k, codebook=self.codebook, feedback="argmax"
         )

@@ -40,9 +40,9 @@ from torchmetrics import MeanMetric
 from physworld.data.scenes import goal_reach as world
 from physworld.envs.episodes import Episodes, OraclePolicy, RandomPolicy, run_episodes
 from physworld.models.agent import Actor, Critic, RewardPredictor, lambda_returns, split_lambda_returns
+from physworld.models.build import build_dynamics, build_frame_head
 from physworld.models.planner import Plan, PlannerSettings, cem_plan, shifted
-from physworld.phases.base import WorldModelPhase, build_frame_head
-from physworld.phases.prediction import build_dynamics
+from physworld.phases.base import WorldModelPhase
 
 
 class RLPhase(WorldModelPhase):
