@@ -82,6 +82,10 @@ def test_prediction_checkpoint_writes_every_figure_and_metric(pred_eval, pred_ru
     ]
     assert set(record["figures"]) >= set(PNGS + ROLLOUT_PNGS + ["rollout_pendulum.gif"])
     assert record["parameters"]["total"] == sum(v for k, v in record["parameters"].items() if k != "total")
+    timings = record["timings"]  # seconds per part
+    parts = ("reconstruction", "rollouts", "probes", "counterfactual", "figures")
+    assert set(timings) == {*parts, "total"} and all(timings[p] >= 0 for p in parts)
+    assert sum(timings[p] for p in parts) <= timings["total"] + 0.01 and timings["rollouts"] > 0
 
 
 def test_scores_match_the_training_callbacks_on_the_same_data(pred_run):

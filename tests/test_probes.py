@@ -128,3 +128,37 @@ def test_probes_on_projected_features_and_switched_off(pred_run, pred_eval, tmp_
     assert not any("probe_r2" in k for k in off) and len(off) == len(full) - len(
         [k for k in full if "probe_r2" in k]
     )
+
+
+def test_probes_are_fitted_once_per_dataset_and_reuse_the_splits_encodings(pred_run, monkeypatch):
+    import torch
+    from omegaconf import OmegaConf
+
+    from physworld.data.cache import load_split
+    from physworld.data.plan import datasets_for
+    from physworld.evaluation import probes
+    from physworld.evaluation.loading import load_phase
+    from physworld.evaluation.scoring import score_reconstruction
+
+    phase, _ = load_phase(str(pred_run / "checkpoints" / "last.ckpt"))
+    phase.eval()
+    cfg = OmegaConf.load(pred_run / ".hydra" / "config.yaml")
+    (dataset,) = datasets_for(cfg)
+    data_dir, seed = cfg.paths.data_dir, int(cfg.data.seed)
+    held_out = load_split(probes.ensure_split(data_dir, dataset, "test", seed))
+    settings = OmegaConf.create({"enabled": True, "train_sequences": 8, "ridge": 0.01, "max_features": 2048})
+    args = (phase, dataset, held_out, 8, 2, settings, data_dir, seed, 4, torch.device("cpu"))
+    fresh = probes.probe_metrics(*args)  # fitted and encoded here
+
+    fitted = []
+    fit = probes.fit_probes
+    monkeypatch.setattr(probes, "fit_probes", lambda *a: fitted.append(1) or fit(*a))
+    fits: dict = {}
+    latents = score_reconstruction(phase, held_out, {}, "pendulum", 8, 4, torch.device("cpu"), 2)[3][0]
+    assert latents.shape[:2] == (8, held_out["frames"].shape[1])
+    first = probes.probe_metrics(*args, fits, latents)
+    second = probes.probe_metrics(*args, fits, latents)  # as for the ood_test split: the same fit
+    assert len(fitted) == 1 and len(fits) == 1
+    assert first == second and first.keys() == fresh.keys()
+    for key, value in fresh.items():  # the split's encodings from the reconstruction pass: the same features
+        assert first[key] == pytest.approx(value, abs=1e-5), key

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +93,22 @@ def data_plan(cfg: DictConfig, ckpt_path: str) -> DataPlan:
     return DataPlan(datasets, data_dir, seed, source, str(train_cfg.dataset.name), verify)
 
 
+class Timings(dict):
+    """Wall seconds per part of an evaluation (reconstruction, rollouts, probes, counterfactual, ood_test,
+    figures), summed over datasets: evaluation.json's `timings`, logged at the end, and `make bench`'s."""
+
+    @contextmanager
+    def part(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[name] = self.get(name, 0.0) + time.perf_counter() - start
+
+    def line(self) -> str:
+        return ", ".join(f"{k} {v:.1f} s" for k, v in self.items())
+
+
 def pick_device(choice: str) -> torch.device:
     available = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
     if choice == "auto":
@@ -114,9 +131,19 @@ def output_dir(cfg: DictConfig, ckpt_path: str, label: str) -> Path:
 
 
 def score_dataset(
-    phase, dataset: dict, plan: DataPlan, ev: DictConfig, device, lpips: LPIPS | None = None, split=None
+    phase,
+    dataset: dict,
+    plan: DataPlan,
+    ev: DictConfig,
+    device,
+    lpips: LPIPS | None = None,
+    split=None,
+    timings: Timings | None = None,
+    probe_fits: dict | None = None,
 ) -> DatasetScores:
-    """Score one dataset's `split` (default: `evaluation.split`)."""
+    """Score one dataset's `split` (default: `evaluation.split`), each part's time added to `timings`;
+    `probe_fits`: the state probes fitted so far for this model (probes.probe_metrics), reused and added to."""
+    timings = Timings() if timings is None else timings
     path = ensure_split(plan.data_dir, dataset, split or ev.split, plan.seed)
     arrays, params = load_split(path, verify=plan.verify), load_params(path)
     total, t, h, w = arrays["frames"].shape[:4]  # (N, T, H, W, 3)
@@ -126,9 +153,10 @@ def score_dataset(
             f"AlexNet needs {MIN_SIZE}x{MIN_SIZE} or more (set evaluation.lpips=false)"
         )
     n = total if ev.num_sequences is None else min(ev.num_sequences, total)
-    recon, codebook, examples = score_reconstruction(
-        phase, arrays, params, dataset["name"], n, ev.batch_size, device, ev.num_images, lpips
-    )
+    with timings.part("reconstruction"):
+        recon, codebook, examples, encoded = score_reconstruction(
+            phase, arrays, params, dataset["name"], n, ev.batch_size, device, ev.num_images, lpips
+        )
     preview = to_frames(arrays["frames"][:4, ::2], torch.device("cpu"))[:, : ev.num_images]
     scores = DatasetScores(dataset["name"], n, t, recon, codebook, examples, preview)
     if not phase.trains_dynamics:
@@ -139,21 +167,35 @@ def score_dataset(
         scores.notes.append(f"{t} frames stored, none left after {c} context frames: no rollout")
         return scores
     scores.context_frames = c
-    scores.rollout, scores.examples = score_rollouts(
-        phase, arrays, params, dataset["name"], n, c, k, ev.batch_size, device, lpips
-    )
+    with timings.part("rollouts"):
+        scores.rollout, scores.examples = score_rollouts(
+            phase, arrays, params, dataset["name"], n, c, k, ev.batch_size, device, lpips, encoded
+        )
     if "pos_err" not in scores.rollout["model"]:
         scores.notes.append("no point-like objects drawn in known colours: no position error")
-    scores.extra.update(
-        probe_metrics(
-            phase, dataset, arrays, n, c, ev.probes, plan.data_dir, plan.seed, ev.batch_size, device
+    with timings.part("probes"):
+        scores.extra.update(
+            probe_metrics(
+                phase,
+                dataset,
+                arrays,
+                n,
+                c,
+                ev.probes,
+                plan.data_dir,
+                plan.seed,
+                ev.batch_size,
+                device,
+                probe_fits,
+                encoded[0],
+            )
         )
-    )
-    scores.extra.update(
-        counterfactual_metrics(
-            phase, dataset, arrays, params, n, c, k, ev.counterfactual, ev.batch_size, device
+    with timings.part("counterfactual"):
+        scores.extra.update(
+            counterfactual_metrics(
+                phase, dataset, arrays, params, n, c, k, ev.counterfactual, ev.batch_size, device
+            )
         )
-    )
     return scores
 
 
@@ -222,17 +264,22 @@ def evaluate(cfg: DictConfig) -> tuple[Path, dict[str, float | int | str]]:
     name = phase.hparams.phase["name"]
     log.info(f"evaluate: {name} checkpoint {ckpt_path} on {[d['name'] for d in plan.datasets]}")
 
-    scores = {d["name"]: score_dataset(phase, d, plan, ev, device, lpips) for d in plan.datasets}
+    timings, started, fits = Timings(), time.perf_counter(), {}
+    scores = {
+        d["name"]: score_dataset(phase, d, plan, ev, device, lpips, None, timings, fits)
+        for d in plan.datasets
+    }
     stage = cfg.evaluation.split
     metrics = flat_metrics(scores, stage)
     metrics.update(crossover_metrics(scores, stage))
     figures, ood = {}, {}
     if ev.ood_gap:
-        ood = {
-            d["name"]: score_dataset(phase, d, plan, ev, device, lpips, "ood_test")
-            for d in plan.datasets
-            if d.get("ood")
-        }
+        with timings.part("ood_test"):  # all of its parts: the parts above are the evaluated split's
+            ood = {
+                d["name"]: score_dataset(phase, d, plan, ev, device, lpips, "ood_test", None, fits)
+                for d in plan.datasets
+                if d.get("ood")
+            }
         if not ood:
             raise ConfigError(
                 f"evaluation.ood_gap=true is not accepted for {[d['name'] for d in plan.datasets]}: "
@@ -251,17 +298,23 @@ def evaluate(cfg: DictConfig) -> tuple[Path, dict[str, float | int | str]]:
             )
     write_evaluation_metrics(out / "metrics.json", metrics)
 
-    figures["architecture_diagram.png"] = "The model, traced: real output shapes and parameter counts."
-    counts = architecture_diagram(phase, out / "architecture_diagram.png", f"physworld world model ({name})")
-    figures.update(reconstruction_figures(scores, out))
-    figures.update(
-        rollout_figures(scores, out, cfg.evaluation.num_examples, cfg.evaluation.num_gif_sequences)
-    )
-    figures.update(preview_figures(scores, out))
+    with timings.part("figures"):
+        figures["architecture_diagram.png"] = "The model, traced: real output shapes and parameter counts."
+        counts = architecture_diagram(
+            phase, out / "architecture_diagram.png", f"physworld world model ({name})"
+        )
+        figures.update(reconstruction_figures(scores, out))
+        figures.update(
+            rollout_figures(scores, out, cfg.evaluation.num_examples, cfg.evaluation.num_gif_sequences)
+        )
+        figures.update(preview_figures(scores, out))
+    timings["total"] = time.perf_counter() - started
+    log.info(f"evaluate: {stage} of {[d['name'] for d in plan.datasets]} in {timings.line()}")
 
     record = evaluation_record(ckpt_path, phase, plan, scores, stage, device)
     settings = {k: ev[k] for k in ("ood_gap", "horizon", "num_sequences", "context_frames")}
     record.update(parameters=counts, figures=figures, settings=settings)  # settings: the report reads them
+    record["timings"] = {k: round(v, 3) for k, v in timings.items()}
     if ood:
         record["ood_test"] = [
             {"name": s.name, "sequences": s.num_sequences, "notes": s.notes} for s in ood.values()

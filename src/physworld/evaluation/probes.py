@@ -134,11 +134,19 @@ def random_projection(d: int, size: int | None, device) -> torch.Tensor | None:
 
 @torch.no_grad()
 def probe_features(
-    phase, arrays: dict, n: int, c: int, batch_size: int, device, max_features: int | None = None
+    phase,
+    arrays: dict,
+    n: int,
+    c: int,
+    batch_size: int,
+    device,
+    max_features: int | None = None,
+    latents: torch.Tensor | None = None,
 ) -> dict[str, np.ndarray]:
     """Teacher-forced features of the first n sequences, for every frame t + 1 in c .. T - 1:
     {"hidden": (n (T - c), D_h), "latent": (n (T - c), D_z), "states": (n (T - c), S)} (float32), where D_h is
-    Hc h w and D_z is C h w, each projected to `max_features` when wider (`random_projection`)."""
+    Hc h w and D_z is C h w, each projected to `max_features` when wider (`random_projection`). `latents`: the
+    quantized latents of these sequences' frames (>= n, T, C, h, w) where the caller has them, else encoded here."""
     frames, actions, states = arrays["frames"], arrays["actions"], arrays["states"]
     t_total = frames.shape[1]
     features: dict[str, list[torch.Tensor]] = {"hidden": [], "latent": []}
@@ -152,9 +160,12 @@ def probe_features(
 
     for start in range(0, n, batch_size):
         rows = np.arange(start, min(start + batch_size, n))
-        x = to_frames(frames[rows], device)  # (B, T, 3, H, W)
         a = torch.from_numpy(np.array(actions[rows])).to(device).float()  # (B, T, A)
-        z = phase.vqvae.encode(x.flatten(0, 1))[0].unflatten(0, x.shape[:2])  # (B, T, C, h, w)
+        if latents is not None:
+            z = latents[rows]  # (B, T, C, h, w)
+        else:
+            x = to_frames(frames[rows], device)  # (B, T, 3, H, W)
+            z = phase.vqvae.encode(x.flatten(0, 1))[0].unflatten(0, x.shape[:2])
         state, steps = None, []
         for t in range(t_total - 1):
             state = phase.dynamics.advance(z[:, t], a[:, t], state)  # has seen frame t: predicts t + 1
@@ -165,6 +176,16 @@ def probe_features(
     target = np.asarray(states[:n, c:], np.float32).reshape(n * (t_total - c), -1)
     out = {kind: torch.cat(parts).numpy() for kind, parts in features.items()}
     return {**out, "states": target}
+
+
+def fit_probes(
+    phase, names, train: dict, n_train: int, c: int, ridge: float, max_features, batch_size, device
+):
+    """The hidden-state and latent probes fitted on the first n_train sequences of `train` (a split's arrays)
+    for the state columns `names` -> ({"hidden": Probe, "latent": Probe}, the target names)."""
+    fit = probe_features(phase, train, n_train, c, batch_size, device, max_features)
+    y_fit, target_names = probe_targets(fit["states"], names)
+    return {kind: fit_ridge(fit[kind], y_fit, ridge) for kind in ("hidden", "latent")}, target_names
 
 
 def score_probes(
@@ -179,17 +200,21 @@ def score_probes(
     max_features: int | None,
     batch_size: int,
     device,
+    fitted=None,
+    latents: torch.Tensor | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Fit the hidden-state and latent probes on the first n_train sequences of `train` (a split's arrays),
-    score them on the first n_eval of `held_out` for the state columns `names` -> {"probe_r2": {name: R²},
-    "probe_r2_latent": {...}}, each with a "mean" entry (over the state variables with a finite R²)."""
-    fit = probe_features(phase, train, n_train, c, batch_size, device, max_features)
-    test = probe_features(phase, held_out, n_eval, c, batch_size, device, max_features)
-    y_fit, target_names = probe_targets(fit["states"], names)
+    """Fit the hidden-state and latent probes on the first n_train sequences of `train` (or take `fitted`,
+    fit_probes' result for the same), score them on the first n_eval of `held_out` for the state columns
+    `names` -> {"probe_r2": {name: R²}, "probe_r2_latent": {...}}, each with a "mean" entry (over the state
+    variables with a finite R²). `latents`: the held-out sequences' quantized latents, where known."""
+    if fitted is None:
+        fitted = fit_probes(phase, names, train, n_train, c, ridge, max_features, batch_size, device)
+    probes, target_names = fitted
+    test = probe_features(phase, held_out, n_eval, c, batch_size, device, max_features, latents)
     y_test, _ = probe_targets(test["states"], names)
     out = {}
     for key, feature in (("probe_r2", "hidden"), ("probe_r2_latent", "latent")):
-        scores = r2_scores(fit_ridge(fit[feature], y_fit, ridge), test[feature], y_test)
+        scores = r2_scores(probes[feature], test[feature], y_test)
         named = {name: float(v) for name, v in zip(target_names, scores)}
         finite = scores[np.isfinite(scores)]
         named["mean"] = float(finite.mean()) if finite.size else float("nan")
@@ -198,11 +223,25 @@ def score_probes(
 
 
 def probe_metrics(
-    phase, dataset: dict, held_out: dict, n: int, c: int, settings, data_dir, seed: int, batch_size, device
+    phase,
+    dataset: dict,
+    held_out: dict,
+    n: int,
+    c: int,
+    settings,
+    data_dir,
+    seed: int,
+    batch_size,
+    device,
+    fits: dict | None = None,
+    latents: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """`evaluation.probes` on one dataset: fitted on its train split (generated if missing, as training would),
     scored on the first n sequences of the evaluated split's arrays `held_out` -> {"probe_r2/<dataset>/<state>":
-    R², ..., "probe_r2/<dataset>/mean", and the same under probe_r2_latent}; {} when off or without states."""
+    R², ..., "probe_r2/<dataset>/mean", and the same under probe_r2_latent}; {} when off or without states.
+    `fits`: a dict kept across the splits of one evaluation of one model, where each dataset's fit is stored
+    and reused (the ood_test split is probed with the probes fitted for the test split: the fit reads only the
+    train split). `latents`: the held-out sequences' quantized latents, where the caller has them."""
     if not settings.enabled or held_out.get("states") is None:
         return {}
     path = ensure_split(data_dir, dataset, "train", seed)
@@ -210,11 +249,17 @@ def probe_metrics(
     names = tuple(read_manifest(path).get("state_names", ()))
     if not names:
         return {}
-    train = load_split(path)
-    total = train["frames"].shape[0]
-    n_train = total if settings.train_sequences is None else min(int(settings.train_sequences), total)
     ridge, width = float(settings.ridge), settings.max_features
-    scores = score_probes(phase, names, train, held_out, n_train, n, c, ridge, width, batch_size, device)
+    key = (dataset["name"], str(path), c, settings.train_sequences, ridge, width)
+    fits = {} if fits is None else fits
+    if key not in fits:
+        train = load_split(path)
+        total = train["frames"].shape[0]
+        n_train = total if settings.train_sequences is None else min(int(settings.train_sequences), total)
+        fits[key] = fit_probes(phase, names, train, n_train, c, ridge, width, batch_size, device)
+    scores = score_probes(
+        phase, names, None, held_out, 0, n, c, ridge, width, batch_size, device, fits[key], latents
+    )
     return {
         f"{key}/{dataset['name']}/{name}": v for key, named in scores.items() for name, v in named.items()
     }

@@ -59,7 +59,9 @@ def to_frames(array: np.ndarray, device: torch.device) -> torch.Tensor:
 def score_reconstruction(
     phase, arrays: dict, params: dict, scene: str, n: int, batch_size: int, device, num_images, lpips=None
 ):
-    """Reconstruct every frame of the first n sequences -> (frame metrics, codebook usage, examples).
+    """Reconstruct every frame of the first n sequences -> (frame metrics, codebook usage, examples, encoded):
+    encoded holds every frame's quantized latent (n, T, C, h, w) and codes (n, T, G, h, w), on `device`, for
+    the rollouts and probes of the same sequences (the split is encoded once).
 
     Beside L1, MSE, PSNR and SSIM (and LPIPS when `lpips`, the metric, is given), the object-level scores of
     metrics/rollout.py on the reconstructions (what the tokenizer floor of a rollout is made of): `sharpness`
@@ -72,12 +74,18 @@ def score_reconstruction(
     with_positions = states is not None and has_positions(scene, params)
     energy = torch.zeros(2, dtype=torch.float64)  # reconstructions, frames
     examples = None
+    latents, codes = [], []
+    vqvae = phase.vqvae
     batches = range(0, n, batch_size)
     for start in tqdm(batches, desc=f"evaluate {scene}: reconstruction", unit="batch", leave=False):
         rows = np.arange(start, min(start + batch_size, n))
         x = to_frames(frames[rows], device)  # (B, T, 3, H, W)
         flat = x.flatten(0, 1)  # (B*T, 3, H, W)
-        recon, indices, _ = phase.vqvae(flat)
+        z, features = vqvae.encoder(flat)  # vqvae(flat), keeping the quantized latents
+        quantized, indices, _ = vqvae.quantizer(z)
+        recon = vqvae.decoder(quantized, features if vqvae.decoder.skip else None)
+        latents.append(quantized.unflatten(0, x.shape[:2]))
+        codes.append(indices.unflatten(0, x.shape[:2]))
         metrics.update(recon, flat)
         usage.update(indices)
         energy += torch.stack(
@@ -104,15 +112,26 @@ def score_reconstruction(
         recon_scores.update({k: float(v.reshape(-1)[0]) for k, v in objects.compute().items()})
     codebook = {k: float(v) for k, v in usage.compute().items()}
     codebook["used_fraction"] = 1.0 - codebook["dead_codes"] / usage.num_codes
-    return recon_scores, codebook, examples
+    return recon_scores, codebook, examples, (torch.cat(latents), torch.cat(codes))
 
 
 @torch.no_grad()
 def score_rollouts(
-    phase, arrays: dict, params: dict, scene: str, n: int, c: int, k: int, batch_size, device, lpips=None
+    phase,
+    arrays: dict,
+    params: dict,
+    scene: str,
+    n: int,
+    c: int,
+    k: int,
+    batch_size,
+    device,
+    lpips=None,
+    encoded=None,
 ):
     """Roll the dynamics k steps from c context frames of the first n sequences and score every horizon
-    (metrics/rollout.py; `lpips` too when the metric is given) -> ({predictor: {metric: (K,)}}, examples)."""
+    (metrics/rollout.py; `lpips` too when the metric is given) -> ({predictor: {metric: (K,)}}, examples).
+    `encoded`: score_reconstruction's latents and codes of these sequences (else each batch is encoded)."""
     frames, actions = arrays["frames"], arrays["actions"]
     scorer = RolloutScorer(scene, params, arrays.get("states"), c, k, lpips).to(device)
     examples = None
@@ -121,7 +140,8 @@ def score_rollouts(
         rows = np.arange(start, min(start + batch_size, n))
         x = to_frames(frames[rows, : c + k], device)  # (B, c+K, 3, H, W)
         a = torch.from_numpy(np.array(actions[rows, : c + k])).to(device)
-        out = phase.rollout(x, a, context_frames=c, horizon=k)
+        known = None if encoded is None else (encoded[0][rows], encoded[1][rows])
+        out = phase.rollout(x, a, context_frames=c, horizon=k, encoded=known)
         scorer.update(rows, x, out)
         if examples is None:
             examples = (x.cpu(), out["pred_frames"].clamp(0, 1).cpu(), out["floor_frames"].clamp(0, 1).cpu())
