@@ -237,9 +237,15 @@ def test_benchmark_quick_writes_json_and_markdown(tmp_path):
     assert report["flops"]["reconstruction"]["achieved_tflops"] > 0
     assert report["flops"]["reconstruction"]["mfu"] is None  # a CPU: Lightning knows no peak for it
     assert len(report["environment"]["loadavg_start"]) == 3
+    evaluation = report["evaluation"]  # seconds per part of each split's scoring
+    assert set(evaluation) == {"test", "ood_test", "long_test"}
+    for split, parts in evaluation.items():
+        assert parts["total"] >= parts["reconstruction"] + parts["rollouts"] > 0, split
+    assert parts["probes"] < evaluation["test"]["probes"]  # long_test: probes off, as a pipeline runs it
     assert any(t["met"] is None and t["target"].startswith("GPU") for t in report["targets"])
     table = next(out.glob("*.md")).read_text()
     assert "| reconstruction |" in table and "## Targets" in table and "token cache" in table
+    assert "| ood_test |" in table
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,9 @@ phase trained on the token cache against encoding every batch, for latent and to
 training step; imagination latent steps/s; the DataModule's frames/s against what training consumes; scene
 generation (benchmark/scenes.py's code, as scripts/benchmark_scenes.py runs it); peak host and device
 memory, memory per batch size and the largest batch for a budget; FLOPs per training frame and, on a GPU,
-the MFU; and which targets are met. The machine's load average is recorded with every measurement: on a
-shared machine, compare within a run.
+the MFU; the evaluation's seconds per part (reconstruction, rollouts, probes, counterfactual) on pendulum's
+test, ood_test and long_test splits; and which targets are met. The machine's load average is recorded with
+every measurement: on a shared machine, compare within a run.
 
 scripts/benchmark.py is the repository's wrapper of this module's main().
 """
@@ -36,6 +37,7 @@ from physworld.benchmark.scenes import scene_configs, scene_rate
 from physworld.benchmark.workloads import (
     ROOT,
     build,
+    compose_config,
     datamodule,
     phase_config,
     synthetic_batch,
@@ -52,6 +54,7 @@ SECTIONS = (
     "scenes",
     "memory",
     "flops",
+    "evaluation",
     "gpu",
 )
 # Each fast path: the overrides with it on, and with it off (everything else at the defaults).
@@ -186,6 +189,42 @@ class Bench:
         return {k: getattr(a, k) for k in keys} | {"warmup_steps": self.warmup, "device": str(self.device)}
 
     # -- sections ------------------------------------------------------------------------------------------
+
+    def evaluation(self) -> dict:
+        """scripts/evaluate.py's scoring, part by part (evaluation/evaluate.Timings), of an untrained prediction
+        model (the cost does not depend on the weights) on pendulum: its test split and ood_test with the state
+        probes fitted once on train, then 50-step rollouts on long_test (as a pipeline's generalisation
+        evaluation does). The data is generated first, outside the timings; the figures are not drawn."""
+        from physworld.data.cache import ensure_split
+        from physworld.data.plan import datasets_for
+        from physworld.evaluation.evaluate import DataPlan, Timings, score_dataset
+        from physworld.paths import compose
+
+        n = 8 if self.args.quick else 32
+        sizes = [f"dataset.sizes.{s}={n}" for s in ("test", "ood_test", "long_test")]
+        overrides = ["phase=prediction", "logger=csv", "callbacks=none", "dataset=pendulum", *sizes]
+        overrides += [f"dataset.sizes.train={2 * n}", f"dataset.sizes.val={n}", *self.base]
+        data_dir = Path(self.args.data_dir) / "evaluation"
+        cfg = compose_config(overrides, self.tmp / "evaluation", data_dir)
+        phase = build(cfg).to(self.device).eval()
+        (dataset,) = datasets_for(cfg)
+        seed = int(cfg.data.seed)
+        for split in ("train", "test", "ood_test", "long_test"):
+            ensure_split(data_dir, dataset, split, seed)
+        plan = DataPlan([dataset], str(data_dir), seed, "benchmark", "pendulum")
+        fits: dict = {}
+        out = {}
+        for split, extra in (
+            ("test", []),
+            ("ood_test", []),
+            ("long_test", ["evaluation.horizon=50", "evaluation.probes.enabled=false"]),
+        ):
+            ev = compose("evaluate", [f"evaluation.split={split}", f"evaluation.num_sequences={n}", *extra])
+            timings = Timings()
+            with timings.part("total"):
+                score_dataset(phase, dataset, plan, ev.evaluation, self.device, None, split, timings, fits)
+            out[split] = {k: round(v, 3) for k, v in timings.items()} | {"sequences": n} | self.stamp()
+        return out
 
     def training(self) -> dict:
         """Each phase through Lightning and through the plain loop, interleaved; then its host reads."""

@@ -199,6 +199,17 @@ def markdown(report: dict) -> str:
             f"largest batch in {fit['budget_mb'] / 1024:.1f} GB: {fit['largest_batch']}.",
             "",
         ]
+    if "evaluation" in report:
+        parts = ("reconstruction", "rollouts", "probes", "counterfactual", "total")
+        rows = [
+            [split, str(r["sequences"]), *[_f(r.get(p), 2) for p in parts], _f(r["loadavg_1min"])]
+            for split, r in report["evaluation"].items()
+        ]
+        lines += _table(
+            "Evaluation of pendulum, seconds per part (untrained prediction model, figures not drawn)",
+            ["split", "sequences", *parts, "load"],
+            rows,
+        )
     if "gpu" in report:
         rows = [
             [k, _f(m["frames_per_s"]), _f(m.get("mfu"), 4), _f(m.get("device_peak_mb"))]
