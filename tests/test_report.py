@@ -33,7 +33,8 @@ def evaluation_sections(markdown: str) -> dict[str, str]:
 
 
 def check_html_images(page: Path, expected: int) -> None:
-    """Every figure of the page is an image: inlined, or linked from report_files/ beside the page."""
+    """Every figure of the page is an image: inlined, or linked by a path relative to the page that resolves
+    inside the page's folder (report_files/ or a run's own figure)."""
     sources = re.findall(r'<img src="([^"]+)"', page.read_text())
     assert len(sources) == expected
     for src in sources:
@@ -42,33 +43,57 @@ def check_html_images(page: Path, expected: int) -> None:
             with Image.open(io.BytesIO(base64.b64decode(match[2]))) as image:
                 assert image.format == match[1].upper()
         else:
-            assert src.startswith("report_files/"), src[:40]
-            with Image.open(page.parent / src) as image:
+            path = (page.parent / src).resolve()
+            assert not Path(src).is_absolute() and path.is_relative_to(page.parent.resolve()), src[:80]
+            with Image.open(path) as image:
                 assert image.format in ("PNG", "GIF")
 
 
-def test_html_links_large_images_from_report_files_and_inlines_small_ones(tmp_path):
+def test_html_links_large_images_where_they_are_copies_outside_ones_and_inlines_small_ones(tmp_path):
     from physworld.evaluation.document import Figure, to_html
 
-    small, large = tmp_path / "a" / "small.png", tmp_path / "b" / "rollout.gif"
-    other = tmp_path / "c" / "rollout.gif"  # the same name in another run: must not overwrite the first
-    for path, size in ((small, 8), (large, 256), (other, 256)):
-        path.parent.mkdir()
+    site, outside = tmp_path / "pipeline", tmp_path / "elsewhere"
+    small, large = site / "a" / "small.png", site / "b" / "rollout.gif"
+    other = outside / "c" / "rollout.gif"  # the same name outside the page's folder: copied, not overwriting
+    other2 = outside / "d" / "rollout.gif"
+    for path, size in ((small, 8), (large, 256), (other, 256), (other2, 128)):
+        path.parent.mkdir(parents=True)
         noise = np.random.default_rng(size).integers(0, 255, (size, size, 3), dtype=np.uint8)
         Image.fromarray(noise).save(path)
-    files = tmp_path / "report_files"
+    files = site / "report_files"
     limit = small.stat().st_size + 1
-    assert large.stat().st_size > limit
-    page = to_html([Figure(p, p.name) for p in (small, large, other)], "t", files=files, inline_limit=limit)
+    assert min(p.stat().st_size for p in (large, other, other2)) > limit
+    page = to_html(
+        [Figure(p, p.name) for p in (small, large, other, other2)], "t", files=files, inline_limit=limit
+    )
     sources = re.findall(r'<img src="([^"]+)"', page)
     assert sources[0].startswith("data:image/png;base64,")
-    assert [s.split("/")[0] for s in sources[1:]] == ["report_files", "report_files"]
-    assert sources[1] != sources[2]
-    assert (files / sources[1].split("/")[1]).read_bytes() == large.read_bytes()
+    assert sources[1] == "b/rollout.gif"  # inside the page's folder: linked where it is, not copied
+    assert [s.split("/")[0] for s in sources[2:]] == ["report_files", "report_files"]
+    assert sources[2] != sources[3]
     assert (files / sources[2].split("/")[1]).read_bytes() == other.read_bytes()
+    assert (files / sources[3].split("/")[1]).read_bytes() == other2.read_bytes()
+    assert sorted(p.name for p in files.iterdir()) == sorted(s.split("/")[1] for s in sources[2:])
     assert "base64" not in "".join(sources[1:])
     inlined = to_html([Figure(large, "x")], "t")  # no folder given: everything inlined
     assert "data:image/gif;base64," in inlined
+
+
+def test_details_fold_in_html_and_point_to_their_file_or_fold_in_markdown(tmp_path):
+    from physworld.evaluation.document import Details, Table, Text, to_html, to_markdown
+
+    table = Table(["metric", "value"], [["a", "1"]])
+    blocks = [
+        Details("Final metrics (1 keys)", [table], "`run/metrics.json`"),
+        Details("pendulum: every horizon", [Text("detail"), table]),
+    ]
+    page = to_html(blocks, "t")
+    assert page.count('<details class="fold">') == 2 and page.count("<td>a</td>") == 2
+    assert page.index("<summary>pendulum: every horizon</summary>") < page.index("<p>detail</p>")
+    md = to_markdown(blocks, tmp_path)
+    assert "*Final metrics (1 keys): in report.html and `run/metrics.json`.*" in md
+    assert md.count("| a | 1 |") == 1  # only the folded one is written out
+    assert "<details><summary>pendulum: every horizon</summary>\n\ndetail\n\n| metric | value |" in md
 
 
 def test_report_of_a_run_and_its_evaluations(pred_run, pred_eval):  # noqa: F811

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from physworld.evaluation.document import Block, Figure, Heading, Table, Text, fmt
+from physworld.evaluation.document import Block, Details, Figure, Heading, Table, Text, fmt
 from physworld.paths import CONFIG_DIR
 
 HORIZONS = (1, 5, 10)  # the horizons of the ID against OOD table and the counterfactual table, where scored
@@ -98,22 +98,28 @@ def gap_part(ood: Evaluated | None, any_eval: Evaluated) -> list[Block]:
             ]
         return head + [Text(f"Not evaluated: {command(any_eval, 'evaluation.ood_gap=true')}.")]
     m, names = ood.metrics, [d["name"] for d in ood.record.get("ood_test", [])]
-    rows = []
+    rows, glance = [], []  # every horizon; the first and the last of each dataset
     for name in names:
-        for t in present(m, f"ood_test/rollout_mse/{name}"):
+        steps = present(m, f"ood_test/rollout_mse/{name}")
+        for t in steps:
             for prefix, label in PREDICTORS:
                 keys = [f"{prefix}_{metric}/{name}/t{t:02d}" for metric in ("pos_err", "mse")]
                 values = [m.get(f"{split}/{k}") for k in keys for split in ("test", "ood_test", "ood_gap")]
                 if any(v is not None for v in values):
                     rows.append([name, f"t{t:02d}", label, *map(cell, values)])
+                    if t in (steps[0], steps[-1]):
+                        glance.append(rows[-1])
     others = [d["name"] for d in ood.record.get("datasets", []) if d["name"] not in names]
     blocks = head + [
         Text(
             f"From `{ood.folder.name}` (evaluation.ood_gap=true): each error on the test split, on ood_test (scene "
             "parameters outside the training ranges) and the gap, ood_test minus test (`ood_gap/...`)."
         ),
-        Table(GAP_HEADER, rows) if rows else Text("No rollouts in this evaluation (no dynamics)."),
     ]
+    if rows:
+        blocks += [Table(GAP_HEADER, glance), Details("Every horizon", [Table(GAP_HEADER, rows)])]
+    else:
+        blocks.append(Text("No rollouts in this evaluation (no dynamics)."))
     if others:
         blocks.append(Text(f"No ood_test split (scored on test only): {', '.join(others)}."))
     return blocks
@@ -198,12 +204,15 @@ def probe_part(test: Evaluated) -> list[Block]:
             rows.append([d["name"], state, cell(hidden), cell(latent), cell(gap)])
     if not rows:
         return blocks + [Text(f"Not evaluated: {command(test, 'evaluation.probes.enabled=true')}.")]
+    header = ["dataset", "state", "R² hidden state", "R² latent", "hidden - latent"]
     return blocks + [
         Text(
             "R² of a linear probe from the dynamics' hidden state to the true state of the frame it predicts, "
-            "against the same probe on the VQ latent of that frame (1: perfect, 0: the mean)."
+            "against the same probe on the VQ latent of that frame (1: perfect, 0: the mean); the mean over "
+            "the state variables here, each one folded below."
         ),
-        Table(["dataset", "state", "R² hidden state", "R² latent", "hidden - latent"], rows),
+        Table(header, [row for row in rows if row[1] == "mean"]),
+        Details("Every state variable", [Table(header, rows)]),
     ]
 
 

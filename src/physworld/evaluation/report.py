@@ -26,7 +26,18 @@ from tqdm.auto import tqdm
 
 from physworld.errors import PhysworldError
 from physworld.evaluation.curves import read_training_log
-from physworld.evaluation.document import Block, Code, Figure, Heading, Table, Text, fmt, to_html, to_markdown
+from physworld.evaluation.document import (
+    Block,
+    Code,
+    Details,
+    Figure,
+    Heading,
+    Table,
+    Text,
+    fmt,
+    to_html,
+    to_markdown,
+)
 from physworld.evaluation.generalisation_report import Evaluated, generalisation_section
 from physworld.evaluation.runs import load_run_config, run_config_file
 from physworld.plots.curves import plot_training_curves
@@ -201,9 +212,15 @@ def run_section(run: Path, root: Path, files: Path) -> list[Block]:
         what = f" ({select(cfg, 'phase.name')} on {select(cfg, 'dataset.name')})"
     blocks: list[Block] = [Heading(f"Training run `{name}`{what}", 2)]
     if cfg is not None:
-        blocks += [Heading("Configuration", 3), config_table(cfg)]
-        file = os.path.relpath(run_config_file(run), run)
-        blocks.append(Code(OmegaConf.to_yaml(cfg), f"full config ({file})"))
+        file = run_config_file(run)
+        table = config_table(cfg)
+        blocks.append(
+            Details(
+                f"Configuration ({len(table.rows)} keys)",
+                [table, Code(OmegaConf.to_yaml(cfg), f"full config ({os.path.relpath(file, run)})")],
+                f"`{os.path.relpath(file, root)}`",
+            )
+        )
     series, source = read_training_log(run)
     blocks.append(Heading("Training curves", 3))
     curves = files / f"{slug(name)}_training_curves.png"
@@ -213,7 +230,10 @@ def run_section(run: Path, root: Path, files: Path) -> list[Block]:
         blocks.append(Text("No training log (csv/metrics.csv or a W&B offline run) with train/val metrics."))
     metrics = read_json(run / "metrics.json")
     if metrics:
-        blocks += [Heading("Final metrics of the run (metrics.json)", 3), *metrics_tables(metrics)]
+        where = f"`{os.path.relpath(run / 'metrics.json', root)}`"
+        blocks.append(
+            Details(f"Final metrics of the run ({len(metrics)} keys)", metrics_tables(metrics), where)
+        )
     figures = []
     for candidates, caption in RUN_FIGURES:
         found = next((run / "images" / c for c in candidates if (run / "images" / c).is_file()), None)
@@ -386,6 +406,7 @@ def rollout_steps(metrics: dict[str, float], split: str, name: str) -> list[int]
 
 
 def rollout_tables(metrics: dict[str, float], split: str, names: list[str]) -> list[Block]:
+    """The first and last horizon of every dataset in one table, each dataset's every horizon folded."""
     blocks: list[Block] = [
         Heading("Rollouts against the copy-last-frame baseline", 3),
         Text(
@@ -425,7 +446,7 @@ def rollout_tables(metrics: dict[str, float], split: str, names: list[str]) -> l
     for name, steps in horizons.items():
         if not steps:
             continue
-        blocks.append(Heading(f"{name}", 4))
+        detail: list[Block] = []
         for columns in (FRAME_COLUMNS, PHYSICS_COLUMNS):
             # A column is shown when any horizon has it; the model's position error also when it is NaN
             # everywhere (no object found in any prediction), which `objects found` then explains.
@@ -438,7 +459,7 @@ def rollout_tables(metrics: dict[str, float], split: str, names: list[str]) -> l
                 shown.add("rollout_pos_err")
             present = [(k, label) for k, label in columns if k in shown]
             if present:
-                blocks.append(
+                detail.append(
                     Table(
                         ["horizon"] + [label for _, label in present],
                         [
@@ -447,6 +468,7 @@ def rollout_tables(metrics: dict[str, float], split: str, names: list[str]) -> l
                         ],
                     )
                 )
+        blocks.append(Details(f"{name}: every horizon", [Heading(name, 4), *detail]))
     return blocks
 
 
