@@ -21,7 +21,7 @@ TINY = [
     "phase.batch_size=4",
     "pipeline.evaluate_sequences=4",  # the end-of-pipeline evaluations: test, ood_test and long_test ...
     "pipeline.long_horizon=12",  # ... rollouts past the 16 frames of the other splits, in a few seconds
-    "pipeline.generalisation=true",  # the Generalisation section (off in the demo itself: its time)
+    "pipeline.generalisation=true",  # the Generalisation section (the demo's own setting, said again here)
 ]
 
 
@@ -56,12 +56,15 @@ def test_demo_pipeline_runs_every_phase_in_order_and_resumes(tmp_path):
     assert "5_rl" in report and "rl_trajectory.png" in report and (root / "report.html").is_file()
     # pipeline.generalisation: test beside ood_test and 50-step long_test rollouts, in the Generalisation section
     section = generalisation_section(report)
-    for step in ("2_prediction", "3_comprehensive"):
-        checked = check_generalisation_holds_metrics(section, root / step, step)
-        assert checked["gap"] > 0 and checked["crossover"] > 0 and checked["probes"] > 0, (step, checked)
-        long, metrics = latest_evaluations(root / step)["long"]
-        assert f"{step}/evaluate/{long.name}/rollout_error_vs_horizon.png" in section
-        assert "long_test/rollout_mse/bouncing_balls/t12" in metrics
+    step = "3_comprehensive"  # the last world-model step on dataset=all: its evaluations hold every part
+    checked = check_generalisation_holds_metrics(section, root / step, step)
+    assert checked["gap"] > 0 and checked["crossover"] > 0 and checked["probes"] > 0, (step, checked)
+    long, metrics = latest_evaluations(root / step)["long"]
+    assert f"{step}/evaluate/{long.name}/rollout_error_vs_horizon.png" in section
+    assert "long_test/rollout_mse/bouncing_balls/t12" in metrics
+    assert not any(k.startswith("long_test/probe") for k in metrics)  # the probes: test's only
+    for stage in ("1_reconstruction", "2_prediction"):  # stages of step 3: the test evaluation only
+        assert set(latest_evaluations(root / stage)) == {"test"}, stage
     assert (
         check_generalisation_holds_metrics(section, root / "4_agent_world", "4_agent_world")["counterfactual"]
         > 0
@@ -70,16 +73,20 @@ def test_demo_pipeline_runs_every_phase_in_order_and_resumes(tmp_path):
 
     # A step trained before the datasets had `ood:` and `long_num_frames` (its saved config has neither): the
     # rerun evaluates it on the current dataset configs.
-    saved = OmegaConf.load(root / "2_prediction" / "config.yaml")
+    saved = OmegaConf.load(root / "3_comprehensive" / "config.yaml")
     for member in saved.dataset.members.values():
         member.pop("ood", None), member.pop("long_num_frames", None), member.sizes.pop("ood_test", None)
-    (root / "2_prediction" / "config.yaml").write_text(OmegaConf.to_yaml(saved))
+    (root / "3_comprehensive" / "config.yaml").write_text(OmegaConf.to_yaml(saved))
     for kind in ("ood", "long"):
-        shutil.rmtree(latest_evaluations(root / "2_prediction")[kind][0])
+        shutil.rmtree(latest_evaluations(root / "3_comprehensive")[kind][0])
     # Rerun: every step is done. Then an interrupted last step (no metrics.json) resumes from its last.ckpt.
-    again = run(args, tmp_path, timeout=900)
+    again = run(
+        [*args, "pipeline.evaluate_workers=2"], tmp_path, timeout=900
+    )  # the two evaluations side by side
     assert again.returncode == 0 and again.stdout.count("is done") + again.stderr.count("is done") == 5
-    assert {"ood", "long"} <= set(latest_evaluations(root / "2_prediction")), again.stderr[-3000:]
+    side_by_side = "2 evaluations (3_comprehensive ood_gap, 3_comprehensive long_test) in 2 processes"
+    assert side_by_side in again.stdout + again.stderr
+    assert {"ood", "long"} <= set(latest_evaluations(root / "3_comprehensive")), again.stderr[-3000:]
     (root / "5_rl" / "metrics.json").unlink()
     resumed = run(args, tmp_path, timeout=900)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -154,19 +161,22 @@ def test_common_overrides_come_before_each_steps_own_and_the_command_line_after_
 
 
 def test_generalisation_evaluations_of_each_step():
-    from physworld.pipeline import generalisation_horizon, plan, step_evaluations
+    from physworld.pipeline import generalisation_horizon, generalisation_steps, plan, step_evaluations
 
+    _, steps, settings = plan(["experiment=demo", "pipeline.generalisation=false"])
+    assert generalisation_horizon(settings) is None
     _, steps, settings = plan(["experiment=demo"])
-    assert generalisation_horizon(settings) is None  # the demo's own setting: off
-    _, steps, settings = plan(["experiment=demo", "pipeline.generalisation=true"])
-    assert generalisation_horizon(settings) == settings.long_horizon
+    assert generalisation_horizon(settings) == settings.long_horizon  # the demo's own setting: on
     kinds = {name: [kind for kind, _ in step_evaluations(cfg, 4, 50)] for name, cfg in steps}
     assert kinds["1_reconstruction"] == ["ood_gap"]  # no dynamics: no long rollouts
     assert kinds["2_prediction"] == kinds["3_comprehensive"] == ["ood_gap", "long_test"]
     assert kinds["4_agent_world"] == ["test", "long_test"]  # goal_reach has no ood split
+    # ... made for the last world-model step of each dataset choice only: steps 1-2 are stages of step 3
+    assert generalisation_steps(steps) == {"3_comprehensive", "4_agent_world"}
     assert [kind for kind, _ in step_evaluations(steps[1][1], 4, None)] == ["test"]  # off: test only
     long = dict(step_evaluations(steps[1][1], 4, 50))["long_test"]
     assert "evaluation.horizon=50" in long and "evaluation.num_sequences=4" in long
+    assert "evaluation.probes.enabled=false" in long and "evaluation.counterfactual.enabled=false" in long
 
 
 @pytest.mark.parametrize(("key", "value"), [("generalisation", "yes"), ("long_horizon", 0)])
@@ -176,3 +186,19 @@ def test_bad_generalisation_settings_fail_with_one_line(key, value):
 
     with pytest.raises(ConfigError, match=f"pipeline.{key}={value!r} is not accepted"):
         generalisation_horizon(OmegaConf.create({"generalisation": True, key: value}))
+
+
+def test_evaluate_workers_auto_follows_the_cores_and_bad_values_fail_with_one_line(monkeypatch):
+    import os
+
+    from physworld.errors import ConfigError
+    from physworld.pipeline import evaluate_workers
+
+    for cores, expected in ((1, 1), (2, 1), (8, 2), (16, 4), (64, 4), (None, 1)):
+        monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
+        assert evaluate_workers(OmegaConf.create({})) == expected
+        assert evaluate_workers(OmegaConf.create({"evaluate_workers": "auto"})) == expected
+    assert evaluate_workers(OmegaConf.create({"evaluate_workers": 3})) == 3
+    for value in (0, -1, "two", 1.5, True):
+        with pytest.raises(ConfigError, match=r"pipeline.evaluate_workers=.* is not accepted: auto or a pos"):
+            evaluate_workers(OmegaConf.create({"evaluate_workers": value}))

@@ -8,10 +8,11 @@ written once; the command-line overrides apply to every step after them (so `pha
 step).
 
 When every step is done it evaluates the world-model steps (scripts/evaluate.py) and writes the pipeline's
-report (`report.md`, `report.html`; `pipeline.report: false` skips both). With `pipeline.generalisation: true` that
-evaluation also scores the ood_test split beside test (`evaluation.ood_gap=true`, when a step's datasets have one)
-and, for steps with dynamics, rolls out `pipeline.long_horizon` steps on the long_test split: what the report's
-Generalisation section shows. Those evaluations read each step's data from the current configs (the step's
+report (`report.md`, `report.html`; `pipeline.report: false` skips both), the evaluations side by side in
+`pipeline.evaluate_workers` processes. With `pipeline.generalisation: true` the evaluation of the last world-model
+step of each dataset choice also scores the ood_test split beside test (`evaluation.ood_gap=true`, when its
+datasets have one) and, with dynamics, rolls out `pipeline.long_horizon` steps on the long_test split: what the
+report's Generalisation section shows. Those evaluations read each step's data from the current configs (the step's
 composed `dataset` and `data`), not from the step's saved config.yaml, so they also work on steps trained before
 the datasets had `ood:` and `long_num_frames`.
 
@@ -32,6 +33,7 @@ step, so a bad dataset config fails in seconds, not after an hour of training.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -232,7 +234,8 @@ def run_pipeline(overrides: list[str]) -> Path:
             if name == agent_step(steps, round_of(name))[0] and rows and rows[-1]["round"] == round_of(name):
                 log_online_round(root, cfg, rows[-1])
     if settings.get("report", True):
-        write_pipeline_report(root, steps, int(settings.get("evaluate_sequences", 32)), long_horizon)
+        workers = evaluate_workers(settings)
+        write_pipeline_report(root, steps, int(settings.get("evaluate_sequences", 32)), long_horizon, workers)
     if settings.get("table"):
         print_rollout_tables(steps, list(settings.table))
     return root
@@ -330,30 +333,104 @@ def print_rollout_tables(steps: list[tuple[str, DictConfig]], horizons: list[int
         print(table(metrics, "test", dataset, horizons))
 
 
+def evaluate_workers(settings: DictConfig) -> int:
+    """`pipeline.evaluate_workers`: the processes that run the end-of-pipeline evaluations side by side; "auto"
+    (the default) is one per 4 CPU cores, 1 to 4 (an evaluation keeps about 2 threads busy: on 2 cores two
+    one-thread workers were slower than one two-thread process, docs/results.md). A bad value fails with one
+    line."""
+    value = settings.get("evaluate_workers", "auto")
+    if value == "auto":
+        return max(1, min(4, (os.cpu_count() or 1) // 4))
+    if not positive_int(value):
+        raise ConfigError(f"pipeline.evaluate_workers={value!r} is not accepted: auto or a positive integer")
+    return int(value)
+
+
+def timings_line(folder: Path) -> str:
+    """An evaluation folder and its seconds per part (evaluation.json's `timings`), in one line."""
+    timings = json.loads((folder / "evaluation.json").read_text()).get("timings") or {}
+    return f"{folder} ({', '.join(f'{k} {v:.1f} s' for k, v in timings.items())})"
+
+
+def _evaluate_job(job: tuple) -> str:
+    """One evaluation in a worker process (spawned: a fresh interpreter): evaluate_run with `threads` torch
+    threads, so that the workers share the cores instead of each spinning on all of them."""
+    import torch
+
+    from physworld.evaluation.evaluate import evaluate_run
+
+    folder, overrides, data_from, threads = job
+    torch.set_num_threads(threads)
+    return str(evaluate_run(folder, overrides, data_from=data_from)[0])
+
+
 def write_pipeline_report(
-    root: Path, steps: list[tuple[str, DictConfig]], sequences: int, long_horizon: int | None = None
+    root: Path,
+    steps: list[tuple[str, DictConfig]],
+    sequences: int,
+    long_horizon: int | None = None,
+    workers: int = 1,
 ) -> Path:
     """Evaluate every world-model step once (architecture diagram, per-dataset figures and tables) and write
     `report.md` / `report.html` for the whole pipeline. With `long_horizon` (pipeline.generalisation), the
-    evaluations of the Generalisation section too (step_evaluations)."""
+    evaluations of the Generalisation section too (step_evaluations), for the generalisation_steps. With
+    `workers` > 1 and more than one evaluation to run, they run in that many spawned processes at once, the CPU
+    threads shared among them."""
     from lightning.pytorch.utilities import rank_zero_info
 
     from physworld.evaluation.evaluate import evaluate_run
     from physworld.evaluation.report import write_report
 
+    jobs, final = [], generalisation_steps(steps)
     for name, cfg in steps:
         folder = Path(cfg.paths.output_dir)
         # evaluate.py scores world models; an agent's step (rl) makes its own figures
         if not declared(cfg.phase.name, "is_world_model"):
             continue
         done = [json.loads(f.read_text()) for f in sorted(folder.glob("evaluate/*/evaluation.json"))]
-        for kind, overrides in step_evaluations(cfg, sequences, long_horizon):
+        horizon = long_horizon if name in final else None
+        for kind, overrides in step_evaluations(cfg, sequences, horizon):
             if not any(kind in evaluation_kinds(record) for record in done):
-                rank_zero_info(f"pipeline: evaluating step {name} ({kind})")
-                evaluate_run(folder, overrides, data_from=cfg if long_horizon else None)
+                jobs.append((name, kind, folder, overrides, cfg if long_horizon else None))
+    workers = min(workers, len(jobs))
+    if workers <= 1:
+        for name, kind, folder, overrides, data_from in jobs:
+            rank_zero_info(f"pipeline: evaluating step {name} ({kind})")
+            out, _ = evaluate_run(folder, overrides, data_from=data_from)
+            rank_zero_info(f"pipeline: evaluated step {name} ({kind}): {timings_line(out)}")
+    elif jobs:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        import torch
+
+        threads = max(1, torch.get_num_threads() // workers)
+        rank_zero_info(
+            f"pipeline: {len(jobs)} evaluations ({', '.join(f'{n} {k}' for n, k, *_ in jobs)}) in {workers} "
+            f"processes of {threads} thread(s)"
+        )
+        started = time.perf_counter()
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            args = [(folder, overrides, data_from, threads) for _, _, folder, overrides, data_from in jobs]
+            for (name, kind, *_), out in zip(jobs, pool.map(_evaluate_job, args)):
+                rank_zero_info(f"pipeline: evaluated step {name} ({kind}): {timings_line(Path(out))}")
+        rank_zero_info(f"pipeline: evaluations done in {time.perf_counter() - started:.1f} s")
     markdown, page = write_report(root)
     rank_zero_info(f"pipeline: report {markdown} and {page}")
     return page
+
+
+def generalisation_steps(steps: list[tuple[str, DictConfig]]) -> set[str]:
+    """The steps the generalisation evaluations go to: the last world-model step of each dataset choice (the
+    demo's 3_comprehensive for dataset=all and 4_agent_world for goal_reach). An earlier step on the same data
+    is a stage the later one starts from or supersedes (the VQ-VAE of step 1, the dynamics of step 2): it gets
+    the test evaluation only."""
+    last: dict[str, str] = {}
+    for name, cfg in steps:
+        if declared(cfg.phase.name, "is_world_model"):
+            last[str(cfg.dataset.name)] = name
+    return set(last.values())
 
 
 def step_evaluations(
@@ -361,16 +438,18 @@ def step_evaluations(
 ) -> list[tuple[str, list[str]]]:
     """The evaluations of a world-model step, as (kind, evaluate.py overrides): the test split ("test"); with
     `long_horizon`, that one beside ood_test ("ood_gap", when the step's datasets have an ood split) and, for a
-    phase with dynamics, a `long_horizon`-step rollout on long_test ("long_test")."""
+    phase with dynamics, a `long_horizon`-step rollout on long_test ("long_test", without the probes and
+    counterfactual actions)."""
     common = [f"evaluation.num_sequences={sequences}", f"paths.data_dir={cfg.paths.data_dir}"]
     if long_horizon is None:
         return [("test", common)]
     has_ood = any(d.get("ood") for d in datasets_for(cfg))
     out = [("ood_gap", [*common, "evaluation.ood_gap=true"]) if has_ood else ("test", common)]
     if declared(cfg.phase.name, "trains_dynamics"):
-        out.append(
-            ("long_test", [*common, "evaluation.split=long_test", f"evaluation.horizon={long_horizon}"])
-        )
+        # the report reads probes and counterfactual actions from the test evaluation only: not scored again here
+        skip = ["evaluation.probes.enabled=false", "evaluation.counterfactual.enabled=false"]
+        long = [*common, "evaluation.split=long_test", f"evaluation.horizon={long_horizon}", *skip]
+        out.append(("long_test", long))
     return out
 
 
