@@ -20,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from physworld.devices import pick_device
 from physworld.errors import CheckpointError
 from physworld.models.build import build_dynamics, build_frame_head, build_vqvae
 from physworld.models.convgru import LatentDynamics
@@ -274,15 +275,6 @@ class WorldModel:
         return self.vqvae.quantizer.nearest(flat).view(b, k, h, w, -1).permute(0, 1, 4, 2, 3)
 
 
-def default_device() -> torch.device:
-    """CUDA, else Apple's MPS, else the CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
 def load_world_model(path: str | Path, device=None) -> WorldModel:
     """The world model of a training checkpoint or an exported folder (scripts/export.py), on `device`
     (default: CUDA, else MPS, else CPU). CheckpointError (one line naming the path) for anything else."""
@@ -312,7 +304,7 @@ def load_world_model(path: str | Path, device=None) -> WorldModel:
         raise CheckpointError(
             f"{KEY}={str(path)!r}: its weights do not fit its model spec ({detail})"
         ) from None
-    return WorldModel(spec, vqvae, dynamics, device if device is not None else default_device(), frame_head)
+    return WorldModel(spec, vqvae, dynamics, device if device is not None else pick_device(), frame_head)
 
 
 def read_training_checkpoint(path: Path, key: str = KEY) -> dict:

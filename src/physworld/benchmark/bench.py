@@ -42,6 +42,7 @@ from physworld.benchmark.workloads import (
     phase_config,
     synthetic_batch,
 )
+from physworld.devices import pick_device
 from physworld.phases import phases_that
 from physworld.resolve import native_bf16, resolve_precision
 
@@ -78,7 +79,7 @@ def main() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+    device = pick_device(args.device, "--device")
     bench = Bench(args, device)
     report = {"settings": bench.settings(), "environment": environment(device)}
     out = Path(args.out)
@@ -107,7 +108,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="short measurements, one repeat (tests, smoke runs)"
     )
-    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda or mps")
+    parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda or mps")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--seconds", type=float, default=None, help="timed seconds per measurement")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved repeats of compared runs")
@@ -129,12 +130,6 @@ def parse_args() -> argparse.Namespace:
     args.seconds = args.seconds if args.seconds is not None else (0.5 if args.quick else 3.0)
     args.repeats = args.repeats or (1 if args.quick else 3)
     return args
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def environment(device: torch.device) -> dict:

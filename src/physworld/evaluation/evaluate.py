@@ -35,6 +35,7 @@ from omegaconf.errors import OmegaConfBaseException
 from physworld.callbacks.metrics_file import scalar_metrics
 from physworld.data.cache import ensure_split, load_params, load_split
 from physworld.data.plan import datasets_for
+from physworld.devices import pick_device
 from physworld.errors import ConfigError
 from physworld.evaluation.architecture import architecture_diagram
 from physworld.evaluation.checks import check_evaluation
@@ -107,15 +108,6 @@ class Timings(dict):
 
     def line(self) -> str:
         return ", ".join(f"{k} {v:.1f} s" for k, v in self.items())
-
-
-def pick_device(choice: str) -> torch.device:
-    available = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
-    if choice == "auto":
-        return torch.device(next(name for name, ok in available.items() if ok))
-    if not available[choice]:
-        raise ConfigError(f"evaluation.device={choice!r} is not available here: accepted auto or cpu")
-    return torch.device(choice)
 
 
 def output_dir(cfg: DictConfig, ckpt_path: str, label: str) -> Path:
@@ -256,7 +248,7 @@ def evaluate(cfg: DictConfig) -> tuple[Path, dict[str, float | int | str]]:
     ckpt_path = str(cfg.ckpt_path)
     phase, _ = load_phase(ckpt_path)
     plan = data_plan(cfg, ckpt_path)
-    device = pick_device(cfg.evaluation.device)
+    device = pick_device(cfg.evaluation.device, "evaluation.device")
     out = output_dir(cfg, ckpt_path, plan.label)
     out.mkdir(parents=True, exist_ok=True)
     phase.to(device).eval()
