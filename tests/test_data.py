@@ -173,8 +173,8 @@ def test_split_lock_waits_for_another_process(tmp_path):
     lock = tmp_path / ".train.lock"
     hold = 1.5
     code = (
-        "import sys, time; from physworld.data.cache import _lock\n"
-        f"with _lock({str(lock)!r}):\n"
+        "import sys, time; from physworld.data.cache import lock_file\n"
+        f"with lock_file({str(lock)!r}):\n"
         "    print('held', flush=True); time.sleep(float(sys.argv[1]))\n"
     )
     holder = subprocess.Popen(
@@ -183,7 +183,7 @@ def test_split_lock_waits_for_another_process(tmp_path):
     try:
         assert holder.stdout.readline().strip() == "held"
         started = time.perf_counter()
-        with cache._lock(lock):
+        with cache.lock_file(lock):
             waited = time.perf_counter() - started
     finally:
         holder.wait(timeout=60)

@@ -322,7 +322,7 @@ def test_a_full_disk_while_regenerating_keeps_the_old_split(tmp_path, monkeypatc
     def full(self, data):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(cache._NpyWriter, "write", full)
+    monkeypatch.setattr(cache.NpyWriter, "write", full)
     with pytest.raises(FileSystemError, match=r"\.train\.tmp-.*: no space left on the device"):
         ensure_split(tmp_path, MNIST, "train", seed=2, progress=False)
     assert (path / "frames.npy").read_bytes() == before

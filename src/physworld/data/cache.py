@@ -150,7 +150,7 @@ def ensure_split(data_dir, dataset: dict, split: str, seed: int, force: bool = F
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # a file where the data folder should be (PHYSWORLD_DATA_DIR=<a file>), read-only
         raise os_error(err, path.parent) from None
-    with _lock(path.parent / f".{split}.lock"):
+    with lock_file(path.parent / f".{split}.lock"):
         # Under the lock no other process writes this split: temporary folders of killed generators are leftovers.
         remove_leftovers(path.parent, f".{split}.")
         # Another process may have generated it while we waited for the lock.
@@ -294,7 +294,7 @@ def _generate(path: Path, spec: dict, progress: bool) -> None:
     tmp.mkdir(parents=True)
     try:
         started = time.perf_counter()
-        writers: dict[str, _NpyWriter] = {}
+        writers: dict[str, NpyWriter] = {}
         params: dict[str, list[np.ndarray]] = {}
         bar = tqdm(
             total=n,
@@ -329,7 +329,7 @@ def _generate(path: Path, spec: dict, progress: bool) -> None:
                 if value is None:
                     continue
                 if key not in writers:
-                    writers[key] = _NpyWriter(tmp / f"{key}.npy", value.dtype, (n, *value.shape[1:]))
+                    writers[key] = NpyWriter(tmp / f"{key}.npy", value.dtype, (n, *value.shape[1:]))
                 writers[key].write(value)
             for key, value in batch.params.items():
                 params.setdefault(key, []).append(np.asarray(value))
@@ -345,14 +345,14 @@ def _generate(path: Path, spec: dict, progress: bool) -> None:
             "generated_in_s": round(time.perf_counter() - started, 2),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        _replace(tmp, path)
+        replace_folder(tmp, path)
     except OSError as err:  # a full disk, a read-only folder: one line; the old split (if any) is untouched
         raise os_error(err, tmp) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-class _NpyWriter:
+class NpyWriter:
     """Write a .npy file chunk by chunk along its first axis, hashing the bytes on the way.
 
     Plain sequential writes, not a writable memmap: a memmap keeps every dirty page of the file resident in the
@@ -391,12 +391,12 @@ class _NpyWriter:
 @contextlib.contextmanager
 def building(path: Path):
     """Yield a hidden temporary folder beside `path` to write a split into; on success it replaces `path` whole
-    (_replace), on any error it is deleted: a reader sees the old split or the new one, never part of one."""
+    (replace_folder), on any error it is deleted: a reader sees the old split or the new one, never part of one."""
     tmp = temp_name(path)
     tmp.mkdir(parents=True)
     try:
         yield tmp
-        _replace(tmp, path)
+        replace_folder(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -410,7 +410,7 @@ def _source(name: str):
     return SOURCES.get(name)
 
 
-def _replace(new: Path, path: Path) -> None:
+def replace_folder(new: Path, path: Path) -> None:
     """Move a finished folder into place; an old (stale) folder is moved aside first, then deleted."""
     old = None
     if path.exists():
@@ -458,7 +458,7 @@ def _verify_hashes(path: Path, manifest: dict, name: str, always: bool = False) 
             stamp_file.write_text(json.dumps(stamps))
 
 
-def _lock(file: Path) -> FileLock:
+def lock_file(file: Path) -> FileLock:
     """An exclusive lock on `file` (created if missing, left in place), waited for without a timeout: a context
     manager. filelock takes an OS lock on the open file (flock on Unix, msvcrt on Windows), so the kernel
     releases it when a holder dies, as fcntl.flock did; unlike fcntl it imports everywhere."""

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from physworld.data.cache import _lock, _NpyWriter, _replace, load_split, read_manifest, sha256_file
+from physworld.data.cache import NpyWriter, load_split, lock_file, read_manifest, replace_folder, sha256_file
 from physworld.errors import DataError
 
 FORMAT = 1  # version of this layout
@@ -66,7 +66,7 @@ def ensure_tokens(
     if read_manifest(folder).get("spec") == spec:
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with _lock(folder.parent / f".{folder.name}.lock"):
+    with lock_file(folder.parent / f".{folder.name}.lock"):
         if read_manifest(folder).get("spec") != spec:  # another process may have encoded it meanwhile
             _encode(split_path, folder, spec, vqvae, torch.device(device), progress)
     return folder
@@ -127,7 +127,7 @@ def _encode(split_path: Path, folder: Path, spec: dict, vqvae, device: torch.dev
             indices = vqvae.encode(x)[1]  # (B*T, G, h, w)
             codes = indices.unflatten(0, (-1, t)).cpu().numpy().astype(dtype)  # (B, T, G, h, w)
             if writer is None:
-                writer = _NpyWriter(tmp / "indices.npy", np.dtype(dtype), (n, *codes.shape[1:]))
+                writer = NpyWriter(tmp / "indices.npy", np.dtype(dtype), (n, *codes.shape[1:]))
             writer.write(codes)
             bar.update(codes.shape[0])
         bar.close()
@@ -139,7 +139,7 @@ def _encode(split_path: Path, folder: Path, spec: dict, vqvae, device: torch.dev
             "encoded_in_s": round(time.perf_counter() - started, 2),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        _replace(tmp, folder)
+        replace_folder(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         vqvae.train(was_training)

@@ -40,7 +40,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 from tqdm.auto import tqdm
 
-from physworld.data.cache import ACTION_DIM, _NpyWriter
+from physworld.data.cache import ACTION_DIM, NpyWriter
 from physworld.data.render import SIZE
 from physworld.errors import ConfigError, DataError
 from physworld.require import positive_int, require
@@ -229,13 +229,13 @@ def write_split(folder: Path, files: list[Path], spec: dict, progress: bool, sou
         )
     first = headers[0]
     writers = {
-        "frames": _NpyWriter(folder / "frames.npy", np.uint8, (n, t, SIZE, SIZE, 3)),
-        "actions": _NpyWriter(folder / "actions.npy", np.float32, (n, t, ACTION_DIM)),
+        "frames": NpyWriter(folder / "frames.npy", np.uint8, (n, t, SIZE, SIZE, 3)),
+        "actions": NpyWriter(folder / "actions.npy", np.float32, (n, t, ACTION_DIM)),
     }
     if "rewards" in first.keys:
-        writers["rewards"] = _NpyWriter(folder / "rewards.npy", np.float32, (n, t))
+        writers["rewards"] = NpyWriter(folder / "rewards.npy", np.float32, (n, t))
     if "states" in first.keys:
-        writers["states"] = _NpyWriter(folder / "states.npy", np.float32, (n, t, first.state_dim))
+        writers["states"] = NpyWriter(folder / "states.npy", np.float32, (n, t, first.state_dim))
     state_names = [f"state_{i}" for i in range(first.state_dim or 0)]
     episode_index, start_frame, written = [], [], 0
     bar = tqdm(total=n, desc=f"episodes {spec['split']}", unit="seq", disable=not progress, leave=False)
