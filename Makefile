@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP) ## The main job: the four phases end to end on small data, then a report (2-core CPU, about 30 min)
+demo: $(STAMP) ## The main job: the four phases end to end on small data, then a report (2-core CPU, about 29 min)
 	$(BIN)/python scripts/pipeline.py experiment=demo
 
 # RUN: a training run folder for `make evaluate`, a run or pipeline folder for `make report` (default: the newest
