@@ -75,15 +75,12 @@ def score_reconstruction(
     energy = torch.zeros(2, dtype=torch.float64)  # reconstructions, frames
     examples = None
     latents, codes = [], []
-    vqvae = phase.vqvae
     batches = range(0, n, batch_size)
     for start in tqdm(batches, desc=f"evaluate {scene}: reconstruction", unit="batch", leave=False):
         rows = np.arange(start, min(start + batch_size, n))
         x = to_frames(frames[rows], device)  # (B, T, 3, H, W)
         flat = x.flatten(0, 1)  # (B*T, 3, H, W)
-        z, features = vqvae.encoder(flat)  # vqvae(flat), keeping the quantized latents
-        quantized, indices, _ = vqvae.quantizer(z)
-        recon = vqvae.decoder(quantized, features if vqvae.decoder.skip else None)
+        recon, quantized, indices, _ = phase.vqvae.reconstruct(flat)
         latents.append(quantized.unflatten(0, x.shape[:2]))
         codes.append(indices.unflatten(0, x.shape[:2]))
         metrics.update(recon, flat)

@@ -83,9 +83,16 @@ class VQVAE(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (B, 3, 64, 64) -> reconstruction (B, 3, 64, 64), indices (B, G, 8, 8), vq loss."""
+        recon, _, indices, vq_loss = self.reconstruct(x)
+        return recon, indices, vq_loss
+
+    def reconstruct(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """forward, keeping the quantized latent: x -> reconstruction, quantized (B, C, 8, 8), indices, vq loss
+        (the evaluation reuses the latents of the frames it reconstructs)."""
         z, features = self.encoder(x)
         quantized, indices, vq_loss = self.quantizer(z)
-        return self.decoder(quantized, features if self.decoder.skip else None), indices, vq_loss
+        recon = self.decoder(quantized, features if self.decoder.skip else None)
+        return recon, quantized, indices, vq_loss
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (B, 3, 64, 64) -> quantized latent (B, C, 8, 8), indices (B, G, 8, 8), vq loss."""
