@@ -348,8 +348,10 @@ def evaluate_workers(settings: DictConfig) -> int:
 
 def timings_line(folder: Path) -> str:
     """An evaluation folder and its seconds per part (evaluation.json's `timings`), in one line."""
-    timings = json.loads((folder / "evaluation.json").read_text()).get("timings") or {}
-    return f"{folder} ({', '.join(f'{k} {v:.1f} s' for k, v in timings.items())})"
+    from physworld.evaluation.evaluate import Timings
+
+    timings = Timings(json.loads((folder / "evaluation.json").read_text()).get("timings") or {})
+    return f"{folder} ({timings.line()})"
 
 
 def _evaluate_job(job: tuple) -> str:

@@ -17,12 +17,8 @@ from physworld.data.plan import check_dataset, dataset_members
 from physworld.errors import CheckpointError, ConfigError
 from physworld.require import non_negative_int, positive_int, positive_number, require
 
-DEVICES = (
-    "auto",
-    "cpu",
-    "cuda",
-    "mps",
-)  # devices.DEVICES, the choices of devices.pick_device (no torch here)
+# devices.DEVICES, the choices of devices.pick_device (no torch here)
+DEVICES = ("auto", "cpu", "cuda", "mps")
 # evaluation.counterfactual.actions: the keys of evaluation/counterfactual.py's COUNTERFACTUALS (no torch here)
 COUNTERFACTUAL_ACTIONS = ("negate", "rotate", "zero")
 SPLITS = ("val", "test", "ood_test", "long_test")  # the held-out splits evaluation scores (data/cache.py)

@@ -190,25 +190,19 @@ def fit_probes(
 
 def score_probes(
     phase,
+    fitted: tuple[dict[str, Probe], list[str]],
     names,
-    train: dict,
     held_out: dict,
-    n_train: int,
     n_eval: int,
     c: int,
-    ridge: float,
     max_features: int | None,
     batch_size: int,
     device,
-    fitted=None,
     latents: torch.Tensor | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Fit the hidden-state and latent probes on the first n_train sequences of `train` (or take `fitted`,
-    fit_probes' result for the same), score them on the first n_eval of `held_out` for the state columns
-    `names` -> {"probe_r2": {name: R²}, "probe_r2_latent": {...}}, each with a "mean" entry (over the state
-    variables with a finite R²). `latents`: the held-out sequences' quantized latents, where known."""
-    if fitted is None:
-        fitted = fit_probes(phase, names, train, n_train, c, ridge, max_features, batch_size, device)
+    """Score the probes `fitted` (fit_probes' result) on the first n_eval sequences of `held_out` for the state
+    columns `names` -> {"probe_r2": {name: R²}, "probe_r2_latent": {...}}, each with a "mean" entry (over the
+    state variables with a finite R²). `latents`: the held-out sequences' quantized latents, where known."""
     probes, target_names = fitted
     test = probe_features(phase, held_out, n_eval, c, batch_size, device, max_features, latents)
     y_test, _ = probe_targets(test["states"], names)
@@ -257,9 +251,7 @@ def probe_metrics(
         total = train["frames"].shape[0]
         n_train = total if settings.train_sequences is None else min(int(settings.train_sequences), total)
         fits[key] = fit_probes(phase, names, train, n_train, c, ridge, width, batch_size, device)
-    scores = score_probes(
-        phase, names, None, held_out, 0, n, c, ridge, width, batch_size, device, fits[key], latents
-    )
+    scores = score_probes(phase, fits[key], names, held_out, n, c, width, batch_size, device, latents)
     return {
         f"{key}/{dataset['name']}/{name}": v for key, named in scores.items() for name, v in named.items()
     }
