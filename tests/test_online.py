@@ -155,9 +155,9 @@ def test_rl_refuses_episodes_without_an_environment(make_cfg):
     with pytest.raises(
         ConfigError, match="dataset.name='episodes' is not accepted: goal_reach, gym, or episodes"
     ):
-        check_rl(cfg, files=False)
+        check_rl(cfg)
     cfg.dataset.env_id = "Pendulum-v1"
-    check_rl(cfg, files=False)  # played in Pendulum-v1: accepted
+    check_rl(cfg)  # played in Pendulum-v1: accepted
 
 
 def test_play_records_the_episode_format_with_clipped_noise():

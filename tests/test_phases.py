@@ -1,5 +1,5 @@
-"""What each phase can do: declared once on its class (every capability, in its own class body), asked of the
-class by whoever needs it (by name without importing Lightning), and the places that ask."""
+"""What each phase can do: one table (physworld.phases.PHASES), asked by name without importing Lightning, or of
+a phase at hand, and the places that ask."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import torch
 
 from physworld.callbacks.rollout import RolloutEvaluation
 from physworld.errors import CheckpointError
-from physworld.phases import CAPABILITIES, PHASE_NAMES, PHASES, declared, phase_class, phases_that
+from physworld.phases import CAPABILITIES, PHASES, declared, phase_class, phases_that
 from physworld.phases.checkpoints import check_world_model_phase
-from physworld.phases.comprehensive import ComprehensivePhase
+from physworld.phases.prediction import PredictionPhase
 from physworld.run import build_datamodule, plain
 from physworld.world_model import read_training_checkpoint
 
@@ -29,23 +29,20 @@ EXPECTED = {
 }
 
 
-def test_every_phase_declares_every_capability_in_its_own_class_body():
-    assert set(PHASES) == set(EXPECTED) == set(PHASE_NAMES)
-    for cls in PHASES.values():
-        for capability in CAPABILITIES:
-            # in the class's own body: ComprehensivePhase must not inherit PredictionPhase's by accident
-            assert capability in vars(cls), f"{cls.__name__} does not declare {capability}"
-            assert isinstance(vars(cls)[capability], bool), (cls.__name__, capability)
+def test_the_table_names_each_phase_its_class_and_answers():
+    assert list(PHASES) == list(EXPECTED)
+    for name, answers in EXPECTED.items():
+        assert tuple(declared(name, capability) for capability in CAPABILITIES) == answers
+    assert phase_class("reconstruction").__name__ == "ReconstructionPhase"
+    assert phase_class("comprehensive") is phase_class("prediction")  # the same class, other settings
+    assert phase_class("rl").__name__ == "RLPhase"
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
-def test_the_lookup_by_name_gives_each_class_its_answers(name):
-    cls = phase_class(name)
-    assert cls is PHASES[name]
-    answers = tuple(getattr(cls, capability) for capability in CAPABILITIES)
-    assert answers == EXPECTED[name]
-    # read from the source without importing: the same answers as the imported class
-    assert tuple(declared(name, capability) for capability in CAPABILITIES) == answers
+def test_a_phase_at_hand_answers_from_its_own_name(make_cfg, name):
+    cfg = make_cfg(f"phase={name}")
+    phase = phase_class(name)(model=plain(cfg.model), phase=plain(cfg.phase))
+    assert tuple(getattr(phase, capability) for capability in CAPABILITIES) == EXPECTED[name]
 
 
 def test_phases_that_lists_the_names_in_registry_order():
@@ -64,8 +61,8 @@ def test_unknown_names_and_capabilities_are_refused():
 
 def test_the_lookup_by_name_imports_neither_torch_nor_lightning():
     code = (
-        "import sys; from physworld.phases import CAPABILITIES, PHASE_NAMES, declared\n"
-        "print([declared(n, c) for n in PHASE_NAMES for c in CAPABILITIES])\n"
+        "import sys; from physworld.phases import CAPABILITIES, PHASES, declared\n"
+        "print([declared(n, c) for n in PHASES for c in CAPABILITIES])\n"
         "print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))"
     )
     result = subprocess.run(
@@ -73,7 +70,7 @@ def test_the_lookup_by_name_imports_neither_torch_nor_lightning():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     answers, imported = result.stdout.strip().splitlines()
-    assert answers == str([value for name in PHASE_NAMES for value in EXPECTED[name]])
+    assert answers == str([value for name in PHASES for value in EXPECTED[name]])
     assert imported == "[]"
 
 
@@ -109,7 +106,7 @@ def test_init_from_and_evaluate_take_world_model_checkpoints_only():
 
 
 def test_load_world_model_takes_a_checkpoint_of_any_phase(tmp_path):
-    for name in PHASE_NAMES:  # an rl checkpoint holds the world model it trained in
+    for name in PHASES:  # an rl checkpoint holds the world model it trained in
         torch.save(_checkpoint(name), tmp_path / f"{name}.ckpt")
         ckpt = read_training_checkpoint(tmp_path / f"{name}.ckpt")
         assert ckpt["hyper_parameters"]["phase"]["name"] == name
@@ -121,10 +118,10 @@ def test_load_world_model_takes_a_checkpoint_of_any_phase(tmp_path):
 
 
 @pytest.mark.parametrize("trains_dynamics", [True, False])
-def test_rollout_callback_scores_the_phases_whose_class_trains_dynamics(make_cfg, tmp_path, trains_dynamics):
-    # A comprehensive phase that says it trains no dynamics still has a rollout(): the callback asks the class.
+def test_rollout_callback_scores_the_phases_that_train_dynamics(make_cfg, tmp_path, trains_dynamics):
+    # A comprehensive phase that says it trains no dynamics still has a rollout(): the callback asks the phase.
     cfg = make_cfg("debug=tiny", "phase=comprehensive", "dataset=pendulum")
-    probe = type("Probe", (ComprehensivePhase,), {"trains_dynamics": trains_dynamics})
+    probe = type("Probe", (PredictionPhase,), {"trains_dynamics": trains_dynamics})
     torch.manual_seed(0)
     phase = probe(model=plain(cfg.model), phase=plain(cfg.phase), dataset_names=["pendulum"])
     calls = []

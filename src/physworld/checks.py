@@ -16,15 +16,15 @@ from omegaconf import DictConfig, OmegaConf
 from physworld.data.plan import check_dataset, dataset_members, datasets_for
 from physworld.errors import ConfigError
 from physworld.models.spec import ModelSpec
-from physworld.phases import PHASE_NAMES, declared, phase_class
+from physworld.phases import PHASES, declared, phase_class
 from physworld.require import non_negative_int, non_negative_number, positive_int, positive_number, require
 from physworld.resolve import PRECISIONS, resolve_ckpt_path
 
 HEAD_LATENTS = ("predicted", "encoded")  # phase.head_latents: what the frame losses train the frame head on
 
 
-def check_dynamics(cfg: DictConfig, files: bool = True) -> None:
-    """The keys of the phases that train the ConvGRU dynamics (their class declares trains_dynamics)."""
+def check_dynamics(cfg: DictConfig) -> None:
+    """The keys of the phases that train the ConvGRU dynamics (trains_dynamics in physworld.phases.PHASES)."""
     require(cfg, "phase.context_frames", positive_int, "a positive integer")
     require(
         cfg,
@@ -69,8 +69,6 @@ def check_dynamics(cfg: DictConfig, files: bool = True) -> None:
             "reconstruction run (phase.init_from=<run>/checkpoints/best.ckpt), or train the VQ-VAE too with "
             "phase.freeze_vqvae=false phase.recon_weight=1"
         )
-    if files and init is not None:
-        check_init_from(init)
 
 
 def check_token_cache(cfg: DictConfig) -> None:
@@ -88,7 +86,7 @@ def frozen_vqvae(cfg: DictConfig) -> bool:
     return phase_class(cfg.phase.name).freezes_vqvae(cfg.phase)  # imports the phase (Lightning): only here
 
 
-def check_rl(cfg: DictConfig, files: bool = True) -> None:
+def check_rl(cfg: DictConfig) -> None:
     """The agent phase needs rewards, actions and a real environment (dataset=goal_reach, gym, or episodes played
     in dataset.env_id) and a world model with dynamics."""
     require(
@@ -137,8 +135,6 @@ def check_rl(cfg: DictConfig, files: bool = True) -> None:
             "phase.init_from=None is not accepted: phase=rl needs a world model with dynamics, the checkpoint of a "
             "prediction run on dataset=goal_reach (phase.init_from=<run>/checkpoints/best.ckpt)"
         )
-    if files:
-        check_init_from(init)
 
 
 def check_eval_policies(cfg: DictConfig) -> None:
@@ -264,10 +260,10 @@ def check_ddp_in_sweep(cfg: DictConfig) -> None:
 
 
 def check_config(cfg: DictConfig, files: bool = True) -> None:
-    """Raise ConfigError for the first bad value. Called by train() before anything is built.
-    files=False skips the checks of checkpoint files (a pipeline checks its later steps before their
-    checkpoints exist)."""
-    require(cfg, "phase.name", lambda v: v in PHASE_NAMES, f"one of {sorted(PHASE_NAMES)}")
+    """Raise ConfigError for the first bad value; before anything is built, once a run (the CLI and the pipeline
+    check the values before importing torch, run.train then the files). files=False skips check_files (a
+    pipeline checks its later steps before their checkpoints exist)."""
+    require(cfg, "phase.name", lambda v: v in PHASES, f"one of {sorted(PHASES)}")
     require(cfg, "seed", non_negative_int, "a non-negative integer")
     for key in ("phase.batch_size", "phase.seq_len", "phase.max_epochs"):
         require(cfg, key, positive_int, "a positive integer")
@@ -325,16 +321,26 @@ def check_config(cfg: DictConfig, files: bool = True) -> None:
                 f"{dataset['name']} ({dataset['num_frames']} frames): accepted 1..{dataset['num_frames']}"
             )
     if declared(cfg.phase.name, "trains_dynamics"):
-        check_dynamics(cfg, files)
+        check_dynamics(cfg)
     if declared(cfg.phase.name, "trains_agent"):
-        check_rl(cfg, files)
+        check_rl(cfg)
     check_loggers(cfg)
     check_lpips(cfg)
     check_ddp_in_sweep(cfg)
-    ckpt = resolve_ckpt_path(cfg) if files else None
-    if files and ckpt is None:
+    if files:
+        check_files(cfg)
+
+
+def check_files(cfg: DictConfig) -> None:
+    """The checks of check_config that read files (torch for a checkpoint): phase.init_from is a world model
+    that fits; a run without ckpt_path starts in a new folder; a resumed one's checkpoint is of this phase and
+    fits its networks."""
+    if cfg.phase.get("init_from") is not None:
+        check_init_from(cfg.phase.init_from)
+    ckpt = resolve_ckpt_path(cfg)
+    if ckpt is None:
         check_new_run_dir(cfg.paths.output_dir, "paths.output_dir")
-    if ckpt is not None:
+    else:
         from physworld.phases.checkpoints import (
             check_architecture,
             checkpoint_phase,

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from physworld import loggers as run_loggers
 from physworld.callbacks.metrics_file import scalar_metrics, write_metrics
-from physworld.checks import check_config
+from physworld.checks import check_config, check_files
 from physworld.data.datamodule import VideoDataModule
 from physworld.data.plan import dataset_members, datasets_for
 from physworld.errors import ConfigError, PhysworldError
@@ -89,9 +89,10 @@ def format_counts(counts: dict[str, int]) -> str:
     return "parameters: " + ", ".join(f"{name} {n:,}" for name, n in counts.items())
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit and/or test the phase chosen by `phase=`; write `<run dir>/metrics.json`; return its metrics."""
-    check_config(cfg)
+def train(cfg: DictConfig, values_checked: bool = False) -> dict[str, float]:
+    """Fit and/or test the phase chosen by `phase=`; write `<run dir>/metrics.json`; return its metrics.
+    values_checked: the caller ran check_config(cfg, files=False) already, so only the file checks remain."""
+    check_files(cfg) if values_checked else check_config(cfg)
     drop_lightning_console_handler()  # Hydra's console handler prints Lightning's lines; its own would repeat them
     rank_zero_info(f"precision: {resolve_precision(cfg)}")
     L.seed_everything(cfg.seed, workers=True)

@@ -27,7 +27,7 @@ from physworld.models.convgru import LatentDynamics
 from physworld.models.frame_head import FrameHead
 from physworld.models.spec import ModelSpec
 from physworld.models.vqvae import VQVAE
-from physworld.phases import PHASE_NAMES
+from physworld.phases import PHASES
 from physworld.phases.checkpoints import (
     NETWORKS,
     check_weights_fit,
@@ -313,9 +313,9 @@ def read_training_checkpoint(path: Path, key: str = KEY) -> dict:
     world model it trained in."""
     ckpt = read_checkpoint(path, key=key)
     name = checkpoint_phase(ckpt)
-    if name not in PHASE_NAMES:
+    if name not in PHASES:
         raise CheckpointError(
-            f"{key}={str(path)!r} is a checkpoint of phase {name!r}: accepted one of {list(PHASE_NAMES)}"
+            f"{key}={str(path)!r} is a checkpoint of phase {name!r}: accepted one of {list(PHASES)}"
         )
     return ckpt
 

@@ -20,11 +20,11 @@ def train_app(cfg: DictConfig) -> float | None:
 
     try:
         # The checks of the values first, before torch and Lightning are imported (seconds): a bad value is
-        # reported at once. train() checks again with the checkpoint files, which need torch to read.
+        # reported at once. train() then checks the files (checkpoints need torch to read).
         check_config(cfg, files=False)
         from physworld.run import train
 
-        metrics = train(cfg)
+        metrics = train(cfg, values_checked=True)
     except (PhysworldError, OSError) as err:  # OSError: a full disk, a read-only folder (errors.os_error)
         sys.exit(print_error(err))
     return metrics.get(cfg.optimized_metric)

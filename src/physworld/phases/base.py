@@ -16,6 +16,7 @@ from physworld.errors import CheckpointError
 from physworld.models.build import build_vqvae
 from physworld.models.spec import ModelSpec
 from physworld.models.vqvae import parameter_counts
+from physworld.phases import PHASES, Phase
 from physworld.phases.checkpoints import check_world_model_checkpoint, load_networks, read_checkpoint
 
 # How to run, not what to learn: kept out of the hyperparameters, so checkpoints do not depend on them.
@@ -47,8 +48,28 @@ class WorldModelPhase(L.LightningModule):
     A run started from `phase.init_from` gets the model config with the checkpoint's architecture
     (phases/checkpoints.init_model, called by physworld.run.build_phase)."""
 
-    # Each phase class declares every capability of physworld.phases.CAPABILITIES (is_world_model, trains_dynamics,
-    # needs_trained_dynamics, trains_agent) in its own body: none is inherited from here or from a parent phase.
+    # What it can do (is_world_model, trains_dynamics, needs_trained_dynamics, trains_agent): the table
+    # physworld.phases.PHASES says, for the phase name it was built with (phase.name).
+
+    @property
+    def entry(self) -> Phase:
+        return PHASES[self.hparams.phase["name"]]
+
+    @property
+    def is_world_model(self) -> bool:
+        return self.entry.is_world_model
+
+    @property
+    def trains_dynamics(self) -> bool:
+        return self.entry.trains_dynamics
+
+    @property
+    def needs_trained_dynamics(self) -> bool:
+        return self.entry.needs_trained_dynamics
+
+    @property
+    def trains_agent(self) -> bool:
+        return self.entry.trains_agent
 
     @classmethod
     def freezes_vqvae(cls, phase: dict) -> bool:

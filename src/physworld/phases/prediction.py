@@ -15,7 +15,8 @@ and the latent term is the same weighted sum of cross-entropies against the code
 Training on its own rollouts (not teacher-forced one-step targets) is what makes the loss see the compounding
 error the seed describes. The VQ-VAE comes from `phase.init_from` (a reconstruction checkpoint) and is frozen
 by default; `recon_weight > 0` adds the reconstruction loss of every frame of the window, which is the
-seed's phase 3 objective L_recon + lambda * L_pred (see comprehensive.py). With the VQ-VAE frozen, the
+seed's phase 3 objective L_recon + lambda * L_pred: `phase=comprehensive` is this class with those settings
+(configs/phase/comprehensive.yaml), run on `dataset=all`. With the VQ-VAE frozen, the
 training windows may come as codes from the token cache (data/tokens.py) instead of frames: the encoder
 then does not run at all in training.
 """
@@ -81,11 +82,6 @@ def weighted_token_ce(logits: torch.Tensor, target: torch.Tensor, weights: torch
 
 
 class PredictionPhase(WorldModelPhase):
-    is_world_model = True  # the dynamics (and the VQ-VAE) the RL phase and later phases start from
-    trains_dynamics = True
-    needs_trained_dynamics = False  # phase.init_from may bring a VQ-VAE only (a reconstruction checkpoint)
-    trains_agent = False
-
     def __init__(self, model: dict, phase: dict, dataset_names: list[str] | None = None):
         super().__init__(model, phase, dataset_names)
         self.dynamics = build_dynamics(self.spec)

@@ -25,11 +25,6 @@ STAGES = ("val", "test")
 
 
 class ReconstructionPhase(WorldModelPhase):
-    is_world_model = True  # its VQ-VAE is what the later phases start from
-    trains_dynamics = False  # a VQ-VAE only: nothing to roll out
-    needs_trained_dynamics = False
-    trains_agent = False
-
     def __init__(self, model: dict, phase: dict, dataset_names: list[str] | None = None):
         super().__init__(model, phase, dataset_names)
         # One set of metric objects per evaluation stage (never shared between val and test).

@@ -46,11 +46,6 @@ from physworld.phases.base import WorldModelPhase
 
 
 class RLPhase(WorldModelPhase):
-    is_world_model = False  # it trains an agent inside a frozen world model (its checkpoint holds that too)
-    trains_dynamics = False  # it imagines with the frozen dynamics: no rollout(), no rollout metrics
-    needs_trained_dynamics = True  # phase.init_from must bring the dynamics, not only a VQ-VAE
-    trains_agent = True
-
     def __init__(self, model: dict, phase: dict, dataset_names: list[str] | None = None):
         super().__init__(model, phase, dataset_names)
         self.automatic_optimization = False
