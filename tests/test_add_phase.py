@@ -10,6 +10,7 @@ import torch
 from physworld.checks import check_config
 from physworld.phases import PHASES, Phase, declared, phase_class
 from physworld.phases.base import WorldModelPhase
+from physworld.phases.settings import WorldModelSettings
 from physworld.run import train
 
 
@@ -50,7 +51,7 @@ monitor: val/toy_loss   # picks best.ckpt
 
 def test_a_new_phase_takes_a_class_a_row_and_a_config_file(monkeypatch, tmp_path, make_cfg):
     # Step 2: its row in the table.
-    monkeypatch.setitem(PHASES, "toy", Phase(f"{__name__}:ToyPhase", True, False, False, False))
+    monkeypatch.setitem(PHASES, "toy", Phase(f"{__name__}:ToyPhase", WorldModelSettings, True, False, False, False))
     (tmp_path / "conf" / "phase").mkdir(parents=True)
     (tmp_path / "conf" / "phase" / "toy.yaml").write_text(TOY_YAML)
     overrides = [

@@ -86,7 +86,7 @@ def test_lightning_log_lines_print_once(tmp_path):
             "phase.head_latents=True is not accepted: one of ['predicted', 'encoded']",
         ),
         (
-            "phase=prediction phase.head_latents=encoded",
+            "phase=prediction phase.freeze_vqvae=false phase.head_latents=encoded",
             "phase.head_latents='encoded' is not accepted: 'predicted' with model.decoder.output=pixels",
         ),
         ("ckpt_path=/no/such.ckpt", "ckpt_path='/no/such.ckpt': no such checkpoint file"),

@@ -17,57 +17,17 @@ from physworld.data.plan import check_dataset, dataset_members, datasets_for
 from physworld.errors import ConfigError
 from physworld.models.spec import ModelSpec
 from physworld.phases import PHASES, declared, phase_class
-from physworld.require import non_negative_int, non_negative_number, positive_int, positive_number, require
+from physworld.require import non_negative_int, non_negative_number, positive_int, require
 from physworld.resolve import PRECISIONS, resolve_ckpt_path
-
-HEAD_LATENTS = ("predicted", "encoded")  # phase.head_latents: what the frame losses train the frame head on
 
 
 def check_dynamics(cfg: DictConfig) -> None:
-    """The keys of the phases that train the ConvGRU dynamics (trains_dynamics in physworld.phases.PHASES)."""
-    require(cfg, "phase.context_frames", positive_int, "a positive integer")
-    require(
-        cfg,
-        "phase.loss_weights",
-        lambda w: len(w) >= 1 and all(non_negative_number(v) for v in w) and sum(w) > 0,
-        "a non-empty list of non-negative numbers, not all zero",
-    )
-    for key in ("phase.pred_weight", "phase.recon_weight", "phase.dynamics_l2"):
-        require(cfg, key, non_negative_number, "a non-negative number")
-    for key in ("phase.frame_weight", "phase.photo_weight", "phase.flow_smoothness", "phase.dynamics_photo"):
-        if OmegaConf.select(cfg, key) is not None:
-            require(cfg, key, non_negative_number, "a non-negative number")
-    if OmegaConf.select(cfg, "phase.photo_scales") is not None:
-        require(
-            cfg,
-            "phase.photo_scales",
-            lambda v: len(v) >= 1 and all(positive_int(s) and 64 % s == 0 for s in v),
-            "a non-empty list of pooling factors that divide the frame side 64 (1: full resolution)",
-        )
-    if OmegaConf.select(cfg, "phase.photo_worst") is not None:
-        require(cfg, "phase.photo_worst", lambda v: non_negative_number(v) and v <= 1, "a number in [0, 1]")
-    if OmegaConf.select(cfg, "phase.head_latents") is not None:
-        require(cfg, "phase.head_latents", lambda v: v in HEAD_LATENTS, f"one of {list(HEAD_LATENTS)}")
-        if cfg.model.decoder.output == "pixels":  # encoded trains a frame head, which pixels has none of
-            require(
-                cfg,
-                "phase.head_latents",
-                lambda v: v == "predicted",
-                "'predicted' with model.decoder.output=pixels (encoded needs warp or composite)",
-            )
-    frames = cfg.phase.context_frames + len(cfg.phase.loss_weights)
-    require(
-        cfg,
-        "phase.seq_len",
-        lambda v: v == frames,
-        f"phase.context_frames + len(phase.loss_weights) = {frames}",
-    )
-    init = cfg.phase.get("init_from")
-    if init is None and cfg.phase.freeze_vqvae:
+    """What the dynamics phases' keys (phases/settings.py) need of the model: the encoded latents train a frame
+    head, which model.decoder.output=pixels has none of."""
+    if cfg.phase.get("head_latents") == "encoded" and cfg.model.decoder.output == "pixels":
         raise ConfigError(
-            "phase.init_from=None is not accepted while phase.freeze_vqvae=true: pass the checkpoint of a "
-            "reconstruction run (phase.init_from=<run>/checkpoints/best.ckpt), or train the VQ-VAE too with "
-            "phase.freeze_vqvae=false phase.recon_weight=1"
+            "phase.head_latents='encoded' is not accepted: 'predicted' with model.decoder.output=pixels (encoded "
+            "needs warp or composite)"
         )
 
 
@@ -96,66 +56,11 @@ def check_rl(cfg: DictConfig) -> None:
         "goal_reach, gym, or episodes with the dataset.env_id they were played in (phase=rl needs actions, "
         "rewards and an environment to be evaluated in)",
     )
-    require(
-        cfg,
-        "phase.eval_max_steps",
-        lambda v: v is None or positive_int(v),
-        "null (the environment's own limit) or a positive integer",
-    )
-    for key in (
-        "phase.imagination_horizon",
-        "phase.target_update_every",
-        "phase.eval_episodes",
-        "phase.test_episodes",
-    ):
-        require(cfg, key, positive_int, "a positive integer")
-    for key in (
-        "phase.reward_pretrain_steps",
-        "phase.eval_every_n_steps",
-        "phase.eval_seed",
-        "phase.test_seed",
-    ):
-        require(cfg, key, non_negative_int, "a non-negative integer")
-    require(
-        cfg,
-        "phase.imagination_starts",
-        lambda v: v is None or non_negative_int(v),
-        "null or a non-negative integer",
-    )
-    for key in ("phase.gamma", "phase.td_lambda"):
-        require(cfg, key, lambda v: non_negative_number(v) and v <= 1, "a number in [0, 1]")
-    for key in ("phase.entropy_weight", "phase.action_noise"):
-        require(cfg, key, non_negative_number, "a non-negative number")
-    for key in ("phase.reward_lr", "phase.actor_lr", "phase.critic_lr", "phase.grad_clip"):
-        require(cfg, key, positive_number, "a positive number")
     check_eval_policies(cfg)
-    init = cfg.phase.get("init_from")
-    if init is None:
-        raise ConfigError(
-            "phase.init_from=None is not accepted: phase=rl needs a world model with dynamics, the checkpoint of a "
-            "prediction run on dataset=goal_reach (phase.init_from=<run>/checkpoints/best.ckpt)"
-        )
 
 
 def check_eval_policies(cfg: DictConfig) -> None:
-    """phase.eval_policies names known policies once each; the planner's settings; a monitor that is logged."""
-    policies = ("actor", "planner")
-    require(
-        cfg,
-        "phase.eval_policies",
-        lambda v: len(v) > 0 and all(p in policies for p in v) and len(set(v)) == len(v),
-        f"a non-empty list of distinct names from {list(policies)}",
-    )
-    for key in ("horizon", "candidates", "elites", "iterations"):
-        require(cfg, f"phase.planner.{key}", positive_int, "a positive integer")
-    require(
-        cfg,
-        "phase.planner.elites",
-        lambda v: v <= cfg.phase.planner.candidates,
-        f"at most phase.planner.candidates={cfg.phase.planner.candidates}",
-    )
-    for key in ("terminal_value", "warm_start"):
-        require(cfg, f"phase.planner.{key}", lambda v: isinstance(v, bool), "true or false")
+    """phase.monitor is a metric the evaluated policies log."""
     env_id = cfg.phase.get("env_id")
     if env_id:
         from physworld.envs.gym_pixels import REFERENCE_CONTROLLERS  # gymnasium: only for dataset=gym
@@ -259,32 +164,19 @@ def check_ddp_in_sweep(cfg: DictConfig) -> None:
             )
 
 
+def phase_settings(cfg: DictConfig):
+    """The typed settings of cfg.phase (its phase's class in physworld.phases.PHASES), or ConfigError."""
+    phase = OmegaConf.to_container(cfg.phase, resolve=True, throw_on_missing=False)
+    return PHASES[cfg.phase.name].settings.from_config(phase)
+
+
 def check_config(cfg: DictConfig, files: bool = True) -> None:
     """Raise ConfigError for the first bad value; before anything is built, once a run (the CLI and the pipeline
     check the values before importing torch, run.train then the files). files=False skips check_files (a
     pipeline checks its later steps before their checkpoints exist)."""
     require(cfg, "phase.name", lambda v: v in PHASES, f"one of {sorted(PHASES)}")
+    phase_settings(cfg)  # every phase.* key, one line each (phases/settings.py)
     require(cfg, "seed", non_negative_int, "a non-negative integer")
-    for key in ("phase.batch_size", "phase.seq_len", "phase.max_epochs"):
-        require(cfg, key, positive_int, "a positive integer")
-    require(
-        cfg, "phase.monitor", lambda v: isinstance(v, str) and v.startswith("val/"), "a val/... metric name"
-    )
-    if declared(cfg.phase.name, "is_world_model"):  # their one AdamW; rl has one per head (check_rl)
-        require(cfg, "phase.lr", positive_number, "a positive number")
-        require(cfg, "phase.weight_decay", non_negative_number, "a non-negative number")
-        require(
-            cfg,
-            "phase.betas",
-            lambda b: len(b) == 2 and all(non_negative_number(v) and v < 1 for v in b),
-            "two numbers in [0, 1), e.g. [0.9, 0.999]",
-        )
-    for key in (
-        "phase.foreground_weight",
-        "phase.gradient_weight",
-    ):  # the reconstruction loss (phases/losses.py)
-        if OmegaConf.select(cfg, key) is not None:
-            require(cfg, key, non_negative_number, "a non-negative number")
     require(cfg, "data.seed", non_negative_int, "a non-negative integer")
     check_verify(cfg)
     require(cfg, "data.stride", positive_int, "a positive integer")

@@ -39,7 +39,7 @@ class RLFigures(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if not pl_module.trains_agent:
             return
-        step, every = int(pl_module.train_steps), pl_module.hparams.phase["eval_every_n_steps"]
+        step, every = int(pl_module.train_steps), pl_module.settings.eval_every_n_steps
         metrics = trainer.callback_metrics
         row = {k: float(metrics[k]) for k, _ in CURVES if k in metrics}
         if every and step % every == 0:  # the step of a real-environment evaluation

@@ -48,7 +48,7 @@ def _start(phase: RLPhase, split: dict[str, np.ndarray], windows: int):
 def _imagine(phase: RLPhase, z, hidden, actions=None):
     """Roll the frozen world model H steps under `actions` (H, N, A), or under the deterministic policy when
     None. Returns the predicted rewards (H, N), the target critic's values (H + 1, N) and the actions."""
-    horizon = phase.hparams.phase["imagination_horizon"]
+    horizon = phase.settings.imagination_horizon
     state, rewards, values, taken = list(hidden), [], [], []
     for k in range(horizon + 1):
         features = torch.cat([z, state[-1]], dim=1)
@@ -72,7 +72,6 @@ def gradient_split(phase: RLPhase, split: dict[str, np.ndarray], windows: int = 
     (cosine with the goal direction, fraction of saturated components), the imagined reward sum per start
     under four action sequences, and one row per (where the actions are, part) with the gradient's norm and
     its cosines with the goal direction and with the policy's mean action."""
-    p = phase.hparams.phase
     phase.eval()
     with torch.no_grad():
         z, hidden, goal = _start(phase, split, windows)
@@ -97,7 +96,7 @@ def gradient_split(phase: RLPhase, split: dict[str, np.ndarray], windows: int = 
     for where, start in (("zero actions", torch.zeros_like(own)), ("its own actions", own)):
         actions = start.clone().requires_grad_(True)
         rewards, values, _ = _imagine(phase, z, hidden, actions)
-        parts = split_lambda_returns(rewards, values, p["gamma"], p["td_lambda"])
+        parts = split_lambda_returns(rewards, values, phase.settings.gamma, phase.settings.td_lambda)
         for part, g in zip(("rewards", "critic"), parts):
             # each window's own gradient (the mean over the horizon, summed over windows)
             (grad,) = torch.autograd.grad(g.mean(0).sum(), actions, retain_graph=True)

@@ -1,4 +1,5 @@
-"""The phases, as data: `PHASES` maps each `phase=<name>` to its LightningModule class and what it can do.
+"""The phases, as data: `PHASES` maps each `phase=<name>` to its LightningModule class, its typed settings and
+what it can do.
 
 Reading the table imports nothing (no torch, no Lightning), so the start-up checks (physworld.checks) and the
 pipeline ask it with only a config's or a checkpoint's phase name; `phase_class(name)` imports the class. A
@@ -11,10 +12,13 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, fields
 
+from physworld.phases.settings import PredictionSettings, RLSettings, Settings, WorldModelSettings
+
 
 @dataclass(frozen=True)
 class Phase:
     target: str  # "<module>:<class>" of its LightningModule
+    settings: type[Settings]  # its typed settings (phases/settings.py), read from configs/phase/<name>.yaml
     # it trains the world model: its checkpoint is what phase.init_from and scripts/evaluate.py take, and it
     # trains with one optimizer (phases/base.py)
     is_world_model: bool
@@ -28,11 +32,18 @@ class Phase:
     trains_agent: bool
 
 
+# phase=<name>: Phase(class, settings, is_world_model, trains_dynamics, needs_trained_dynamics, trains_agent)
 PHASES = {
-    "reconstruction": Phase("physworld.phases.reconstruction:ReconstructionPhase", True, False, False, False),
-    "prediction": Phase("physworld.phases.prediction:PredictionPhase", True, True, False, False),
-    "comprehensive": Phase("physworld.phases.prediction:PredictionPhase", True, True, False, False),
-    "rl": Phase("physworld.phases.rl:RLPhase", False, False, True, True),
+    "reconstruction": Phase(
+        "physworld.phases.reconstruction:ReconstructionPhase", WorldModelSettings, True, False, False, False
+    ),
+    "prediction": Phase(
+        "physworld.phases.prediction:PredictionPhase", PredictionSettings, True, True, False, False
+    ),
+    "comprehensive": Phase(
+        "physworld.phases.prediction:PredictionPhase", PredictionSettings, True, True, False, False
+    ),
+    "rl": Phase("physworld.phases.rl:RLPhase", RLSettings, False, False, True, True),
 }
 CAPABILITIES = tuple(f.name for f in fields(Phase) if f.type == "bool")
 

@@ -100,6 +100,8 @@ class WorldModelPhase(L.LightningModule):
         self.dataset_names = list(dataset_names or ["data"])
         self.save_hyperparameters({"model": model, "phase": phase, "dataset_names": self.dataset_names})
         self.spec = ModelSpec.from_config(model)
+        # the typed settings (phases/settings.py); a checkpoint's dict may keep keys since removed
+        self.settings = self.entry.settings.from_config(phase, strict=False)
         self.vqvae = build_vqvae(self.spec)
         self.fast_paths = dict(FAST_PATHS)
         self._fast_paths_applied = False
@@ -107,7 +109,7 @@ class WorldModelPhase(L.LightningModule):
     def setup(self, stage: str) -> None:
         # Load phase.init_from here, not in __init__: a checkpoint of this phase must load without the file
         # it was initialised from. When fit resumes from ckpt_path, Lightning restores over it afterwards.
-        path = self.hparams.phase.get("init_from")
+        path = self.settings.init_from
         if stage != "fit" or not path or getattr(self, "_initialised", False):
             return
         ckpt = read_checkpoint(path)
@@ -159,12 +161,11 @@ class WorldModelPhase(L.LightningModule):
         self._fast_paths_applied = True
 
     def configure_optimizers(self):
-        phase = self.hparams.phase
         return torch.optim.AdamW(
             [p for p in self.parameters() if p.requires_grad],
-            lr=phase["lr"],
-            weight_decay=phase["weight_decay"],
-            betas=tuple(phase["betas"]),
+            lr=self.settings.lr,
+            weight_decay=self.settings.weight_decay,
+            betas=self.settings.betas,
             fused=True if self._fused() else None,  # None: torch's default (foreach on CUDA)
         )
 

@@ -34,7 +34,6 @@ from physworld.phases.base import WorldModelPhase
 from physworld.phases.losses import flow_smoothness, photometric_loss, reconstruction_losses
 
 STAGES = ("val", "test")
-FRAME_LOSSES = ("frame_weight", "photo_weight", "flow_smoothness")  # phase keys of losses on predicted frames
 EVAL_TERMS = ("loss", "pred_latent_mse", "pred_token_ce", "pred_token_acc", "pred_frame_mse", "recon_l1")
 TRAIN_TERMS = (
     "pred_latent_mse",
@@ -89,7 +88,7 @@ class PredictionPhase(WorldModelPhase):
         frame_head = build_frame_head(self.spec)
         if frame_head is not None:
             self.frame_head = frame_head
-        self.register_buffer("loss_weights", torch.tensor(phase["loss_weights"], dtype=torch.float32))
+        self.register_buffer("loss_weights", torch.tensor(self.settings.loss_weights, dtype=torch.float32))
         # Running means per evaluation stage and dataset (dataset=all: one val/test loader per member).
         self.eval_terms = nn.ModuleDict(
             {
@@ -120,15 +119,15 @@ class PredictionPhase(WorldModelPhase):
     @property
     def trains_on_frames(self) -> bool:
         """Whether the training loss needs the frames (a loss on the predicted frames), token cache or not."""
-        return any(self.hparams.phase.get(key, 0.0) for key in FRAME_LOSSES)
+        return any(self.settings.frame_losses.values())
 
     @property
     def context_frames(self) -> int:
-        return int(self.hparams.phase["context_frames"])
+        return self.settings.context_frames
 
     @property
     def horizon(self) -> int:
-        return len(self.hparams.phase["loss_weights"])
+        return len(self.settings.loss_weights)
 
     def forward(self, frames: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """The world model's prediction: context frames (B, c, 3, H, W) in [0, 1] and actions (B, c + K - 1, A)
@@ -150,7 +149,7 @@ class PredictionPhase(WorldModelPhase):
         phase.recon_weight "recon_l1", "recon_mse", "recon_gdl", "vq_loss". And the tensors behind them:
         "indices" (B, T, G, h, w); with frames "pred_frames" (B, K, 3, H, W); with recon_weight "recon" and
         "target" (B*T, 3, H, W)."""
-        phase, c, k = self.hparams.phase, self.context_frames, self.horizon
+        settings, c, k = self.settings, self.context_frames, self.horizon
         latents, indices, vq_loss = self.latents_of(batch)  # (B, T, C, h, w), (B, T, G, h, w)
         roll = self.dynamics.rollout(latents[:, :c], batch["actions"], horizon=k, codebook=self.codebook)
         pred = roll.latents  # (B, K, C, h, w)
@@ -161,29 +160,29 @@ class PredictionPhase(WorldModelPhase):
             out["pred_token_ce"] = weighted_token_ce(roll.logits, target, self.loss_weights)
             out["pred_token_acc"] = (roll.indices == target).float().mean()
             pred_loss = out["pred_token_ce"]
-            if roll.continuous is not None and phase.get("latent_weight", 0.0):
+            if roll.continuous is not None and settings.latent_weight:
                 # the distance head's z_hat regressed onto the true code too: a smooth signal beside the CE
                 out["pred_zhat_mse"] = weighted_latent_mse(
                     roll.continuous, latents[:, c : c + k].detach(), self.loss_weights
                 )
-                pred_loss = pred_loss + phase["latent_weight"] * out["pred_zhat_mse"]
+                pred_loss = pred_loss + settings.latent_weight * out["pred_zhat_mse"]
         else:
             pred_loss = out["pred_latent_mse"]
         l2 = sum(p.pow(2).sum() for name, p in self.dynamics.named_parameters() if name.endswith("weight"))
-        loss = phase["pred_weight"] * pred_loss + phase["dynamics_l2"] * l2
+        loss = settings.pred_weight * pred_loss + settings.dynamics_l2 * l2
         out["dynamics_l2"] = l2
         frames = batch.get("frames")
         if frames is not None:
             # The predicted frames against the true ones: a loss with frame_weight (L1 + GDL, the multi-step
             # weights) or photo_weight (multi-scale photometric, every step alike) and flow_smoothness (the frame
             # head's flow), else only a metric.
-            weights = {key: phase.get(key, 0.0) for key in FRAME_LOSSES}
+            weights = settings.frame_losses
             target = frames[:, c : c + k]  # (B, K, 3, H, W)
             train_frames = torch.is_grad_enabled() and any(weights.values())
             # head_latents=encoded: in training, the losses train the frame head on the encoded future frames (no
             # gradient to the dynamics or the encoder through them), and the predictions are not drawn; in
             # evaluation every loss and metric is on the predictions
-            if train_frames and phase.get("head_latents", "predicted") == "encoded":
+            if train_frames and settings.head_latents == "encoded":
                 pred_frames = None
                 drawn, flow = self.predicted_frames(
                     latents[:, c : c + k].detach(), latents[:, c - 1].detach(), frames[:, c - 1]
@@ -200,8 +199,8 @@ class PredictionPhase(WorldModelPhase):
                     terms = photometric_loss(
                         drawn.flatten(0, 1),
                         target.flatten(0, 1),
-                        phase.get("photo_scales", (1,)),
-                        phase.get("photo_worst", 0.0),
+                        settings.photo_scales,
+                        settings.photo_worst,
                     )
                     out["pred_photo"] = terms["photo"]
                     if "photo_worst" in terms:
@@ -211,7 +210,7 @@ class PredictionPhase(WorldModelPhase):
                     # edges where the true frame has them: the flow lives on the predicted frame's grid
                     out["flow_smoothness"] = flow_smoothness(flow.flatten(0, 1), target.flatten(0, 1))
                     loss = loss + weights["flow_smoothness"] * out["flow_smoothness"]
-                if pred_frames is None and phase.get("dynamics_photo", 0.0):
+                if pred_frames is None and settings.dynamics_photo:
                     # the predictions drawn by the head as it is (its weights held), so this loss trains the
                     # dynamics toward latents the head draws right, and teaches the head nothing
                     held = {name: p.detach() for name, p in self.frame_head.named_parameters()}
@@ -221,26 +220,26 @@ class PredictionPhase(WorldModelPhase):
                     out["pred_photo_dynamics"] = photometric_loss(
                         drawn_pred.flatten(0, 1),
                         target.flatten(0, 1),
-                        phase.get("photo_scales", (1,)),
-                        phase.get("photo_worst", 0.0),
+                        settings.photo_scales,
+                        settings.photo_worst,
                     )["photo"]
-                    loss = loss + phase["dynamics_photo"] * out["pred_photo_dynamics"]
+                    loss = loss + settings.dynamics_photo * out["pred_photo_dynamics"]
             if pred_frames is not None:
                 out["pred_frame_mse"] = (pred_frames.detach().clamp(0, 1) - target).pow(2).mean()
                 out["pred_frames"] = pred_frames.detach()
-        if phase["recon_weight"] > 0:
+        if settings.recon_weight > 0:
             recon = self.vqvae.decode(latents.flatten(0, 1))
             target_frames = frames.flatten(0, 1)
-            terms = reconstruction_losses(recon, target_frames, phase.get("foreground_weight", 0.0))
+            terms = reconstruction_losses(recon, target_frames, settings.foreground_weight)
             out["recon_l1"], out["recon_mse"], out["recon_gdl"] = terms["l1"], terms["mse"], terms["gdl"]
             out["vq_loss"] = vq_loss
             recon_loss = (
                 out["recon_l1"]
-                + phase["mse_weight"] * out["recon_mse"]
-                + phase.get("gradient_weight", 0.0) * out["recon_gdl"]
-                + phase["vq_weight"] * vq_loss
+                + settings.mse_weight * out["recon_mse"]
+                + settings.gradient_weight * out["recon_gdl"]
+                + settings.vq_weight * vq_loss
             )
-            loss = loss + phase["recon_weight"] * recon_loss
+            loss = loss + settings.recon_weight * recon_loss
             out["recon"], out["target"] = recon, target_frames
         out["loss"] = loss
         return out

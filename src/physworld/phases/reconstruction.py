@@ -50,13 +50,13 @@ class ReconstructionPhase(WorldModelPhase):
         the tensors the metrics need: "target" and "recon" (B*T, 3, H, W), "indices" (B*T, G, h, w)."""
         target = batch["frames"].flatten(0, 1)  # (B*T, 3, H, W)
         recon, indices, vq_loss = self(batch["frames"])
-        phase = self.hparams.phase
-        terms = reconstruction_losses(recon, target, phase.get("foreground_weight", 0.0))
+        settings = self.settings
+        terms = reconstruction_losses(recon, target, settings.foreground_weight)
         loss = (
             terms["l1"]
-            + phase["mse_weight"] * terms["mse"]
-            + phase.get("gradient_weight", 0.0) * terms["gdl"]
-            + phase["vq_weight"] * vq_loss
+            + settings.mse_weight * terms["mse"]
+            + settings.gradient_weight * terms["gdl"]
+            + settings.vq_weight * vq_loss
         )
         return {
             "loss": loss,

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from dataclasses import asdict
 
 import numpy as np
 import torch
@@ -56,7 +57,7 @@ class RLPhase(WorldModelPhase):
         if frame_head is not None:  # kept (frozen) so that this checkpoint holds the whole world model
             self.frame_head = frame_head.requires_grad_(False)
         code, hidden = self.spec.vq.code_dim, self.spec.dynamics.hidden_channels
-        head = dict(phase["head"])
+        head = asdict(self.settings.head)
         self.reward_model = RewardPredictor(code, **head)
         self.actor = Actor(code + hidden, action_dim=self.spec.dynamics.action_dim, **head)
         self.critic = Critic(code + hidden, **head)
@@ -64,10 +65,10 @@ class RLPhase(WorldModelPhase):
         # dataset=gym: an environment with fewer actions than the model's columns plays only the first ones, and
         # its dataset holds zeros in the others; the agent's actions are masked to match, in imagination and out.
         mask = torch.ones(self.spec.dynamics.action_dim)
-        if phase.get("env_id"):
+        if self.settings.env_id:
             from physworld.envs.gym_pixels import PixelEnv
 
-            env = PixelEnv(phase["env_id"])
+            env = PixelEnv(self.settings.env_id)
             mask[env.action_dim :] = 0.0
             env.close()
         self.register_buffer("action_mask", mask, persistent=False)
@@ -92,9 +93,9 @@ class RLPhase(WorldModelPhase):
     def first_steady_step(self) -> int:
         """The first batch of this fit past the reward pre-training (whose steps imagine nothing), and not one
         that also evaluates in the real environment. train_steps counts the steps of earlier fits (a resume)."""
-        phase, done = self.hparams.phase, int(self.train_steps)
-        index = max(1, phase["reward_pretrain_steps"] - done)  # its step is number done + index + 1
-        every = phase["eval_every_n_steps"]
+        settings, done = self.settings, int(self.train_steps)
+        index = max(1, settings.reward_pretrain_steps - done)  # its step is number done + index + 1
+        every = settings.eval_every_n_steps
         if (every or 0) > 1 and (done + index + 1) % every == 0:
             index += 1
         return index
@@ -114,12 +115,11 @@ class RLPhase(WorldModelPhase):
         reward predictor's optimizer minimises), with phase.reward_on_predicted also "reward_loss_predicted" (its
         part on the dynamics' predictions), both logged as train/<key>; and "latents" (B, T, C, h, w), the
         batch's quantized latents."""
-        phase = self.hparams.phase
         z = self._latents(batch)  # (B, T, C, h, w)
         rewards = batch["rewards"]
         out = {"latents": z}
         reward_loss = F.mse_loss(self.reward_model(z.flatten(0, 1)), rewards.flatten())
-        if phase.get("reward_on_predicted", True):
+        if self.settings.reward_on_predicted:
             # The actor's rewards come from predicted latents, which are smoother than encoded ones: fit the
             # reward model on those too (open-loop predictions of the window from its first frame, real actions).
             with torch.no_grad():
@@ -134,7 +134,7 @@ class RLPhase(WorldModelPhase):
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
         opt_reward, opt_actor, opt_critic = self.optimizers()
-        phase = self.hparams.phase
+        settings = self.settings
         losses = self.compute_losses(batch)
         self._update(opt_reward, losses["reward_loss"], self.reward_model)
         self.log("train/reward_loss", losses["reward_loss"], prog_bar=True)
@@ -142,18 +142,18 @@ class RLPhase(WorldModelPhase):
             self.log("train/reward_loss_predicted", losses["reward_loss_predicted"])
         self.train_steps += 1
         step = int(self.train_steps)  # batches seen (Lightning's global_step counts every optimizer.step())
-        if step <= phase["reward_pretrain_steps"]:
+        if step <= settings.reward_pretrain_steps:
             return
-        every = phase["eval_every_n_steps"]
+        every = settings.eval_every_n_steps
         evaluating = bool(every) and step % every == 0
         out = self.imagine(*self.start_states(losses["latents"], batch["actions"]), split_gradient=evaluating)
         self._update(opt_actor, out["actor_loss"], self.actor)
         self._update(opt_critic, out["critic_loss"], self.critic)
-        if step % phase["target_update_every"] == 0:
+        if step % settings.target_update_every == 0:
             self.target_critic.load_state_dict(self.critic.state_dict())
         self.log_dict({f"train/{k}": v for k, v in out.items()})
         if evaluating:
-            self.log_dict(self.evaluate(phase["eval_episodes"], seed=phase["eval_seed"], stage="train"))
+            self.log_dict(self.evaluate(settings.eval_episodes, seed=settings.eval_seed, stage="train"))
 
     def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._eval_reward("val", batch)
@@ -162,10 +162,10 @@ class RLPhase(WorldModelPhase):
         self._eval_reward("test", batch)
 
     def on_validation_epoch_end(self) -> None:
-        self._log_eval_end("val", self.hparams.phase["eval_episodes"])
+        self._log_eval_end("val", self.settings.eval_episodes)
 
     def on_test_epoch_end(self) -> None:
-        self._log_eval_end("test", self.hparams.phase["test_episodes"])
+        self._log_eval_end("test", self.settings.test_episodes)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -174,11 +174,11 @@ class RLPhase(WorldModelPhase):
         return self
 
     def configure_optimizers(self):
-        phase = self.hparams.phase
+        settings = self.settings
         return [
-            torch.optim.AdamW(self.reward_model.parameters(), lr=phase["reward_lr"], weight_decay=0.0),
-            torch.optim.AdamW(self.actor.parameters(), lr=phase["actor_lr"], weight_decay=0.0),
-            torch.optim.AdamW(self.critic.parameters(), lr=phase["critic_lr"], weight_decay=0.0),
+            torch.optim.AdamW(self.reward_model.parameters(), lr=settings.reward_lr, weight_decay=0.0),
+            torch.optim.AdamW(self.actor.parameters(), lr=settings.actor_lr, weight_decay=0.0),
+            torch.optim.AdamW(self.critic.parameters(), lr=settings.critic_lr, weight_decay=0.0),
         ]
 
     # ------------------------------------------------------------------------------------------------------
@@ -204,7 +204,7 @@ class RLPhase(WorldModelPhase):
             state = self.dynamics.advance(z[:, t], actions[:, t], state)
             starts_z.append(z[:, t + 1])
             starts_h.append(state)
-        n = self.hparams.phase["imagination_starts"]
+        n = self.settings.imagination_starts
         z0 = torch.cat(starts_z)
         hidden = [torch.cat([s[i] for s in starts_h]) for i in range(len(state))]
         if n and z0.shape[0] > n:  # a random subset keeps the cost per step fixed
@@ -220,12 +220,12 @@ class RLPhase(WorldModelPhase):
         "actor_loss" and "critic_loss", and "entropy", "imagined_return", "lambda_return", "return_scale": all
         logged as train/<key>. Like a training step, it moves the running return scale (self.return_scale).
         With `split_gradient`, also "critic_grad_share" (see `_critic_grad_share`): one more backward pass."""
-        phase = self.hparams.phase
+        settings = self.settings
         features, entropies, rewards, actions = [], [], [], []
-        for _ in range(phase["imagination_horizon"]):
+        for _ in range(settings.imagination_horizon):
             f = torch.cat([z, state[-1]], dim=1)
             action, entropy = self.actor.sample(f)
-            action = (action + phase["action_noise"] * torch.randn_like(action)).clamp(
+            action = (action + settings.action_noise * torch.randn_like(action)).clamp(
                 -1.0, 1.0
             ) * self.action_mask
             actions.append(action)
@@ -237,7 +237,7 @@ class RLPhase(WorldModelPhase):
         features.append(torch.cat([z, state[-1]], dim=1))
         feats = torch.stack(features)  # (H + 1, N, F, h, w)
         values = self.target_critic(feats.flatten(0, 1)).unflatten(0, feats.shape[:2])  # (H + 1, N)
-        returns = lambda_returns(torch.stack(rewards), values, phase["gamma"], phase["td_lambda"])  # (H, N)
+        returns = lambda_returns(torch.stack(rewards), values, settings.gamma, settings.td_lambda)  # (H, N)
         with torch.no_grad():  # return normalisation (DreamerV3): a running 5-95 percentile range, at least 1
             spread = torch.quantile(returns.detach().flatten(), 0.95) - torch.quantile(
                 returns.detach().flatten(), 0.05
@@ -245,7 +245,7 @@ class RLPhase(WorldModelPhase):
             self.return_scale.mul_(0.99).add_(0.01 * spread)
             scale = self.return_scale.clamp_min(1.0)
         entropy = torch.stack(entropies).mean()
-        actor_loss = -(returns / scale).mean() - phase["entropy_weight"] * entropy
+        actor_loss = -(returns / scale).mean() - settings.entropy_weight * entropy
         value_pred = self.critic(feats[:-1].detach().flatten(0, 1)).unflatten(0, returns.shape)
         critic_loss = 0.5 * (value_pred - returns.detach()).pow(2).mean()
         logs = {}
@@ -272,9 +272,9 @@ class RLPhase(WorldModelPhase):
         A critic fitted to few imagined states can have a slope that points nowhere useful, and an actor that
         follows it settles into one fixed action (docs/results.md, "The agent's collapse"): watch this
         beside train/gap_closed."""
-        phase = self.hparams.phase
+        settings = self.settings
         norms = []
-        for part in split_lambda_returns(rewards, values, phase["gamma"], phase["td_lambda"]):
+        for part in split_lambda_returns(rewards, values, settings.gamma, settings.td_lambda):
             grads = torch.autograd.grad(part.mean(), actions, retain_graph=True, allow_unused=True)
             norms.append(
                 torch.sqrt(sum((g.pow(2).sum() for g in grads if g is not None), rewards.new_zeros(())))
@@ -285,7 +285,7 @@ class RLPhase(WorldModelPhase):
         optimizer.zero_grad()
         self.manual_backward(loss)
         self.clip_gradients(
-            optimizer, gradient_clip_val=self.hparams.phase["grad_clip"], gradient_clip_algorithm="norm"
+            optimizer, gradient_clip_val=self.settings.grad_clip, gradient_clip_algorithm="norm"
         )
         optimizer.step()
 
@@ -299,24 +299,24 @@ class RLPhase(WorldModelPhase):
         self.eval_reward_loss[stage].reset()
         if self.trainer.sanity_checking:
             return
-        seed = self.hparams.phase["eval_seed"] if stage != "test" else self.hparams.phase["test_seed"]
+        seed = self.settings.eval_seed if stage != "test" else self.settings.test_seed
         self.log_dict(self.evaluate(episodes, seed=seed, stage=stage), sync_dist=False)
 
     def physics(self) -> world.Physics:
         """GoalReachEnv's physics from the dataset's scene parameters (phase.env), defaults where absent."""
-        return world.physics_from(self.hparams.phase.get("env") or {})
+        return world.physics_from(self.settings.env or {})
 
     def environment(self) -> tuple[dict, object | None]:
         """The real environment of evaluations, as run_episodes' keyword arguments, and its oracle policy (None
         where there is none): GoalReach with the dataset's physics, or with dataset=gym the Gymnasium environment
         phase.env_id seen through its rendered frames, with its reference controller where it has one."""
-        phase = self.hparams.phase
-        if not phase.get("env_id"):
+        settings = self.settings
+        if not settings.env_id:
             physics = self.physics()
             return {"env_kwargs": physics._asdict()}, OraclePolicy(physics)
         from physworld.envs.gym_pixels import REFERENCE_CONTROLLERS, PixelEnv, ReferencePolicy
 
-        env_id, steps = phase["env_id"], phase.get("eval_max_steps")
+        env_id, steps = settings.env_id, settings.eval_max_steps
         controller = REFERENCE_CONTROLLERS.get(env_id)
         oracle = ReferencePolicy(controller) if controller is not None else None
         return {"make_env": functools.partial(PixelEnv, env_id, steps)}, oracle
@@ -330,8 +330,7 @@ class RLPhase(WorldModelPhase):
         self.eval()
         env, oracle_policy = self.environment()
         mine = {
-            name: run_episodes(POLICIES[name](self), seeds, **env)
-            for name in self.hparams.phase["eval_policies"]
+            name: run_episodes(POLICIES[name](self), seeds, **env) for name in self.settings.eval_policies
         }
         if was_training:
             self.train()
@@ -362,14 +361,13 @@ class RLPhase(WorldModelPhase):
         phase.planner.horizon imagined steps of the frozen dynamics, scored by the reward model and, with
         phase.planner.terminal_value, the critic's value of the last imagined state; its action (B, A) and mean
         sequence (B, H, A). `mean`: the search's start (a warm start), None: 0."""
-        phase = self.hparams.phase
-        cfg = phase["planner"]
+        cfg = self.settings.planner
         settings = PlannerSettings(
-            horizon=cfg["horizon"],
-            candidates=cfg["candidates"],
-            elites=cfg["elites"],
-            iterations=cfg["iterations"],
-            gamma=phase["gamma"],
+            horizon=cfg.horizon,
+            candidates=cfg.candidates,
+            elites=cfg.elites,
+            iterations=cfg.iterations,
+            gamma=self.settings.gamma,
         )
 
         def step(z, action, state):
@@ -378,7 +376,7 @@ class RLPhase(WorldModelPhase):
         def value(z, state):
             return self.critic(torch.cat([z, state[-1]], dim=1))
 
-        terminal = value if cfg["terminal_value"] else None
+        terminal = value if cfg.terminal_value else None
         found = cem_plan(
             step, self.reward_model, z, state, self.spec.dynamics.action_dim, settings, terminal, mean
         )
@@ -429,7 +427,7 @@ class PlannerPolicy(LatentPolicy):
 
     def act(self, z: torch.Tensor, state: list[torch.Tensor]) -> torch.Tensor:
         found = self.phase.plan(z, state, self.mean)
-        if self.phase.hparams.phase["planner"].get("warm_start", False):
+        if self.phase.settings.planner.warm_start:
             self.mean = shifted(found.mean)
         return found.action
 
