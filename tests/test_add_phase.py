@@ -51,7 +51,9 @@ monitor: val/toy_loss   # picks best.ckpt
 
 def test_a_new_phase_takes_a_class_a_row_and_a_config_file(monkeypatch, tmp_path, make_cfg):
     # Step 2: its row in the table.
-    monkeypatch.setitem(PHASES, "toy", Phase(f"{__name__}:ToyPhase", WorldModelSettings, True, False, False, False))
+    monkeypatch.setitem(
+        PHASES, "toy", Phase(f"{__name__}:ToyPhase", WorldModelSettings, True, False, False, False)
+    )
     (tmp_path / "conf" / "phase").mkdir(parents=True)
     (tmp_path / "conf" / "phase" / "toy.yaml").write_text(TOY_YAML)
     overrides = [

@@ -33,9 +33,17 @@ def _prediction(make_cfg, *overrides) -> dict:
     [
         ("lr", 0, "phase.lr=0 is not accepted: a positive number"),
         ("betas", [0.9, 1.0], "phase.betas=[0.9, 1.0] is not accepted: two numbers in [0, 1)"),
-        ("loss_weights", [0, 0], "phase.loss_weights=[0, 0] is not accepted: a non-empty list of non-negative"),
+        (
+            "loss_weights",
+            [0, 0],
+            "phase.loss_weights=[0, 0] is not accepted: a non-empty list of non-negative",
+        ),
         ("photo_scales", [3], "phase.photo_scales=[3] is not accepted: a non-empty list of pooling factors"),
-        ("head_latents", "both", "phase.head_latents='both' is not accepted: one of ['predicted', 'encoded']"),
+        (
+            "head_latents",
+            "both",
+            "phase.head_latents='both' is not accepted: one of ['predicted', 'encoded']",
+        ),
         ("freeze_vqvae", "yes", "phase.freeze_vqvae='yes' is not accepted: true or false"),
         ("seq_len", 6, "phase.seq_len=6 is not accepted: phase.context_frames + len(phase.loss_weights) = 7"),
     ],
@@ -56,10 +64,14 @@ def test_nested_groups_are_typed_and_checked_by_their_full_key(make_cfg):
     assert settings.planner.horizon == phase["planner"]["horizon"] and settings.head.keypoints == 8
     assert settings.eval_policies == ("actor",)  # lists become tuples
     phase["planner"]["iterations"] = -1
-    with pytest.raises(ConfigError, match=r"^phase.planner.iterations=-1 is not accepted: a positive integer$"):
+    with pytest.raises(
+        ConfigError, match=r"^phase.planner.iterations=-1 is not accepted: a positive integer$"
+    ):
         RLSettings.from_config(phase)
     phase["planner"].update(iterations=2, elites=99)
-    with pytest.raises(ConfigError, match=r"^phase.planner.elites=99 is not accepted: at most phase.planner.cand"):
+    with pytest.raises(
+        ConfigError, match=r"^phase.planner.elites=99 is not accepted: at most phase.planner.cand"
+    ):
         RLSettings.from_config(phase)
     RLSettings.from_config(phase, strict=False)  # saved hyperparameters: no checks between keys
     del phase["head"]["hidden"]
@@ -73,7 +85,11 @@ def test_a_dict_saved_before_a_key_existed_reads_the_behaviour_of_then(make_cfg)
         del phase[key]
     phase["a_key_since_removed"] = 3
     settings = PredictionSettings.from_config(phase, strict=False)
-    assert (settings.foreground_weight, settings.photo_scales, settings.head_latents) == (0.0, (1,), "predicted")
+    assert (settings.foreground_weight, settings.photo_scales, settings.head_latents) == (
+        0.0,
+        (1,),
+        "predicted",
+    )
     del phase["lr"]  # a key every phase always had: missing is an error
     with pytest.raises(ConfigError, match=r"^phase.lr is missing: accepted a positive number$"):
         PredictionSettings.from_config(phase, strict=False)
