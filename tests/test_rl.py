@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -284,7 +285,7 @@ def test_planner_is_scored_beside_the_actor_on_the_same_seeds(make_cfg, world_mo
 
 
 def test_planner_policy_acts_through_the_model_with_its_settings(make_cfg, world_model):
-    from physworld.phases.rl import PlannerPolicy
+    from physworld.envs.agent import PlannerPolicy
 
     _, phase, _ = _rl_phase(
         make_cfg,
@@ -302,7 +303,7 @@ def test_planner_policy_acts_through_the_model_with_its_settings(make_cfg, world
     observations = np.zeros((2, 64, 64, 3), np.uint8)
     action = policy(observations, [{}, {}])
     assert action.shape == (2, 2) and np.abs(action).max() <= 1.0
-    assert steps == [2 * 6] * (4 * phase.hparams.phase["planner"]["iterations"])  # 2 envs x 6 candidates
+    assert steps == [2 * 6] * (4 * phase.settings.planner.iterations)  # 2 envs x 6 candidates
     # warm start (the default): the next step's search starts from this plan shifted by one step; a new episode
     # starts from 0 again
     assert policy.mean.shape == (2, 4, 2) and (policy.mean[:, -1] == 0).all()
@@ -314,7 +315,7 @@ def test_planner_policy_acts_through_the_model_with_its_settings(make_cfg, world
     policy.reset(2)
     policy(observations, [{}, {}])
     assert seen[1] is None
-    phase.hparams.phase["planner"]["warm_start"] = False
+    phase.settings = replace(phase.settings, planner=replace(phase.settings.planner, warm_start=False))
     policy.reset(2)
     policy(observations, [{}, {}])
     policy(observations, [{}, {}])
@@ -340,6 +341,6 @@ def test_bad_rl_inputs_fail_with_one_line(make_cfg, world_model):
     with pytest.raises(ConfigError, match=r"phase.gamma=1.5"):
         check_config(make_cfg(*RL, f"phase.init_from={world_model['prediction']}", "phase.gamma=1.5"))
     _, phase, _ = _rl_phase(make_cfg, world_model)
-    phase.hparams.phase["init_from"] = str(world_model["reconstruction"])
+    phase.settings = replace(phase.settings, init_from=str(world_model["reconstruction"]))
     with pytest.raises(CheckpointError, match="has no dynamics"):
         phase.setup("fit")

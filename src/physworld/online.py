@@ -179,9 +179,9 @@ def random_policy(seed: int, round_index: int, env_id: str):
 
 def agent_policy(checkpoint: Path):
     """The actor of an rl checkpoint (phase=rl's LatentPolicy: encoded frames in, tanh(mean) out)."""
+    from physworld.envs.agent import LatentPolicy
     from physworld.evaluation.loading import build_phase
     from physworld.phases.checkpoints import checkpoint_phase, read_checkpoint
-    from physworld.phases.rl import LatentPolicy
 
     key = "pipeline.online (the previous round's agent)"
     ckpt = read_checkpoint(checkpoint, key=key)

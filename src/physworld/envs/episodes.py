@@ -2,7 +2,7 @@
 
 A policy is an object with `reset(num_envs)` and `__call__(observations uint8 (E, 64, 64, 3), infos) ->
 actions (E, 2)`, where `infos` is the list of each env's info dict. The policies every evaluation reports side
-by side: the learned ones (see physworld.phases.rl.LatentPolicy), `RandomPolicy` (uniform actions) and an
+by side: the learned ones (physworld.envs.agent), `RandomPolicy` (uniform actions) and an
 oracle: in GoalReach `OraclePolicy` (steers straight at the goal from the true state), in a Gymnasium
 environment its reference controller (physworld.envs.gym_pixels), where it has one.
 """

@@ -24,25 +24,24 @@ Evaluation happens in the real environment (physworld/GoalReach-v0), never in th
 `actor`, the deterministic policy tanh(mean) (keys return_policy, gap_closed, policy_regret), and `planner`,
 model-predictive control with the cross-entropy method over imagined action sequences scored by the reward model
 and the critic (models/planner.py; keys return_planner, gap_closed_planner, planner_regret). Each also reports
-its milliseconds per action (policy_ms_per_action, planner_ms_per_action).
+its milliseconds per action (policy_ms_per_action, planner_ms_per_action). The policies, the environment
+and the scores beside the baselines are in physworld/envs/agent.py.
 """
 
 from __future__ import annotations
 
 import copy
-import functools
 from dataclasses import asdict
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
-from physworld.data.scenes import goal_reach as world
-from physworld.envs.episodes import Episodes, OraclePolicy, RandomPolicy, run_episodes
+from physworld.envs.agent import POLICIES, baselines, environment, scores
+from physworld.envs.episodes import Episodes, run_episodes
 from physworld.models.agent import Actor, Critic, RewardPredictor, lambda_returns, split_lambda_returns
 from physworld.models.build import build_dynamics, build_frame_head
-from physworld.models.planner import Plan, PlannerSettings, cem_plan, shifted
+from physworld.models.planner import Plan, PlannerSettings, cem_plan
 from physworld.phases.base import WorldModelPhase
 
 
@@ -302,33 +301,15 @@ class RLPhase(WorldModelPhase):
         seed = self.settings.eval_seed if stage != "test" else self.settings.test_seed
         self.log_dict(self.evaluate(episodes, seed=seed, stage=stage), sync_dist=False)
 
-    def physics(self) -> world.Physics:
-        """GoalReachEnv's physics from the dataset's scene parameters (phase.env), defaults where absent."""
-        return world.physics_from(self.settings.env or {})
-
-    def environment(self) -> tuple[dict, object | None]:
-        """The real environment of evaluations, as run_episodes' keyword arguments, and its oracle policy (None
-        where there is none): GoalReach with the dataset's physics, or with dataset=gym the Gymnasium environment
-        phase.env_id seen through its rendered frames, with its reference controller where it has one."""
-        settings = self.settings
-        if not settings.env_id:
-            physics = self.physics()
-            return {"env_kwargs": physics._asdict()}, OraclePolicy(physics)
-        from physworld.envs.gym_pixels import REFERENCE_CONTROLLERS, PixelEnv, ReferencePolicy
-
-        env_id, steps = settings.env_id, settings.eval_max_steps
-        controller = REFERENCE_CONTROLLERS.get(env_id)
-        oracle = ReferencePolicy(controller) if controller is not None else None
-        return {"make_env": functools.partial(PixelEnv, env_id, steps)}, oracle
-
     @torch.no_grad()
     def evaluate(self, episodes: int, seed: int, stage: str) -> dict[str, float]:
         """Real-environment returns of the policies of phase.eval_policies, a random and an oracle policy (where
-        the environment has one) on seeds seed .. seed+E-1. Without an oracle there is no gap and no regret."""
+        the environment has one) on seeds seed .. seed+E-1 (envs/agent.py). Without an oracle there is no gap
+        and no regret."""
         seeds = list(range(seed, seed + episodes))
         was_training = self.training
         self.eval()
-        env, oracle_policy = self.environment()
+        env, oracle_policy = environment(self.settings)
         mine = {
             name: run_episodes(POLICIES[name](self), seeds, **env) for name in self.settings.eval_policies
         }
@@ -336,24 +317,12 @@ class RLPhase(WorldModelPhase):
             self.train()
         key = (seed, episodes)
         if key not in self._baselines:  # the baselines do not change during training: compute them once
-            random = run_episodes(RandomPolicy(seed, self.action_mask.cpu().numpy()), seeds, **env)
-            self._baselines[key] = random.summary("return_random")
-            self.last_episodes["random"] = random
-            if oracle_policy is not None:
-                oracle = run_episodes(oracle_policy, seeds, **env)
-                self._baselines[key].update(oracle.summary("return_oracle"))
-                self.last_episodes["oracle"] = oracle
+            self._baselines[key], played = baselines(
+                seeds, env, oracle_policy, self.action_mask.cpu().numpy()
+            )
+            self.last_episodes.update(played)
         self.last_episodes["policy"] = next(iter(mine.values()))  # the figures show the first policy listed
-        out = dict(self._baselines[key])
-        gap = out["return_oracle"] - out["return_random"] if "return_oracle" in out else None
-        for name, played in mine.items():
-            ret, regret, closed, ms = KEYS[name]
-            out.update(played.summary(ret))
-            out[ms] = played.ms_per_action
-            if gap is not None:
-                out[closed] = (out[ret] - out["return_random"]) / gap if gap > 0 else float("nan")
-                out[regret] = out["return_oracle"] - out[ret]
-        return {f"{stage}/{k}": v for k, v in out.items()}
+        return {f"{stage}/{k}": v for k, v in scores(self._baselines[key], mine).items()}
 
     @torch.no_grad()
     def plan(self, z: torch.Tensor, state: list[torch.Tensor], mean: torch.Tensor | None = None) -> Plan:
@@ -381,61 +350,3 @@ class RLPhase(WorldModelPhase):
             step, self.reward_model, z, state, self.spec.dynamics.action_dim, settings, terminal, mean
         )
         return Plan(action=found.action * self.action_mask, mean=found.mean * self.action_mask)
-
-
-class LatentPolicy:
-    """The learned policy in the real environment: encode each observation, keep the ConvGRU's hidden state
-    up to date with the real latents and actions (as in imagination's start states), act tanh(mean)."""
-
-    def __init__(self, phase: RLPhase):
-        self.phase = phase
-        self.state: list[torch.Tensor] | None = None
-        self.prev: tuple[torch.Tensor, torch.Tensor] | None = None
-
-    def reset(self, num_envs: int) -> None:
-        self.state, self.prev = None, None
-
-    def __call__(self, observations: np.ndarray, infos: list[dict]) -> np.ndarray:
-        phase = self.phase
-        x = torch.from_numpy(observations).to(phase.device).permute(0, 3, 1, 2).float().div_(255.0)
-        z = phase.vqvae.encode(x)[0]  # (E, C, h, w)
-        if self.prev is None:
-            self.state = phase.dynamics.initial_state(z)
-        else:
-            self.state = phase.dynamics.advance(*self.prev, self.state)
-        action = self.act(z, self.state)
-        self.prev = (z, action)
-        return action.float().cpu().numpy()
-
-    def act(self, z: torch.Tensor, state: list[torch.Tensor]) -> torch.Tensor:
-        return self.phase(z, state[-1])
-
-
-class PlannerPolicy(LatentPolicy):
-    """The planner in the real environment: the same encoding and hidden state as the actor's, then CEM in the
-    model (RLPhase.plan) instead of the actor's tanh(mean). With phase.planner.warm_start, each step's search
-    starts from the previous step's plan shifted by one step (models/planner.py: shifted); an episode's first
-    from 0."""
-
-    def __init__(self, phase: RLPhase):
-        super().__init__(phase)
-        self.mean: torch.Tensor | None = None  # (E, H, A) the previous step's plan, shifted
-
-    def reset(self, num_envs: int) -> None:
-        super().reset(num_envs)
-        self.mean = None
-
-    def act(self, z: torch.Tensor, state: list[torch.Tensor]) -> torch.Tensor:
-        found = self.phase.plan(z, state, self.mean)
-        if self.phase.settings.planner.warm_start:
-            self.mean = shifted(found.mean)
-        return found.action
-
-
-# phase.eval_policies: the policy of each name, and its metric keys (return, regret, gap closed, ms per action);
-# the actor's are the keys this phase has always logged, which phase.monitor and the report read.
-POLICIES = {"actor": LatentPolicy, "planner": PlannerPolicy}
-KEYS = {
-    "actor": ("return_policy", "policy_regret", "gap_closed", "policy_ms_per_action"),
-    "planner": ("return_planner", "planner_regret", "gap_closed_planner", "planner_ms_per_action"),
-}
