@@ -166,7 +166,7 @@ def flip_tensor_bytes(ckpt: Path) -> None:
 
 
 def test_a_checkpoint_with_flipped_tensor_bytes_is_refused(recon_run, tmp_path):  # noqa: F811
-    from physworld.evaluation.loading import load_phase
+    from physworld.phases.checkpoints import load_phase
 
     bad = tmp_path / "checkpoints" / "bad.ckpt"
     bad.parent.mkdir()

@@ -172,7 +172,7 @@ def test_prediction_with_a_frame_head_starts_from_a_pixel_decoders_vqvae_and_loa
     """A reconstruction checkpoint (no frame head) starts a warp prediction run without an architecture
     conflict; the run's checkpoint holds the head, and load_world_model's rollout matches the phase's own."""
     from physworld import load_world_model
-    from physworld.evaluation.loading import load_phase
+    from physworld.phases.checkpoints import load_phase
 
     init = recon_run / "checkpoints" / "last.ckpt"
     run_dir = tiny_run(

@@ -14,10 +14,9 @@ import torch
 from physworld.callbacks.rollout import RolloutEvaluation
 from physworld.errors import CheckpointError
 from physworld.phases import CAPABILITIES, PHASES, declared, phase_class, phases_that
-from physworld.phases.checkpoints import check_world_model_phase
+from physworld.phases.checkpoints import check_world_model_phase, read_phase_checkpoint
 from physworld.phases.prediction import PredictionPhase
 from physworld.run import build_datamodule, plain
-from physworld.world_model import read_training_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 # phase -> (is_world_model, trains_dynamics, needs_trained_dynamics, trains_agent)
@@ -108,13 +107,13 @@ def test_init_from_and_evaluate_take_world_model_checkpoints_only():
 def test_load_world_model_takes_a_checkpoint_of_any_phase(tmp_path):
     for name in PHASES:  # an rl checkpoint holds the world model it trained in
         torch.save(_checkpoint(name), tmp_path / f"{name}.ckpt")
-        ckpt = read_training_checkpoint(tmp_path / f"{name}.ckpt")
+        ckpt = read_phase_checkpoint(tmp_path / f"{name}.ckpt", "path")
         assert ckpt["hyper_parameters"]["phase"]["name"] == name
     torch.save(_checkpoint("nope"), tmp_path / "nope.ckpt")
     with pytest.raises(
         CheckpointError, match=r"phase 'nope': accepted one of \['reconstruction', 'prediction', "
     ):
-        read_training_checkpoint(tmp_path / "nope.ckpt")
+        read_phase_checkpoint(tmp_path / "nope.ckpt", "path")
 
 
 @pytest.mark.parametrize("trains_dynamics", [True, False])

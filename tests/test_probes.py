@@ -137,8 +137,8 @@ def test_probes_are_fitted_once_per_dataset_and_reuse_the_splits_encodings(pred_
     from physworld.data.cache import load_split
     from physworld.data.plan import datasets_for
     from physworld.evaluation import probes
-    from physworld.evaluation.loading import load_phase
     from physworld.evaluation.scoring import score_reconstruction
+    from physworld.phases.checkpoints import load_phase
 
     phase, _ = load_phase(str(pred_run / "checkpoints" / "last.ckpt"))
     phase.eval()

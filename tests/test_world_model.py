@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 import physworld
 from physworld.data.cache import ensure_split, load_split
 from physworld.errors import CheckpointError, ConfigError
-from physworld.evaluation.loading import load_phase
+from physworld.phases.checkpoints import load_phase
 from physworld.run import train
 from tests.conftest import ROOT, compose_config, malicious_checkpoint
 

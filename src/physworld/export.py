@@ -29,8 +29,7 @@ from physworld.errors import CheckpointError, os_error
 from physworld.evaluation.document import Code, Heading, Table, Text, fmt, to_markdown
 from physworld.evaluation.runs import load_run_config, run_config_file, training_run_dir
 from physworld.metrics.rollout import PREFIXES
-from physworld.phases.checkpoints import NETWORKS
-from physworld.world_model import read_training_checkpoint
+from physworld.phases.checkpoints import NETWORKS, read_phase_checkpoint
 
 FORMAT = "physworld.world_model"
 FORMAT_VERSION = 1  # of the folder's layout and config.json; load_world_model accepts this version
@@ -53,7 +52,7 @@ def export_world_model(ckpt_path: str | Path, out: str | Path, overwrite: bool =
     so a failed export (a full disk) leaves what the folder held before. OSError becomes FileSystemError."""
     ckpt_path, out = Path(ckpt_path), Path(out)
     check_new_folder(out, "out", overwrite)
-    ckpt = read_training_checkpoint(ckpt_path, key="ckpt_path")  # safe: nothing in the file runs
+    ckpt = read_phase_checkpoint(ckpt_path, "ckpt_path")  # safe: nothing in the file runs
     try:
         out.mkdir(parents=True, exist_ok=True)
         write_export(ckpt, ckpt_path, out)

@@ -180,14 +180,13 @@ def random_policy(seed: int, round_index: int, env_id: str):
 def agent_policy(checkpoint: Path):
     """The actor of an rl checkpoint (phase=rl's LatentPolicy: encoded frames in, tanh(mean) out)."""
     from physworld.envs.agent import LatentPolicy
-    from physworld.evaluation.loading import build_phase
-    from physworld.phases.checkpoints import checkpoint_phase, read_checkpoint
+    from physworld.phases.checkpoints import checkpoint_phase, phase_from_checkpoint, read_checkpoint
 
     key = "pipeline.online (the previous round's agent)"
     ckpt = read_checkpoint(checkpoint, key=key)
     if checkpoint_phase(ckpt) != "rl":
         raise ConfigError(f"{key}={str(checkpoint)!r}: a {checkpoint_phase(ckpt)} checkpoint, not an rl one")
-    return LatentPolicy(build_phase(ckpt, str(checkpoint), key))
+    return LatentPolicy(phase_from_checkpoint(ckpt, str(checkpoint), key))
 
 
 def play(

@@ -21,21 +21,11 @@ import numpy as np
 import torch
 
 from physworld.devices import pick_device
-from physworld.errors import CheckpointError
-from physworld.models.build import build_dynamics, build_frame_head, build_vqvae
 from physworld.models.convgru import LatentDynamics
 from physworld.models.frame_head import FrameHead
 from physworld.models.spec import ModelSpec
 from physworld.models.vqvae import VQVAE
-from physworld.phases import PHASES
-from physworld.phases.checkpoints import (
-    NETWORKS,
-    check_weights_fit,
-    checkpoint_phase,
-    checkpoint_spec,
-    read_checkpoint,
-    saved_spec,
-)
+from physworld.phases.checkpoints import build_networks, checkpoint_spec, read_phase_checkpoint, saved_spec
 
 KEY = "path"  # what load_world_model's errors call the argument
 
@@ -285,39 +275,11 @@ def load_world_model(path: str | Path, device=None) -> WorldModel:
         model, state = read_export(path, key=KEY)
         spec = saved_spec(model, str(path), KEY)
     else:
-        ckpt = read_training_checkpoint(path)
+        ckpt = read_phase_checkpoint(path, KEY)
         spec, state = checkpoint_spec(ckpt, str(path), KEY), ckpt["state_dict"]
-    check_weights_fit(spec, state, str(path), KEY)  # before any network is built (allocated)
-    nets = {n: {k[len(n) + 1 :]: v for k, v in state.items() if k.startswith(f"{n}.")} for n in NETWORKS}
-    try:
-        vqvae = build_vqvae(spec)
-        vqvae.load_state_dict(nets["vqvae"])
-        dynamics = frame_head = None
-        if nets["dynamics"]:
-            dynamics = build_dynamics(spec)
-            dynamics.load_state_dict(nets["dynamics"])
-        if nets["frame_head"]:  # a checkpoint of a phase that trains it (check_weights_fit: the spec has one)
-            frame_head = build_frame_head(spec)
-            frame_head.load_state_dict(nets["frame_head"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        detail = " ".join(str(err).split())[:300]  # torch's message spans lines: keep the error one line
-        raise CheckpointError(
-            f"{KEY}={str(path)!r}: its weights do not fit its model spec ({detail})"
-        ) from None
-    return WorldModel(spec, vqvae, dynamics, device if device is not None else pick_device(), frame_head)
-
-
-def read_training_checkpoint(path: Path, key: str = KEY) -> dict:
-    """A Lightning checkpoint, read safely; CheckpointError unless it is a checkpoint of a phase. Every phase
-    holds a world model: they all keep its networks under the same names (phases/base.py), an rl checkpoint the
-    world model it trained in."""
-    ckpt = read_checkpoint(path, key=key)
-    name = checkpoint_phase(ckpt)
-    if name not in PHASES:
-        raise CheckpointError(
-            f"{key}={str(path)!r} is a checkpoint of phase {name!r}: accepted one of {list(PHASES)}"
-        )
-    return ckpt
+    nets = build_networks(spec, state, str(path), KEY)
+    device = device if device is not None else pick_device()
+    return WorldModel(spec, nets["vqvae"], nets["dynamics"], device, nets["frame_head"])
 
 
 def to_images(frames) -> np.ndarray:

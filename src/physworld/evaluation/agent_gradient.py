@@ -15,10 +15,9 @@ import numpy as np
 import torch
 
 from physworld.errors import CheckpointError
-from physworld.evaluation.loading import build_phase
 from physworld.models.agent import split_lambda_returns
 from physworld.phases import phases_that
-from physworld.phases.checkpoints import checkpoint_phase, read_checkpoint
+from physworld.phases.checkpoints import checkpoint_phase, phase_from_checkpoint, read_checkpoint
 from physworld.phases.rl import RLPhase
 
 AGENT, GOAL = slice(0, 2), slice(4, 6)  # columns of goal_reach's states (scenes.goal_reach.STATE_NAMES)
@@ -32,7 +31,7 @@ def load_agent(path: str) -> RLPhase:
             f"checkpoint={path!r} is a {checkpoint_phase(ckpt)!r} checkpoint: accepted an rl checkpoint "
             "(<run of phase=rl>/checkpoints/*.ckpt)"
         )
-    return build_phase(ckpt, path, key="checkpoint")
+    return phase_from_checkpoint(ckpt, path, key="checkpoint")
 
 
 def _start(phase: RLPhase, split: dict[str, np.ndarray], windows: int):

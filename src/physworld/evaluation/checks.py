@@ -4,7 +4,7 @@ what is accepted.
 Nothing here imports torch or Lightning: physworld-evaluate runs these checks before importing them (seconds),
 so a bad value or a checkpoint path that does not exist is reported at once. evaluate() runs them again, for
 callers from Python (evaluate_run). Whether the checkpoint's contents are usable is known only once torch reads
-it (evaluation/loading.py).
+it (physworld/phases/checkpoints.py).
 """
 
 from __future__ import annotations

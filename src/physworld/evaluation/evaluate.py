@@ -42,14 +42,14 @@ from physworld.evaluation.checks import check_evaluation
 from physworld.evaluation.counterfactual import counterfactual_metrics
 from physworld.evaluation.figures import preview_figures, reconstruction_figures, rollout_figures
 from physworld.evaluation.generalisation import crossover_metrics, gap_metrics, write_evaluation_metrics
-from physworld.evaluation.loading import load_phase, training_config
 from physworld.evaluation.probes import probe_metrics
-from physworld.evaluation.runs import run_config_file, training_run_dir
+from physworld.evaluation.runs import run_config_file, training_config, training_run_dir
 from physworld.evaluation.scoring import DatasetScores, score_reconstruction, score_rollouts, to_frames
 from physworld.log_handlers import drop_lightning_console_handler
 from physworld.metrics.lpips import LPIPS, MIN_SIZE, build_lpips
 from physworld.metrics.rollout import horizon_keys
 from physworld.paths import compose
+from physworld.phases.checkpoints import load_phase
 from physworld.plots.horizon import error_vs_horizon_plot
 
 log = logging.getLogger(__name__)

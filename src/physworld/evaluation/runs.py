@@ -38,3 +38,10 @@ def load_run_config(file: Path):
             f"{file}: not a readable run config ({detail}); restore it from the run's config, or remove the run "
             "folder from the report or evaluation"
         ) from None
+
+
+def training_config(path: str | Path) -> tuple[DictConfig, Path] | None:
+    """The config of the run that wrote the checkpoint, and its file, if the checkpoint is in a run folder."""
+    run = training_run_dir(path)
+    file = run_config_file(run) if run else None
+    return (load_run_config(file), file) if file else None

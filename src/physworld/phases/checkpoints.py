@@ -1,8 +1,13 @@
-"""Reading checkpoints of one world-model phase into another (`phase.init_from`), with one-line errors.
+"""The one checkpoint module: reading a checkpoint safely, splitting its state dict into networks, building a
+phase or the networks from it, and starting a phase from an earlier one's (`phase.init_from`), with one-line
+errors naming the key the user set.
 
-Every world-model phase keeps its networks under the same attribute names (`vqvae`, `dynamics`), so a
+Every phase keeps its networks under the same attribute names (`vqvae`, `dynamics`, `frame_head`), so a
 checkpoint's state dict loads into any phase that has those networks; networks the checkpoint lacks (the
-dynamics of a reconstruction checkpoint) keep their fresh initialisation.
+dynamics of a reconstruction checkpoint) keep their fresh initialisation. A checkpoint's `hyper_parameters`
+hold the plain dicts {"model", "phase", "dataset_names"} every phase saves (phases/base.py), and `model_spec`
+the model's typed spec, so a phase is rebuilt from the file alone. Lightning is imported only to rebuild a
+phase (`phase_from_checkpoint`): the Python API (physworld.world_model) reads and builds networks without it.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from physworld.errors import CheckpointError, ConfigError
 from physworld.models.build import build_dynamics, build_frame_head, build_vqvae
 from physworld.models.spec import PART_NETWORKS, ModelSpec
 from physworld.paths import CONFIG_DIR
-from physworld.phases import phases_that
+from physworld.phases import PHASES, phase_class, phases_that
 from physworld.safe_checkpoint import load_checkpoint_file
 
 NETWORKS = ("vqvae", "dynamics", "frame_head")
@@ -29,6 +34,18 @@ def read_checkpoint(path: str | Path, key: str = "phase.init_from") -> dict:
     ckpt = load_checkpoint_file(path, key)
     if "state_dict" not in ckpt:
         raise CheckpointError(f"{key}={str(path)!r} is not a Lightning checkpoint (no state_dict)")
+    return ckpt
+
+
+def read_phase_checkpoint(path: str | Path, key: str) -> dict:
+    """A checkpoint of any phase (read_checkpoint), or CheckpointError. Every phase holds a world model: an rl
+    checkpoint the world model it trained in."""
+    ckpt = read_checkpoint(path, key=key)
+    name = checkpoint_phase(ckpt)
+    if name not in PHASES:
+        raise CheckpointError(
+            f"{key}={str(path)!r} is a checkpoint of phase {name!r}: accepted one of {list(PHASES)}"
+        )
     return ckpt
 
 
@@ -125,19 +142,76 @@ def init_model(model: dict, phase: dict) -> dict:
     return out
 
 
+def split_networks(state: dict) -> dict[str, dict]:
+    """A state dict split by network: {"vqvae": {...}, "dynamics": {...}, "frame_head": {...}}, each with its
+    prefix removed, empty for a network the state does not hold."""
+    return {
+        net: {k[len(net) + 1 :]: v for k, v in state.items() if k.startswith(f"{net}.")} for net in NETWORKS
+    }
+
+
 def load_networks(module: torch.nn.Module, ckpt: dict) -> list[str]:
     """Copy the networks the checkpoint has into `module`; return the names of the networks loaded."""
-    state = ckpt["state_dict"]
     loaded = []
-    for net in NETWORKS:
-        if not hasattr(module, net):
-            continue
-        prefix = f"{net}."
-        part = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-        if part:
+    for net, part in split_networks(ckpt["state_dict"]).items():
+        if part and hasattr(module, net):
             getattr(module, net).load_state_dict(part)
             loaded.append(net)
     return loaded
+
+
+def build_networks(spec: ModelSpec, state: dict, path: str, key: str) -> dict[str, torch.nn.Module | None]:
+    """The networks of `spec` that `state` holds, built and loaded strictly ({"vqvae": ..., "dynamics": ... or
+    None, "frame_head": ... or None}); CheckpointError (one line) when the weights do not fit."""
+    check_weights_fit(spec, state, path, key)  # before any network is built (allocated)
+    builders = {"vqvae": build_vqvae, "dynamics": build_dynamics, "frame_head": build_frame_head}
+    nets = {}
+    try:
+        for net, part in split_networks(state).items():
+            nets[net] = None
+            if part or net == "vqvae":  # a frame head only where check_weights_fit found the spec makes one
+                nets[net] = builders[net](spec)
+                nets[net].load_state_dict(part)
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        detail = " ".join(str(err).split())[:300]  # torch's message spans lines: keep the error one line
+        raise CheckpointError(f"{key}={path!r}: its weights do not fit its model spec ({detail})") from None
+    return nets
+
+
+def phase_from_checkpoint(ckpt: dict, path: str, key: str):
+    """The phase a checkpoint's hyper_parameters describe, with its weights, in eval mode; CheckpointError (one
+    line naming `key`) when they do not build a phase or the weights do not fit it. Imports Lightning."""
+    hparams = ckpt.get("hyper_parameters") or {}
+    name = hparams["phase"]["name"]
+    # the sizes against the weights, before the networks are built (allocated)
+    check_weights_fit(checkpoint_spec(ckpt, path, key), ckpt["state_dict"], path, key)
+    try:
+        phase = phase_class(name)(
+            model=hparams.get("model") or {},
+            phase=hparams["phase"],
+            dataset_names=hparams.get("dataset_names"),
+        )
+    except (KeyError, TypeError, ValueError, ConfigError) as err:
+        raise CheckpointError(
+            f"{key}={path!r}: its hyper_parameters do not build a {name} phase ({type(err).__name__}: {err})"
+        ) from None
+    try:
+        phase.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as err:
+        detail = " ".join(str(err).split())[:300]  # torch's message spans lines: keep the error one line
+        raise CheckpointError(
+            f"{key}={path!r}: its weights do not fit the model of its hyper_parameters ({detail})"
+        ) from None
+    return phase.eval()
+
+
+def load_phase(path: str | Path, key: str = "ckpt_path"):
+    """The phase of a world-model checkpoint with its trained weights, in eval mode; and the raw checkpoint.
+    CheckpointError (one line naming `key`) for a missing, unreadable or non-Lightning file, a checkpoint of
+    another phase (rl) or without physworld hyperparameters, or weights that do not fit."""
+    ckpt = read_checkpoint(path, key=key)
+    check_world_model_phase(ckpt, str(path), key=key)  # accepts the world-model phases only
+    return phase_from_checkpoint(ckpt, str(path), key), ckpt
 
 
 def _conflict(name: str, value, saved, key: str, path: str) -> CheckpointError:
@@ -175,11 +249,10 @@ def check_weights_fit(spec: ModelSpec, state: dict, path: str, key: str) -> None
     torch's meta device, where building allocates nothing, so a config with absurd sizes is refused (one line)
     before any memory goes to it."""
     builders = {"vqvae": build_vqvae, "dynamics": build_dynamics, "frame_head": build_frame_head}
-    for net, build in builders.items():
-        prefix = f"{net}."
-        saved = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    for net, saved in split_networks(state).items():
         if not saved:
             continue
+        build = builders[net]
         with torch.device("meta"):
             built = build(spec)  # None: a frame head where the spec says model.decoder.output=pixels
             wanted = {} if built is None else built.state_dict()
