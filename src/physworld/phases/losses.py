@@ -23,6 +23,28 @@ import torch
 import torch.nn.functional as F
 
 from physworld.metrics.frames import foreground_mask
+from physworld.phases.settings import WorldModelSettings
+
+
+def reconstruction_loss(
+    recon: torch.Tensor, target: torch.Tensor, vq_loss: torch.Tensor, settings: WorldModelSettings
+) -> dict[str, torch.Tensor]:
+    """L_recon + vq_weight * L_vq of a world-model phase's settings: {"recon_loss": the weighted sum, and its
+    terms unweighted: "recon_l1", "recon_mse", "recon_gdl", "vq_loss"}."""
+    terms = reconstruction_losses(recon, target, settings.foreground_weight)
+    loss = (
+        terms["l1"]
+        + settings.mse_weight * terms["mse"]
+        + settings.gradient_weight * terms["gdl"]
+        + settings.vq_weight * vq_loss
+    )
+    return {
+        "recon_loss": loss,
+        "recon_l1": terms["l1"],
+        "recon_mse": terms["mse"],
+        "recon_gdl": terms["gdl"],
+        "vq_loss": vq_loss,
+    }
 
 
 def reconstruction_losses(

@@ -31,7 +31,12 @@ from torchmetrics import MeanMetric
 from physworld.metrics.frames import FrameMetrics
 from physworld.models.build import build_dynamics, build_frame_head
 from physworld.phases.base import WorldModelPhase
-from physworld.phases.losses import flow_smoothness, photometric_loss, reconstruction_losses
+from physworld.phases.losses import (
+    flow_smoothness,
+    photometric_loss,
+    reconstruction_loss,
+    reconstruction_losses,
+)
 
 STAGES = ("val", "test")
 EVAL_TERMS = ("loss", "pred_latent_mse", "pred_token_ce", "pred_token_acc", "pred_frame_mse", "recon_l1")
@@ -230,16 +235,8 @@ class PredictionPhase(WorldModelPhase):
         if settings.recon_weight > 0:
             recon = self.vqvae.decode(latents.flatten(0, 1))
             target_frames = frames.flatten(0, 1)
-            terms = reconstruction_losses(recon, target_frames, settings.foreground_weight)
-            out["recon_l1"], out["recon_mse"], out["recon_gdl"] = terms["l1"], terms["mse"], terms["gdl"]
-            out["vq_loss"] = vq_loss
-            recon_loss = (
-                out["recon_l1"]
-                + settings.mse_weight * out["recon_mse"]
-                + settings.gradient_weight * out["recon_gdl"]
-                + settings.vq_weight * vq_loss
-            )
-            loss = loss + settings.recon_weight * recon_loss
+            out.update(reconstruction_loss(recon, target_frames, vq_loss, settings))
+            loss = loss + settings.recon_weight * out.pop("recon_loss")
             out["recon"], out["target"] = recon, target_frames
         out["loss"] = loss
         return out

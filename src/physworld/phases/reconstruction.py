@@ -19,7 +19,7 @@ from torchmetrics import MeanMetric
 from physworld.metrics.codebook import CodebookUsage
 from physworld.metrics.frames import FrameMetrics
 from physworld.phases.base import WorldModelPhase
-from physworld.phases.losses import reconstruction_losses
+from physworld.phases.losses import reconstruction_loss
 
 STAGES = ("val", "test")
 
@@ -50,24 +50,8 @@ class ReconstructionPhase(WorldModelPhase):
         the tensors the metrics need: "target" and "recon" (B*T, 3, H, W), "indices" (B*T, G, h, w)."""
         target = batch["frames"].flatten(0, 1)  # (B*T, 3, H, W)
         recon, indices, vq_loss = self(batch["frames"])
-        settings = self.settings
-        terms = reconstruction_losses(recon, target, settings.foreground_weight)
-        loss = (
-            terms["l1"]
-            + settings.mse_weight * terms["mse"]
-            + settings.gradient_weight * terms["gdl"]
-            + settings.vq_weight * vq_loss
-        )
-        return {
-            "loss": loss,
-            "recon_l1": terms["l1"],
-            "recon_mse": terms["mse"],
-            "recon_gdl": terms["gdl"],
-            "vq_loss": vq_loss,
-            "target": target,
-            "recon": recon,
-            "indices": indices,
-        }
+        out = reconstruction_loss(recon, target, vq_loss, self.settings)
+        return {"loss": out.pop("recon_loss"), **out, "target": target, "recon": recon, "indices": indices}
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         out = self.compute_losses(batch)
