@@ -3,7 +3,7 @@ its baselines (copy-last, constant velocity, the tokenizer floor):
 
     python scripts/rollout_table.py <metrics.json> [--stage test] [--dataset NAME] [--horizons 1 2 5 10]
 
-The table: physworld.evaluation.rollout_table.
+The table: physworld.report.rollout_table.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from physworld.evaluation.rollout_table import table
+from physworld.report.rollout_table import table
 
 
 def main() -> None:

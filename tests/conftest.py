@@ -141,8 +141,8 @@ def tables(markdown: str, headings: bool = False) -> list:
 def check_tables_hold_metrics(section: str, metrics: dict, split: str = "test") -> int:
     """Every cell of the reconstruction and rollout tables of a report's section equals the formatted
     metrics.json value; returns how many cells were compared."""
-    from physworld.evaluation.document import fmt
-    from physworld.evaluation.report import FRAME_COLUMNS, PHYSICS_COLUMNS, RECON_COLUMNS
+    from physworld.report.document import fmt
+    from physworld.report.evaluations import FRAME_COLUMNS, PHYSICS_COLUMNS, RECON_COLUMNS
 
     labels = {
         label: key for key, label in RECON_COLUMNS + FRAME_COLUMNS + PHYSICS_COLUMNS
@@ -202,7 +202,7 @@ def check_generalisation_holds_metrics(section: str, run: Path, name: str) -> di
     metrics.json it comes from (latest_evaluations(run)); returns the cells compared per table."""
     import re
 
-    from physworld.evaluation.document import fmt
+    from physworld.report.document import fmt
 
     parts = re.split(r"^### Model `([^`]+)`", section, flags=re.M)
     text = parts[parts.index(name) + 1]

@@ -267,7 +267,7 @@ REPOSITORY_TOOLS = {
     "benchmark_scenes.py": "physworld.benchmark.scenes",
     "rl_gradient_split.py": None,
     "rollout_table.py": None,
-    "summarize.py": "physworld.evaluation.sweeps",
+    "summarize.py": "physworld.report.sweeps",
 }
 
 

@@ -17,7 +17,7 @@ from PIL import Image
 
 from physworld.errors import CheckpointError, ConfigError
 from physworld.evaluation.evaluate import evaluate_run
-from physworld.evaluation.report import write_report
+from physworld.report.build import write_report
 from tests.conftest import ROOT
 
 PNGS = [

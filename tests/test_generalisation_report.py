@@ -1,4 +1,4 @@
-"""The report's Generalisation section (evaluation/generalisation_report.py): each part's numbers are those of the
+"""The report's Generalisation section (report/generalisation.py): each part's numbers are those of the
 metrics.json it comes from, its figure is the long_test evaluation's, and a part no evaluation holds says so with
 the command that makes it."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 
 from physworld.evaluation.evaluate import evaluate_run
-from physworld.evaluation.report import write_report
+from physworld.report.build import write_report
 from tests.conftest import check_generalisation_holds_metrics, generalisation_section, latest_evaluations
 
 FEW = ["evaluation.num_sequences=4"]

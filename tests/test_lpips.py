@@ -18,8 +18,8 @@ from physworld.data.cache import ensure_split, load_split
 from physworld.data.plan import datasets_for
 from physworld.errors import CheckpointError, ConfigError
 from physworld.evaluation.evaluate import evaluate_run
-from physworld.evaluation.report import write_report
 from physworld.metrics.lpips import BACKBONE_FILE, CHANNELS, LPIPS, AlexNetFeatures, build_lpips
+from physworld.report.build import write_report
 from tests.conftest import check_tables_hold_metrics, tiny_run
 
 # torchvision.models.alexnet().features.state_dict(): (name, shape), in order

@@ -20,9 +20,9 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from physworld.errors import PhysworldError
-from physworld.evaluation.curves import read_csv_log, read_wandb_offline
 from physworld.evaluation.evaluate import evaluate_run
-from physworld.evaluation.report import write_report
+from physworld.report.build import write_report
+from physworld.report.curves import read_csv_log, read_wandb_offline
 from tests.conftest import ROOT, check_tables_hold_metrics
 
 
@@ -50,7 +50,7 @@ def check_html_images(page: Path, expected: int) -> None:
 
 
 def test_html_links_large_images_where_they_are_copies_outside_ones_and_inlines_small_ones(tmp_path):
-    from physworld.evaluation.document import Figure, to_html
+    from physworld.report.document import Figure, to_html
 
     site, outside = tmp_path / "pipeline", tmp_path / "elsewhere"
     small, large = site / "a" / "small.png", site / "b" / "rollout.gif"
@@ -80,7 +80,7 @@ def test_html_links_large_images_where_they_are_copies_outside_ones_and_inlines_
 
 
 def test_details_fold_in_html_and_point_to_their_file_or_fold_in_markdown(tmp_path):
-    from physworld.evaluation.document import Details, Table, Text, to_html, to_markdown
+    from physworld.report.document import Details, Table, Text, to_html, to_markdown
 
     table = Table(["metric", "value"], [["a", "1"]])
     blocks = [

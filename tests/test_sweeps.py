@@ -1,5 +1,5 @@
 """Sweeps: the hparams_search and launcher configs compose, an Optuna search really minimises the metric
-train.py returns, parallel jobs keep their own folders, and scripts/summarize.py (physworld.evaluation.sweeps)
+train.py returns, parallel jobs keep their own folders, and scripts/summarize.py (physworld.report.sweeps)
 ranks a sweep's jobs."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from physworld.evaluation import sweeps
 from physworld.paths import CONFIG_DIR
+from physworld.report import sweeps
 from tests.conftest import compose_raw, run
 
 SEARCHES = sorted(p.stem for p in (CONFIG_DIR / "hparams_search").glob("*.yaml"))

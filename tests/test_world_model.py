@@ -249,9 +249,9 @@ def test_export_then_load_gives_identical_rollouts(tiny, data, tmp_path):
 
 
 def test_model_card_copies_the_runs_files(tiny, tmp_path):
-    from physworld.evaluation.document import fmt
     from physworld.export import COLUMNS, export_world_model
     from physworld.metrics.rollout import PREFIXES
+    from physworld.report.document import fmt
 
     out = export_world_model(tiny["prediction"], tmp_path / "export")
     card = (out / "MODEL_CARD.md").read_text()

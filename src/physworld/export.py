@@ -26,10 +26,10 @@ from physworld.atomic import check_new_folder, temp_name
 from physworld.data.cache import SPLITS, cache_name, read_manifest, sha256_file, split_dir
 from physworld.data.plan import datasets_for
 from physworld.errors import CheckpointError, os_error
-from physworld.evaluation.document import Code, Heading, Table, Text, fmt, to_markdown
 from physworld.evaluation.runs import load_run_config, run_config_file, training_run_dir
 from physworld.metrics.rollout import PREFIXES
 from physworld.phases.checkpoints import NETWORKS, read_phase_checkpoint
+from physworld.report.document import Code, Heading, Table, Text, fmt, to_markdown
 
 FORMAT = "physworld.world_model"
 FORMAT_VERSION = 1  # of the folder's layout and config.json; load_world_model accepts this version

@@ -318,9 +318,9 @@ def log_online_round(root: Path, cfg: DictConfig, row: dict[str, float]) -> None
 
 
 def print_rollout_tables(steps: list[tuple[str, DictConfig]], horizons: list[int]) -> None:
-    """`pipeline.table` (a list of horizons): print the test rollout table (physworld.evaluation.rollout_table)
+    """`pipeline.table` (a list of horizons): print the test rollout table (physworld.report.rollout_table)
     of the last step that trains dynamics, the mean over its datasets and each dataset's, at those horizons."""
-    from physworld.evaluation.rollout_table import table
+    from physworld.report.rollout_table import table
 
     trained = [(name, cfg) for name, cfg in steps if declared(cfg.phase.name, "trains_dynamics")]
     if not trained:
@@ -381,7 +381,7 @@ def write_pipeline_report(
     from lightning.pytorch.utilities import rank_zero_info
 
     from physworld.evaluation.evaluate import evaluate_run
-    from physworld.evaluation.report import write_report
+    from physworld.report.build import write_report
 
     jobs, final = [], generalisation_steps(steps)
     for name, cfg in steps:

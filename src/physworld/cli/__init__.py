@@ -2,7 +2,7 @@
 physworld-generate, physworld-report, physworld-pipeline, physworld-preview and physworld-export, one module
 each. The repository's train.py and scripts/*.py are thin wrappers around the same main() functions (but
 scripts/benchmark*.py, summarize.py, rollout_table.py and rl_gradient_split.py: tools of the repository, not
-commands; the first three wrap physworld.benchmark.bench, .scenes and physworld.evaluation.sweeps).
+commands; the first three wrap physworld.benchmark.bench, .scenes and physworld.report.sweeps).
 
 Every main() composes the config tree inside the package (physworld.paths.CONFIG_DIR), so an installed wheel
 runs with no repository around it.

@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     set_project_root()
 
     from physworld.errors import PhysworldError, print_error
-    from physworld.evaluation.report import write_report
+    from physworld.report.build import write_report
 
     try:
         md, page = write_report(args.folder)

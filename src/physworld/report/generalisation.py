@@ -19,8 +19,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from physworld.evaluation.document import Block, Details, Figure, Heading, Table, Text, fmt
 from physworld.paths import CONFIG_DIR
+from physworld.report.document import Block, Details, Figure, Heading, Table, Text, fmt
 
 HORIZONS = (1, 5, 10)  # the horizons of the ID against OOD table and the counterfactual table, where scored
 PREDICTORS = [  # key prefix in metrics.json, and the name the table gives it
