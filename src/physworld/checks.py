@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from physworld.data.plan import check_dataset, dataset_members, datasets_for
 from physworld.errors import ConfigError
+from physworld.fast_paths import DEFAULTS as FAST_PATHS
 from physworld.models.spec import ModelSpec
 from physworld.phases import PHASES, declared, phase_class
 from physworld.require import non_negative_int, non_negative_number, positive_int, require
@@ -112,11 +113,9 @@ def check_perf(cfg: DictConfig) -> None:
         require(cfg, key, lambda v: isinstance(v, bool) or v == "auto", "true, false or auto")
     for key in ("perf.compile", "data.persistent_workers", "data.on_device"):
         require(cfg, key, lambda v: isinstance(v, bool), "true or false")
-    unknown = sorted(set(cfg.perf) - {"channels_last", "compile", "fused_adamw", "sync_free"})
+    unknown = sorted(set(cfg.perf) - set(FAST_PATHS))
     if unknown:
-        raise ConfigError(
-            f"perf.{unknown[0]} is not accepted: perf has channels_last, compile, fused_adamw, sync_free"
-        )
+        raise ConfigError(f"perf.{unknown[0]} is not accepted: perf has {', '.join(FAST_PATHS)}")
 
 
 # Packages a logger needs that are not dependencies of physworld: logger class -> (modules, any one of which

@@ -13,23 +13,12 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from physworld.errors import CheckpointError
+from physworld.fast_paths import FastPaths
 from physworld.models.build import build_vqvae
 from physworld.models.spec import ModelSpec
 from physworld.models.vqvae import parameter_counts
 from physworld.phases import PHASES, Phase
 from physworld.phases.checkpoints import check_world_model_checkpoint, load_networks, read_checkpoint
-
-# How to run, not what to learn: kept out of the hyperparameters, so checkpoints do not depend on them.
-# "auto" picks per device type in `uses` (configs/train.yaml documents each key).
-FAST_PATHS = {"channels_last": "auto", "compile": False, "fused_adamw": "auto", "sync_free": "auto"}
-AUTO_DEVICES = {
-    # MPS: channels_last convolutions have had correctness and speed issues on Apple GPUs (not measurable
-    # here), so auto keeps NCHW there.
-    "channels_last": ("cpu", "cuda"),
-    "fused_adamw": ("cuda",),  # on CPU within noise of the plain AdamW (docs/results.md, Speed)
-    "sync_free": ("cuda", "mps"),  # on a CPU reading a number back costs nothing
-}
-
 
 # Networks only some phases have: label in the parameter counts -> attribute name.
 OPTIONAL_NETWORKS = {
@@ -103,7 +92,9 @@ class WorldModelPhase(L.LightningModule):
         # the typed settings (phases/settings.py); a checkpoint's dict may keep keys since removed
         self.settings = self.entry.settings.from_config(phase, strict=False)
         self.vqvae = build_vqvae(self.spec)
-        self.fast_paths = dict(FAST_PATHS)
+        self.fast_paths = (
+            FastPaths()
+        )  # perf.*: set by use_fast_paths before fitting (physworld/fast_paths.py)
         self._fast_paths_applied = False
 
     def setup(self, stage: str) -> None:
@@ -199,29 +190,21 @@ class WorldModelPhase(L.LightningModule):
 
     def use_fast_paths(self, perf: dict) -> WorldModelPhase:
         """Set the fast paths from the plain dict of `perf` in configs/train.yaml (before fitting)."""
-        unknown = set(perf) - set(FAST_PATHS)
-        if unknown:
-            raise KeyError(f"unknown fast paths {sorted(unknown)}: accepted {sorted(FAST_PATHS)}")
-        self.fast_paths.update(perf)
+        self.fast_paths = FastPaths.of(perf)
         return self
 
     def uses(self, path: str) -> bool:
-        """Whether a fast path is on, resolving "auto" for the device this phase trains on."""
-        value = self.fast_paths[path]
-        if value != "auto":
-            return bool(value)
-        device = self._trainer.strategy.root_device if self._trainer is not None else self.device
-        return device.type in AUTO_DEVICES.get(path, ())
+        """Whether a fast path is on for the device this phase trains on."""
+        return self.fast_paths.uses(path, self._device_type())
 
     def _fused(self) -> bool:
-        """fused_adamw, except when auto meets 16-mixed with clipping: its grad scaler leaves the gradients
-        scaled until the fused step, so they cannot be clipped (an explicit true lets Lightning say so)."""
-        if not self.uses("fused_adamw"):
-            return False
         trainer = self._trainer
-        if self.fast_paths["fused_adamw"] == "auto" and trainer is not None:
-            return not (getattr(trainer.precision_plugin, "scaler", None) and trainer.gradient_clip_val)
-        return True
+        scaler = trainer is not None and getattr(trainer.precision_plugin, "scaler", None) is not None
+        clipping = trainer is not None and bool(trainer.gradient_clip_val)
+        return self.fast_paths.fused_adamw(self._device_type(), scaler, clipping)
+
+    def _device_type(self) -> str:
+        return (self._trainer.strategy.root_device if self._trainer is not None else self.device).type
 
     def predicted_frames(
         self, latents: torch.Tensor, last_latent: torch.Tensor, last_frame: torch.Tensor
