@@ -81,4 +81,4 @@ def test_a_new_phase_takes_a_class_a_row_and_a_config_file(monkeypatch, tmp_path
     assert ckpt["hyper_parameters"]["phase"]["name"] == "toy"
     phase = ToyPhase(**{k: ckpt["hyper_parameters"][k] for k in ("model", "phase")})
     phase.load_state_dict(ckpt["state_dict"])
-    assert phase.is_world_model and not phase.trains_dynamics  # it answers from its row
+    assert phase.entry.is_world_model and not phase.entry.trains_dynamics  # its row

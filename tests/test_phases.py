@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
@@ -41,7 +42,7 @@ def test_the_table_names_each_phase_its_class_and_answers():
 def test_a_phase_at_hand_answers_from_its_own_name(make_cfg, name):
     cfg = make_cfg(f"phase={name}")
     phase = phase_class(name)(model=plain(cfg.model), phase=plain(cfg.phase))
-    assert tuple(getattr(phase, capability) for capability in CAPABILITIES) == EXPECTED[name]
+    assert tuple(getattr(phase.entry, capability) for capability in CAPABILITIES) == EXPECTED[name]
 
 
 def test_phases_that_lists_the_names_in_registry_order():
@@ -120,7 +121,8 @@ def test_load_world_model_takes_a_checkpoint_of_any_phase(tmp_path):
 def test_rollout_callback_scores_the_phases_that_train_dynamics(make_cfg, tmp_path, trains_dynamics):
     # A comprehensive phase that says it trains no dynamics still has a rollout(): the callback asks the phase.
     cfg = make_cfg("debug=tiny", "phase=comprehensive", "dataset=pendulum")
-    probe = type("Probe", (PredictionPhase,), {"trains_dynamics": trains_dynamics})
+    entry = replace(PHASES["comprehensive"], trains_dynamics=trains_dynamics)
+    probe = type("Probe", (PredictionPhase,), {"entry": property(lambda self: entry)})
     torch.manual_seed(0)
     phase = probe(model=plain(cfg.model), phase=plain(cfg.phase), dataset_names=["pendulum"])
     calls = []

@@ -37,7 +37,7 @@ class RLFigures(L.Callback):
         self.history: list[dict[str, float]] = []  # a few floats per logged step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if not pl_module.trains_agent:
+        if not pl_module.entry.trains_agent:
             return
         step, every = int(pl_module.train_steps), pl_module.settings.eval_every_n_steps
         metrics = trainer.callback_metrics
@@ -48,12 +48,12 @@ class RLFigures(L.Callback):
             self.history.append({"step": step, **row})
 
     def on_fit_end(self, trainer, pl_module):
-        if pl_module.trains_agent:
+        if pl_module.entry.trains_agent:
             self._training_plot()
             self._log_files(trainer, "train", ["rl_training.png"])
 
     def on_test_end(self, trainer, pl_module):
-        if pl_module.trains_agent and "policy" in pl_module.last_episodes:
+        if pl_module.entry.trains_agent and "policy" in pl_module.last_episodes:
             self._episode_figures(pl_module.last_episodes)
             self._log_files(trainer, "test", ["rl_trajectory.png", "rl_episode.gif"])
 

@@ -76,7 +76,7 @@ class RolloutEvaluation(L.Callback):
 
     @torch.no_grad()
     def _evaluate(self, trainer, pl_module, stage: str) -> None:
-        if not pl_module.trains_dynamics or trainer.datamodule is None:
+        if not pl_module.entry.trains_dynamics or trainer.datamodule is None:
             return  # a phase that trains no dynamics (reconstruction, rl) has no rollout() to score
         c = self.context_frames or pl_module.context_frames
         was_training = pl_module.training

@@ -151,7 +151,7 @@ def score_dataset(
         )
     preview = to_frames(arrays["frames"][:4, ::2], torch.device("cpu"))[:, : ev.num_images]
     scores = DatasetScores(dataset["name"], n, t, recon, codebook, examples, preview)
-    if not phase.trains_dynamics:
+    if not phase.entry.trains_dynamics:
         return scores  # a reconstruction checkpoint: no dynamics to roll out
     c = ev.context_frames or phase.context_frames
     k = min(ev.horizon, t - c)
@@ -221,7 +221,7 @@ def evaluation_record(ckpt_path: str, phase, plan: DataPlan, scores: dict, stage
         "data_source": plan.source,
         "data_dir": str(Path(plan.data_dir).resolve()),
         "seed": plan.seed,
-        "has_dynamics": phase.trains_dynamics,
+        "has_dynamics": phase.entry.trains_dynamics,
         "datasets": [
             {
                 "name": s.name,

@@ -15,9 +15,10 @@ from the run's config). No torch here: config checks import this module before t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 from physworld.errors import ConfigError
+from physworld.typed import read_fields, setting
 
 OUTPUTS = ("latent", "tokens")  # what the dynamics predicts (models/convgru.py)
 FEEDBACKS = ("argmax", "straight_through", "gumbel", "soft")  # how a predicted code is fed back
@@ -55,10 +56,9 @@ def _number(v) -> bool:
 
 
 def _setting(accepted: str, ok, architecture: bool, network: str | None = None):
-    """A required dataclass field with its check: `ok(value)` says whether the value is accepted, `accepted`
-    says in words what is. `network`: the network whose weights the setting describes, where it is not the
-    part's own (PART_NETWORKS): a checkpoint without that network does not hold it."""
-    return field(metadata={"accepted": accepted, "ok": ok, "architecture": architecture, "network": network})
+    """A required setting (physworld/typed.py). `network`: the network whose weights it describes, where it is
+    not the part's own (PART_NETWORKS): a checkpoint without that network does not hold it."""
+    return setting(ok, accepted, architecture=architecture, network=network)
 
 
 def _positive(architecture: bool = True):
@@ -159,20 +159,7 @@ class ModelSpec:
         parts = {}
         for name, part in PARTS.items():
             given = {**ADDED_LATER.get(name, {}), **_mapping(model.get(name) or {}, f"model.{name}")}
-            values = {}
-            for f in fields(part):
-                key = f"model.{name}.{f.name}"
-                if f.name not in given:
-                    raise ConfigError(f"{key} is missing: accepted {f.metadata['accepted']}")
-                value = given[f.name]
-                try:
-                    good = f.metadata["ok"](value)
-                except (TypeError, ValueError):
-                    good = False
-                if not good:
-                    raise ConfigError(f"{key}={value!r} is not accepted: {f.metadata['accepted']}")
-                values[f.name] = value if isinstance(value, (str, bool, int, float)) else tuple(value)
-            parts[name] = part(**values)
+            parts[name] = part(**read_fields(part, given, f"model.{name}", what="model settings"))
         spec = cls(**parts)
         if spec.vq.code_dim % spec.vq.groups:
             raise ConfigError(

@@ -3,7 +3,7 @@ what it can do.
 
 Reading the table imports nothing (no torch, no Lightning), so the start-up checks (physworld.checks) and the
 pipeline ask it with only a config's or a checkpoint's phase name; `phase_class(name)` imports the class. A
-phase at hand answers the same questions from its own name (`phase.trains_dynamics`, phases/base.py).
+phase at hand finds its row by its own name (`phase.entry.trains_dynamics`, phases/base.py).
 `phase=comprehensive` is the prediction phase with other settings (configs/phase/comprehensive.yaml).
 """
 

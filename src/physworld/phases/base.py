@@ -37,28 +37,11 @@ class WorldModelPhase(L.LightningModule):
     A run started from `phase.init_from` gets the model config with the checkpoint's architecture
     (phases/checkpoints.init_model, called by physworld.run.build_phase)."""
 
-    # What it can do (is_world_model, trains_dynamics, needs_trained_dynamics, trains_agent): the table
-    # physworld.phases.PHASES says, for the phase name it was built with (phase.name).
-
     @property
     def entry(self) -> Phase:
+        """Its row of the table physworld.phases.PHASES, by the phase name it was built with (phase.name): its
+        class, settings and what it can do (`phase.entry.trains_dynamics`, ...)."""
         return PHASES[self.hparams.phase["name"]]
-
-    @property
-    def is_world_model(self) -> bool:
-        return self.entry.is_world_model
-
-    @property
-    def trains_dynamics(self) -> bool:
-        return self.entry.trains_dynamics
-
-    @property
-    def needs_trained_dynamics(self) -> bool:
-        return self.entry.needs_trained_dynamics
-
-    @property
-    def trains_agent(self) -> bool:
-        return self.entry.trains_agent
 
     @classmethod
     def freezes_vqvae(cls, phase: dict) -> bool:
@@ -106,7 +89,7 @@ class WorldModelPhase(L.LightningModule):
         ckpt = read_checkpoint(path)
         check_world_model_checkpoint(ckpt, str(path), self.spec)
         loaded = load_networks(self, ckpt)
-        if self.needs_trained_dynamics and "dynamics" not in loaded:
+        if self.entry.needs_trained_dynamics and "dynamics" not in loaded:
             raise CheckpointError(
                 f"phase.init_from={str(path)!r} has no dynamics: train phase=prediction on dataset=goal_reach "
                 "first and pass its checkpoint"

@@ -14,59 +14,54 @@ the phase's own keys (the dataset, the model, the files) stay in physworld/check
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass
 
 from physworld.errors import ConfigError
 from physworld.require import non_negative_int, non_negative_number, positive_int, positive_number
+from physworld.typed import read_fields, setting
 
 HEAD_LATENTS = ("predicted", "encoded")  # head_latents: what the frame losses train the frame head on
 POLICIES = ("actor", "planner")  # eval_policies: the policies an agent can be evaluated with
 
 
-def _setting(ok, accepted: str, default=MISSING):
-    """A dataclass field with its check: `ok(value)` says whether the value is accepted, `accepted` says in
-    words what is."""
-    return field(default=default, metadata={"ok": ok, "accepted": accepted})
-
-
 def _positive(default=MISSING):
-    return _setting(positive_int, "a positive integer", default)
+    return setting(positive_int, "a positive integer", default)
 
 
 def _count(default=MISSING):
-    return _setting(non_negative_int, "a non-negative integer", default)
+    return setting(non_negative_int, "a non-negative integer", default)
 
 
 def _weight(default=MISSING):
-    return _setting(non_negative_number, "a non-negative number", default)
+    return setting(non_negative_number, "a non-negative number", default)
 
 
 def _rate():
-    return _setting(positive_number, "a positive number")
+    return setting(positive_number, "a positive number")
 
 
 def _flag(default=MISSING):
-    return _setting(lambda v: isinstance(v, bool), "true or false", default)
+    return setting(lambda v: isinstance(v, bool), "true or false", default)
 
 
 def _fraction():
-    return _setting(lambda v: non_negative_number(v) and v <= 1, "a number in [0, 1]")
+    return setting(lambda v: non_negative_number(v) and v <= 1, "a number in [0, 1]")
 
 
 def _optional_str():
-    return _setting(lambda v: v is None or isinstance(v, str), "null or a string")
+    return setting(lambda v: v is None or isinstance(v, str), "null or a string")
 
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """The keys every phase has (configs/phase/base/common.yaml)."""
 
-    name: str = _setting(lambda v: isinstance(v, str) and v != "", "a phase name")
+    name: str = setting(lambda v: isinstance(v, str) and v != "", "a phase name")
     max_epochs: int = _positive()
     batch_size: int = _positive()
     seq_len: int = _positive()
     init_from: str | None = _optional_str()
-    monitor: str = _setting(lambda v: isinstance(v, str) and v.startswith("val/"), "a val/... metric name")
+    monitor: str = setting(lambda v: isinstance(v, str) and v.startswith("val/"), "a val/... metric name")
 
     @classmethod
     def from_config(cls, phase: Mapping, strict: bool = True) -> Settings:
@@ -74,7 +69,7 @@ class Settings:
         `strict` (a config about to run, not a phase's saved hyperparameters) for the checks between keys. Keys
         of no field are ignored: one a checkpoint kept since it was removed, or another phase's key that a
         pipeline's common overrides add to every step with `++` (Hydra itself refuses a misspelt key)."""
-        settings = cls(**_read(cls, phase, "phase"))
+        settings = cls(**read_fields(cls, phase, "phase", GROUPS))
         if strict:
             settings.check()
         return settings
@@ -90,7 +85,7 @@ class WorldModelSettings(Settings):
 
     lr: float = _rate()
     weight_decay: float = _weight()
-    betas: tuple[float, float] = _setting(
+    betas: tuple[float, float] = setting(
         lambda b: len(b) == 2 and all(non_negative_number(v) and v < 1 for v in b),
         "two numbers in [0, 1), e.g. [0.9, 0.999]",
     )
@@ -106,7 +101,7 @@ class PredictionSettings(WorldModelSettings):
 
     freeze_vqvae: bool = _flag()
     context_frames: int = _positive()
-    loss_weights: tuple[float, ...] = _setting(
+    loss_weights: tuple[float, ...] = setting(
         lambda w: len(w) >= 1 and all(non_negative_number(v) for v in w) and sum(w) > 0,
         "a non-empty list of non-negative numbers, not all zero",
     )
@@ -115,14 +110,14 @@ class PredictionSettings(WorldModelSettings):
     dynamics_l2: float = _weight()
     frame_weight: float = _weight(0.0)
     photo_weight: float = _weight(0.0)
-    photo_scales: tuple[int, ...] = _setting(
+    photo_scales: tuple[int, ...] = setting(
         lambda v: len(v) >= 1 and all(positive_int(s) and 64 % s == 0 for s in v),
         "a non-empty list of pooling factors that divide the frame side 64 (1: full resolution)",
         (1,),
     )
-    photo_worst: float = _setting(lambda v: non_negative_number(v) and v <= 1, "a number in [0, 1]", 0.0)
+    photo_worst: float = setting(lambda v: non_negative_number(v) and v <= 1, "a number in [0, 1]", 0.0)
     flow_smoothness: float = _weight(0.0)
-    head_latents: str = _setting(lambda v: v in HEAD_LATENTS, f"one of {list(HEAD_LATENTS)}", "predicted")
+    head_latents: str = setting(lambda v: v in HEAD_LATENTS, f"one of {list(HEAD_LATENTS)}", "predicted")
     dynamics_photo: float = _weight(0.0)
     latent_weight: float = _weight(0.0)
 
@@ -171,7 +166,7 @@ class PlanningSettings:
 class RLSettings(Settings):
     """phase=rl (configs/phase/rl.yaml): the actor-critic in imagination, scored in the real environment."""
 
-    imagination_starts: int | None = _setting(
+    imagination_starts: int | None = setting(
         lambda v: v is None or non_negative_int(v), "null or a non-negative integer"
     )
     imagination_horizon: int = _positive()
@@ -186,28 +181,28 @@ class RLSettings(Settings):
     actor_lr: float = _rate()
     critic_lr: float = _rate()
     grad_clip: float = _rate()
-    gradient_clip_val: float | None = _setting(
+    gradient_clip_val: float | None = setting(
         lambda v: v is None or non_negative_number(v), "null or a non-negative number", None
     )
-    head: HeadSettings = _setting(lambda v: isinstance(v, Mapping), "a mapping of the head's sizes")
+    head: HeadSettings = setting(lambda v: isinstance(v, Mapping), "a mapping of the head's sizes")
     eval_every_n_steps: int = _count()
     eval_episodes: int = _positive()
     eval_seed: int = _count()
     test_episodes: int = _positive()
     test_seed: int = _count()
-    env: dict | None = _setting(lambda v: v is None or isinstance(v, Mapping), "null or a mapping", None)
-    env_id: str | None = _setting(lambda v: v is None or isinstance(v, str), "null or a string", None)
-    eval_max_steps: int | None = _setting(
+    env: dict | None = setting(lambda v: v is None or isinstance(v, Mapping), "null or a mapping", None)
+    env_id: str | None = setting(lambda v: v is None or isinstance(v, str), "null or a string", None)
+    eval_max_steps: int | None = setting(
         lambda v: v is None or positive_int(v),
         "null (the environment's own limit) or a positive integer",
         None,
     )
-    eval_policies: tuple[str, ...] = _setting(
+    eval_policies: tuple[str, ...] = setting(
         lambda v: len(v) > 0 and all(p in POLICIES for p in v) and len(set(v)) == len(v),
         f"a non-empty list of distinct names from {list(POLICIES)}",
         ("actor",),
     )
-    planner: PlanningSettings | None = _setting(
+    planner: PlanningSettings | None = setting(
         lambda v: isinstance(v, Mapping), "a mapping of the planner's settings", None
     )
 
@@ -226,35 +221,3 @@ class RLSettings(Settings):
 
 # A field whose type is a settings group of its own: read as a nested mapping.
 GROUPS = {"head": HeadSettings, "planner": PlanningSettings}
-
-
-def _read(cls: type, given: Mapping, prefix: str) -> dict:
-    """The checked values of dataclass `cls` from the mapping `given`, keys named `<prefix>.<field>`."""
-    if not isinstance(given, Mapping):
-        raise ConfigError(f"{prefix}={given!r} is not accepted: a mapping of settings")
-    values = {}
-    for f in fields(cls):
-        key = f"{prefix}.{f.name}"
-        if f.name not in given:
-            if f.default is MISSING:
-                raise ConfigError(f"{key} is missing: accepted {f.metadata['accepted']}")
-            continue
-        value = given[f.name]
-        try:
-            good = f.metadata["ok"](value)
-        except (TypeError, ValueError):
-            good = False
-        if not good:
-            raise ConfigError(f"{key}={value!r} is not accepted: {f.metadata['accepted']}")
-        group = GROUPS.get(f.name)
-        values[f.name] = group(**_read(group, value, key)) if group else _frozen(value)
-    return values
-
-
-def _frozen(value):
-    """Lists as tuples (the dataclasses are frozen and hashable), mappings as plain dicts."""
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, (list, tuple)):
-        return tuple(value)
-    return value

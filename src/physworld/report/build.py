@@ -20,15 +20,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from physworld.errors import PhysworldError
-from physworld.report.document import (
-    Block,
-    Heading,
-    Table,
-    Text,
-    fmt,
-    to_html,
-    to_markdown,
-)
+from physworld.report.document import Block, Heading, Table, Text, fmt, to_html, to_markdown
 from physworld.report.evaluations import evaluation_section
 from physworld.report.folders import discover, name_of, read_json
 from physworld.report.generalisation import Evaluated, generalisation_section

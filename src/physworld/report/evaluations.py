@@ -6,18 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from physworld.report.document import (
-    Block,
-    Details,
-    Figure,
-    Heading,
-    Table,
-    Text,
-    fmt,
-)
+from physworld.report.document import Block, Details, Figure, Heading, Table, Text, fmt
 from physworld.report.folders import name_of, read_json
 
-# Figures the training callbacks write into <run>/images, in reading order; the first of each group found.
 RECON_COLUMNS = [
     ("recon_l1", "L1"),
     ("recon_mse", "MSE"),

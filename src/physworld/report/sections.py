@@ -13,16 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from physworld.evaluation.runs import run_config_file
 from physworld.plots.curves import plot_training_curves
 from physworld.report.curves import read_training_log
-from physworld.report.document import (
-    Block,
-    Code,
-    Details,
-    Figure,
-    Heading,
-    Table,
-    Text,
-    fmt,
-)
+from physworld.report.document import Block, Code, Details, Figure, Heading, Table, Text, fmt
 from physworld.report.folders import name_of, read_config, read_json, select, slug
 
 # Figures the training callbacks write into <run>/images, in reading order; the first of each group found.
