@@ -173,7 +173,7 @@ def test_split_lock_waits_for_another_process(tmp_path):
     lock = tmp_path / ".train.lock"
     hold = 1.5
     code = (
-        "import sys, time; from physworld.data.cache import lock_file\n"
+        "import sys, time; from physworld.data.files import lock_file\n"
         f"with lock_file({str(lock)!r}):\n"
         "    print('held', flush=True); time.sleep(float(sys.argv[1]))\n"
     )

@@ -23,7 +23,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 import physworld
 from physworld.atomic import check_new_folder, temp_name
-from physworld.data.cache import SPLITS, cache_name, read_manifest, sha256_file, split_dir
+from physworld.data.cache import SPLITS, cache_name, read_manifest, split_dir
+from physworld.data.files import sha256_file
 from physworld.data.plan import datasets_for
 from physworld.errors import CheckpointError, os_error
 from physworld.evaluation.runs import load_run_config, run_config_file, training_run_dir

@@ -47,12 +47,13 @@ from physworld.errors import ConfigError
 from physworld.online import (
     EPISODES,
     OnlineSettings,
-    best_round,
+    agent_step,
+    collect_before,
     collect_round,
-    collected,
-    curve,
-    round_metrics,
+    log_online_round,
     round_name,
+    round_of,
+    write_online_metrics,
 )
 from physworld.paths import CONFIG_DIR, compose
 from physworld.phases import declared
@@ -239,82 +240,6 @@ def run_pipeline(overrides: list[str]) -> Path:
     if settings.get("table"):
         print_rollout_tables(steps, list(settings.table))
     return root
-
-
-def round_of(name: str) -> int:
-    """The round of an online step's name, r<round>_<step>."""
-    return int(name.split("_", 1)[0][1:])
-
-
-def agent_step(steps: list[tuple[str, DictConfig]], round_index: int) -> tuple[str, DictConfig]:
-    """The last step of a round that trains an agent: its actor collects the next round, its test returns are
-    the round's."""
-    mine = [(n, c) for n, c in steps if round_of(n) == round_index and declared(c.phase.name, "trains_agent")]
-    if not mine:
-        raise ConfigError(
-            "pipeline.online: no step of a round trains an agent (phase=rl): accepted pipeline.steps with one"
-        )
-    return mine[-1]
-
-
-def collect_before(
-    root: Path, steps: list[tuple[str, DictConfig]], index: int, online: OnlineSettings
-) -> None:
-    """Collect the round of steps[index] with the previous round's agent, before the round's first step runs
-    (once: collect_round skips a collected round)."""
-    from lightning.pytorch.utilities import rank_zero_info
-
-    name, cfg = steps[index]
-    r = round_of(name)
-    if r == 0 or collected(root, r) is not None:
-        return
-    previous, _ = agent_step(steps, r - 1)
-    checkpoint = root / previous / "checkpoints" / "best.ckpt"
-    rank_zero_info(f"pipeline: round {r}: collecting episodes with the agent of {previous} ({checkpoint})")
-    done = collect_round(root, r, online, int(cfg.data.seed), checkpoint)
-    rank_zero_info(f"pipeline: round {r}: {done['episodes']} episodes, {done['env_steps']} environment steps")
-
-
-def write_online_metrics(
-    root: Path, steps: list[tuple[str, DictConfig]], online: OnlineSettings
-) -> list[dict[str, float]]:
-    """The pipeline folder's metrics.json: each finished round's environment and policy steps so far and its
-    agent's real-environment returns (physworld.online.round_metrics), and the best round's. Returns the rounds'
-    rows (physworld.online.curve)."""
-    from physworld.callbacks.metrics_file import write_metrics
-
-    records, metrics = [], {}
-    for r in range(online.rounds):
-        record = collected(root, r)
-        if record is None:
-            break
-        records.append(record)
-        name, _ = agent_step(steps, r)
-        done = root / name / "metrics.json"
-        if not done.is_file():
-            break
-        metrics.update(round_metrics(r, records, json.loads(done.read_text())))
-    rows = curve(metrics)
-    metrics.update(best_round(rows))
-    write_metrics(root / "metrics.json", metrics)
-    return rows
-
-
-def log_online_round(root: Path, cfg: DictConfig, row: dict[str, float]) -> None:
-    """A finished round's row to the loggers of the step's config (logger=csv, tensorboard, wandb), written into
-    the pipeline folder (csv/metrics.csv, ...), as online/<key> against the environment steps collected so far:
-    the curve on the dashboard."""
-    from physworld.loggers import build_loggers, finish_wandb
-
-    cfg = cfg.copy()
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(root)
-    loggers = build_loggers(cfg)
-    values = {f"online/{k}": v for k, v in row.items() if k != "env_steps"}
-    for logger in loggers:
-        logger.log_metrics(values, step=int(row["env_steps"]))
-        logger.finalize("success")
-    finish_wandb(loggers)
 
 
 def print_rollout_tables(steps: list[tuple[str, DictConfig]], horizons: list[int]) -> None:

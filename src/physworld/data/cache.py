@@ -24,19 +24,17 @@ them changes no existing split's bytes or manifest.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import os
 import shutil
 import time
 import zlib
 from pathlib import Path
 
 import numpy as np
-from filelock import FileLock
 from tqdm.auto import tqdm
 
 from physworld.atomic import remove_leftovers, temp_name
+from physworld.data.files import NpyWriter, building, lock_file, replace_folder, sha256_file
 from physworld.data.scenes import SCENES
 from physworld.errors import DataError, os_error
 
@@ -352,55 +350,6 @@ def _generate(path: Path, spec: dict, progress: bool) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-class NpyWriter:
-    """Write a .npy file chunk by chunk along its first axis, hashing the bytes on the way.
-
-    Plain sequential writes, not a writable memmap: a memmap keeps every dirty page of the file resident in the
-    process, so the peak memory of generation would grow with the dataset.
-    """
-
-    def __init__(self, path: Path, dtype: np.dtype, shape: tuple[int, ...]):
-        self.path, self.dtype, self.shape, self.rows = path, np.dtype(dtype), tuple(shape), 0
-        self.file = open(path, "wb")
-        self.digest = hashlib.sha256()
-        header = {
-            "descr": np.lib.format.dtype_to_descr(self.dtype),
-            "fortran_order": False,
-            "shape": self.shape,
-        }
-        np.lib.format.write_array_header_1_0(self, header)  # calls self.write(bytes)
-
-    def write(self, data) -> None:
-        if isinstance(data, np.ndarray):
-            if data.shape[1:] != self.shape[1:] or data.dtype != self.dtype:
-                raise ValueError(
-                    f"{self.path.name}: chunk {data.shape} {data.dtype} does not fit {self.shape}"
-                )
-            self.rows += data.shape[0]
-            data = np.ascontiguousarray(data).tobytes()
-        self.digest.update(data)
-        self.file.write(data)
-
-    def close(self) -> dict:
-        self.file.close()
-        if self.rows != self.shape[0]:
-            raise ValueError(f"{self.path.name}: wrote {self.rows} of {self.shape[0]} rows")
-        return {"shape": list(self.shape), "dtype": str(self.dtype), "sha256": self.digest.hexdigest()}
-
-
-@contextlib.contextmanager
-def building(path: Path):
-    """Yield a hidden temporary folder beside `path` to write a split into; on success it replaces `path` whole
-    (replace_folder), on any error it is deleted: a reader sees the old split or the new one, never part of one."""
-    tmp = temp_name(path)
-    tmp.mkdir(parents=True)
-    try:
-        yield tmp
-        replace_folder(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def _source(name: str):
     """The recorded-data source module (data/sources/) of a dataset name, None for a generated scene."""
     from physworld.data.sources import (
@@ -408,26 +357,6 @@ def _source(name: str):
     )  # they write through this module: imported here, not at the top
 
     return SOURCES.get(name)
-
-
-def replace_folder(new: Path, path: Path) -> None:
-    """Move a finished folder into place; an old (stale) folder is moved aside first, then deleted."""
-    old = None
-    if path.exists():
-        old = path.parent / f".{path.name}.old-{os.getpid()}-{time.time_ns()}"
-        path.rename(old)
-    new.rename(path)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def sha256_file(file: Path) -> str:
-    """The sha256 of a file's bytes, read 4 MiB at a time (the data cache's files, exported weights)."""
-    digest = hashlib.sha256()
-    with open(file, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _verify_hashes(path: Path, manifest: dict, name: str, always: bool = False) -> None:
@@ -456,10 +385,3 @@ def _verify_hashes(path: Path, manifest: dict, name: str, always: bool = False) 
     if changed:
         with contextlib.suppress(OSError):  # a read-only data dir still loads; it just hashes every time
             stamp_file.write_text(json.dumps(stamps))
-
-
-def lock_file(file: Path) -> FileLock:
-    """An exclusive lock on `file` (created if missing, left in place), waited for without a timeout: a context
-    manager. filelock takes an OS lock on the open file (flock on Unix, msvcrt on Windows), so the kernel
-    releases it when a holder dies, as fcntl.flock did; unlike fcntl it imports everywhere."""
-    return FileLock(file)

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from physworld.data.cache import NpyWriter, load_split, lock_file, read_manifest, replace_folder, sha256_file
+from physworld.data.cache import load_split, read_manifest
+from physworld.data.files import NpyWriter, lock_file, replace_folder, sha256_file
 from physworld.errors import DataError
 
 FORMAT = 1  # version of this layout

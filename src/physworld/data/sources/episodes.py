@@ -40,7 +40,8 @@ from omegaconf import OmegaConf
 from PIL import Image
 from tqdm.auto import tqdm
 
-from physworld.data.cache import ACTION_DIM, NpyWriter
+from physworld.data.cache import ACTION_DIM
+from physworld.data.files import NpyWriter
 from physworld.data.render import SIZE
 from physworld.errors import ConfigError, DataError
 from physworld.require import positive_int, require
