@@ -174,6 +174,22 @@ def test_play_records_the_episode_format_with_clipped_noise():
     assert not np.array_equal(episodes[0]["states"], episodes[1]["states"])  # their own reset seeds
 
 
+def test_played_frames_are_the_frames_the_environment_rendered_at_each_step():
+    # Replayed with the recorded actions, the environment renders the recorded frames, one by one (each frame
+    # its own: recorded as a view of the batch of observations, every frame became the episode's last).
+    from physworld.envs.gym_pixels import PixelEnv
+
+    policy, rng = random_policy(0, 0, "Pendulum-v1"), np.random.default_rng(0)
+    (episode,) = play("Pendulum-v1", policy, [3], frames=6, noise=0.0, rng=rng)
+    env = PixelEnv("Pendulum-v1", max_steps=6)
+    frames = [env.reset(seed=3)[0]]
+    for action in episode["actions"][:-1]:
+        frames.append(env.step(action)[0])
+    env.close()
+    np.testing.assert_array_equal(episode["frames"], np.stack(frames))
+    assert len({f.tobytes() for f in episode["frames"]}) == 6  # the pendulum moves: no two frames alike
+
+
 def test_a_collected_round_is_not_collected_again(tmp_path):
     settings = OnlineSettings.from_config(
         OmegaConf.create(

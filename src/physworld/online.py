@@ -221,7 +221,7 @@ def play(
                 if not active[e]:
                     continue
                 record = out[e]
-                record["frames"].append(observations[e])
+                record["frames"].append(observations[e].copy())  # a view would follow the next frames
                 record["states"].append(infos[e]["state"].astype(np.float32))
                 record["actions"].append(actions[e].astype(np.float32))
                 if t == frames - 1:
