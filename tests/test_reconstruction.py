@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from lightning.pytorch.utilities.model_summary import ModelSummary
 
@@ -77,3 +78,16 @@ def test_model_summary_counts_the_flops_of_a_frame(make_cfg):
             2 * conv.in_channels * conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1] * side**2
         )
     assert flops >= bound > 0
+
+
+def test_reconstruction_averages_every_metric_per_dataset_as_the_other_phases_do(make_cfg):
+    # dataset=balls_pendulum: two loaders; each metric per dataset, and its mean over datasets (the prediction
+    # phase's rule: every dataset counts the same), not one pool of every frame
+    cfg = make_cfg("debug=tiny", "dataset=balls_pendulum", "logger=none", "trainer.fast_dev_run=true")
+    metrics = train(cfg)
+    names = ["bouncing_balls", "pendulum"]
+    for key in ("recon_psnr", "recon_l1", "loss", "vq_loss"):
+        per_dataset = [metrics[f"test/{key}/{n}"] for n in names]
+        assert per_dataset[0] != per_dataset[1], key
+        assert metrics[f"test/{key}"] == pytest.approx(sum(per_dataset) / 2, rel=1e-6), key
+    assert "test/codebook_perplexity" in metrics and "test/codebook_perplexity/pendulum" not in metrics

@@ -169,6 +169,22 @@ class WorldModelPhase(L.LightningModule):
             prog_bar = False
         super().log(name, value, prog_bar, *args, **kwargs)
 
+    def log_dataset_means(
+        self, stage: str, values: dict[str, dict[str, torch.Tensor]], prefix: str = "", prog_bar: str = ""
+    ) -> None:
+        """The one averaging rule of every per-dataset metric, in every phase: `values` holds each evaluation
+        dataset's metrics (name -> key -> value); each goes to `<stage>/<prefix><key>/<dataset>` (with more than
+        one dataset, dataset=all) and their mean over datasets to `<stage>/<prefix><key>`: every dataset counts
+        the same, whatever its size. `prog_bar`: the key shown on the progress bar."""
+        totals: dict[str, list[torch.Tensor]] = {}
+        for name, metrics in values.items():
+            for key, value in metrics.items():
+                totals.setdefault(key, []).append(value)
+                if len(self.dataset_names) > 1:
+                    self.log(f"{stage}/{prefix}{key}/{name}", value)
+        for key, per_dataset in totals.items():
+            self.log(f"{stage}/{prefix}{key}", torch.stack(per_dataset).mean(), prog_bar=key == prog_bar)
+
     # ------------------------------------------------------------------------------------------------------
 
     def use_fast_paths(self, perf: dict) -> WorldModelPhase:

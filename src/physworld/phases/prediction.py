@@ -343,27 +343,16 @@ class PredictionPhase(WorldModelPhase):
         return {"inputs": frames[:16, last].detach(), "outputs": out["pred_frames"][:16, -1].detach()}
 
     def _log_epoch_metrics(self, stage: str) -> None:
-        totals: dict[str, list[torch.Tensor]] = {}
-        for name, terms in self.eval_terms[stage].items():
-            for key, metric in terms.items():
-                if not metric.update_called:
-                    continue
-                value = metric.compute()
-                totals.setdefault(key, []).append(value)
-                if len(self.dataset_names) > 1:
-                    self.log(f"{stage}/{key}/{name}", value)
-                metric.reset()
-        for key, values in totals.items():
-            # Mean over datasets: every dataset counts the same, whatever its size.
-            self.log(f"{stage}/{key}", torch.stack(values).mean(), prog_bar=key == "loss")
-        recon: dict[str, list[torch.Tensor]] = {}
+        terms: dict[str, dict[str, torch.Tensor]] = {}
+        for name, metrics in self.eval_terms[stage].items():
+            for key, metric in metrics.items():
+                if metric.update_called:
+                    terms.setdefault(name, {})[key] = metric.compute()
+                    metric.reset()
+        self.log_dataset_means(stage, terms, prog_bar="loss")
+        recon = {}
         for name, metrics in self.frame_metrics[stage].items():
-            if not metrics.psnr.update_called:
-                continue
-            for key, value in metrics.compute().items():
-                recon.setdefault(key, []).append(value)
-                if len(self.dataset_names) > 1:
-                    self.log(f"{stage}/recon_{key}/{name}", value)
-            metrics.reset()
-        for key, values in recon.items():
-            self.log(f"{stage}/recon_{key}", torch.stack(values).mean())
+            if metrics.psnr.update_called:
+                recon[name] = metrics.compute()
+                metrics.reset()
+        self.log_dataset_means(stage, recon, prefix="recon_")

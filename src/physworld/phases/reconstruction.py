@@ -27,13 +27,22 @@ STAGES = ("val", "test")
 class ReconstructionPhase(WorldModelPhase):
     def __init__(self, model: dict, phase: dict, dataset_names: list[str] | None = None):
         super().__init__(model, phase, dataset_names)
-        # One set of metric objects per evaluation stage (never shared between val and test).
-        self.frame_metrics = nn.ModuleDict({s: FrameMetrics() for s in STAGES})
+        # One set of metric objects per evaluation stage (never shared between val and test) and dataset
+        # (dataset=all has one loader per member): every metric is averaged per dataset, then over datasets
+        # (log_dataset_means). The codebook's usage is the whole evaluation's: how many codes the model uses.
+        names = self.dataset_names
+        self.frame_metrics = nn.ModuleDict(
+            {s: nn.ModuleDict({n: FrameMetrics() for n in names}) for s in STAGES}
+        )
         codes = self.vqvae.quantizer.total_codes  # K codes in each of G groups
         self.codebook_usage = nn.ModuleDict({s: CodebookUsage(codes) for s in STAGES})
-        # Losses averaged over all evaluation loaders (dataset=all has one loader per member).
         self.eval_losses = nn.ModuleDict(
-            {s: nn.ModuleDict({"loss": MeanMetric(), "vq_loss": MeanMetric()}) for s in STAGES}
+            {
+                s: nn.ModuleDict(
+                    {n: nn.ModuleDict({"loss": MeanMetric(), "vq_loss": MeanMetric()}) for n in names}
+                )
+                for s in STAGES
+            }
         )
         # One 64x64 frame, (B, T, 3, H, W): the model summary runs forward on it to count the FLOPs per frame.
         # A dict, so that on_after_batch_transfer (which reads batch dicts) leaves it as it is.
@@ -61,10 +70,10 @@ class ReconstructionPhase(WorldModelPhase):
         return out["loss"]
 
     def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0):
-        return self._eval_step("val", batch, batch_idx)
+        return self._eval_step("val", batch, dataloader_idx)
 
     def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0):
-        return self._eval_step("test", batch, batch_idx)
+        return self._eval_step("test", batch, dataloader_idx)
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch_metrics("val")
@@ -74,23 +83,30 @@ class ReconstructionPhase(WorldModelPhase):
 
     # ------------------------------------------------------------------------------------------------------
 
-    def _eval_step(self, stage: str, batch: dict, batch_idx: int) -> dict:
+    def _eval_step(self, stage: str, batch: dict, dataloader_idx: int) -> dict:
         out = self.compute_losses(batch)
-        n = out["target"].shape[0]
-        for key, metric in self.eval_losses[stage].items():
+        n, name = out["target"].shape[0], self.dataset_names[dataloader_idx]
+        for key, metric in self.eval_losses[stage][name].items():
             metric.update(out[key].detach(), weight=n)
-        self.frame_metrics[stage].update(out["recon"], out["target"])
+        self.frame_metrics[stage][name].update(out["recon"], out["target"])
         self.codebook_usage[stage].update(out["indices"])
         # The image-grid callback picks these up from the first batch.
         return {"inputs": out["target"][:16].detach(), "outputs": out["recon"][:16].detach()}
 
     def _log_epoch_metrics(self, stage: str) -> None:
-        frames = self.frame_metrics[stage].compute()
+        # torchmetrics syncs ranks in compute()
+        frames = {n: m.compute() for n, m in self.frame_metrics[stage].items() if m.psnr.update_called}
+        self.log_dataset_means(stage, frames, prefix="recon_")
         usage = self.codebook_usage[stage].compute()
-        self.log_dict({f"{stage}/recon_{k}": v for k, v in frames.items()})  # torchmetrics syncs ranks
         self.log_dict({f"{stage}/codebook_{k}": v for k, v in usage.items()})
-        for key, metric in self.eval_losses[stage].items():
-            self.log(f"{stage}/{key}", metric.compute(), prog_bar=key == "loss")
-            metric.reset()
-        self.frame_metrics[stage].reset()
+        losses = {
+            n: {k: m.compute() for k, m in metrics.items()}
+            for n, metrics in self.eval_losses[stage].items()
+            if metrics["loss"].update_called
+        }
+        self.log_dataset_means(stage, losses, prog_bar="loss")
+        for name in self.dataset_names:
+            self.frame_metrics[stage][name].reset()
+            for metric in self.eval_losses[stage][name].values():
+                metric.reset()
         self.codebook_usage[stage].reset()
