@@ -92,7 +92,10 @@ def format_counts(counts: dict[str, int]) -> str:
 def train(cfg: DictConfig, values_checked: bool = False) -> dict[str, float]:
     """Fit and/or test the phase chosen by `phase=`; write `<run dir>/metrics.json`; return its metrics.
     values_checked: the caller ran check_config(cfg, files=False) already, so only the file checks remain."""
-    check_files(cfg) if values_checked else check_config(cfg)
+    if values_checked:
+        check_files(cfg)
+    else:
+        check_config(cfg)
     drop_lightning_console_handler()  # Hydra's console handler prints Lightning's lines; its own would repeat them
     rank_zero_info(f"precision: {resolve_precision(cfg)}")
     L.seed_everything(cfg.seed, workers=True)

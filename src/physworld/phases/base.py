@@ -75,9 +75,8 @@ class WorldModelPhase(L.LightningModule):
         # the typed settings (phases/settings.py); a checkpoint's dict may keep keys since removed
         self.settings = self.entry.settings.from_config(phase, strict=False)
         self.vqvae = build_vqvae(self.spec)
-        self.fast_paths = (
-            FastPaths()
-        )  # perf.*: set by use_fast_paths before fitting (physworld/fast_paths.py)
+        # perf.*: the defaults until use_fast_paths sets the run's, before fitting (physworld/fast_paths.py)
+        self.fast_paths = FastPaths()
         self._fast_paths_applied = False
 
     def setup(self, stage: str) -> None:

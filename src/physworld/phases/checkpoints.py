@@ -142,6 +142,13 @@ def init_model(model: dict, phase: dict) -> dict:
     return out
 
 
+def build_network(net: str, spec: ModelSpec) -> torch.nn.Module | None:
+    """The network `net` (one of NETWORKS) of `spec`, freshly built (models/build.py; None: a frame head where
+    the spec draws frames with the decoder)."""
+    builders = {"vqvae": build_vqvae, "dynamics": build_dynamics, "frame_head": build_frame_head}
+    return builders[net](spec)
+
+
 def split_networks(state: dict) -> dict[str, dict]:
     """A state dict split by network: {"vqvae": {...}, "dynamics": {...}, "frame_head": {...}}, each with its
     prefix removed, empty for a network the state does not hold."""
@@ -164,13 +171,12 @@ def build_networks(spec: ModelSpec, state: dict, path: str, key: str) -> dict[st
     """The networks of `spec` that `state` holds, built and loaded strictly ({"vqvae": ..., "dynamics": ... or
     None, "frame_head": ... or None}); CheckpointError (one line) when the weights do not fit."""
     check_weights_fit(spec, state, path, key)  # before any network is built (allocated)
-    builders = {"vqvae": build_vqvae, "dynamics": build_dynamics, "frame_head": build_frame_head}
     nets = {}
     try:
         for net, part in split_networks(state).items():
             nets[net] = None
             if part or net == "vqvae":  # a frame head only where check_weights_fit found the spec makes one
-                nets[net] = builders[net](spec)
+                nets[net] = build_network(net, spec)
                 nets[net].load_state_dict(part)
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         detail = " ".join(str(err).split())[:300]  # torch's message spans lines: keep the error one line
@@ -248,13 +254,13 @@ def check_weights_fit(spec: ModelSpec, state: dict, path: str, key: str) -> None
     """The networks of `spec` must have exactly the tensors `state` holds for them (names and shapes): checked on
     torch's meta device, where building allocates nothing, so a config with absurd sizes is refused (one line)
     before any memory goes to it."""
-    builders = {"vqvae": build_vqvae, "dynamics": build_dynamics, "frame_head": build_frame_head}
     for net, saved in split_networks(state).items():
         if not saved:
             continue
-        build = builders[net]
         with torch.device("meta"):
-            built = build(spec)  # None: a frame head where the spec says model.decoder.output=pixels
+            built = build_network(
+                net, spec
+            )  # None: a frame head where the spec says model.decoder.output=pixels
             wanted = {} if built is None else built.state_dict()
         for name in sorted(set(wanted) | set(saved)):
             mine, theirs = wanted.get(name), saved.get(name)

@@ -44,12 +44,12 @@ def _flag(default=MISSING):
     return setting(lambda v: isinstance(v, bool), "true or false", default)
 
 
-def _fraction():
-    return setting(lambda v: non_negative_number(v) and v <= 1, "a number in [0, 1]")
+def _fraction(default=MISSING):
+    return setting(lambda v: non_negative_number(v) and v <= 1, "a number in [0, 1]", default)
 
 
-def _optional_str():
-    return setting(lambda v: v is None or isinstance(v, str), "null or a string")
+def _optional_str(default=MISSING):
+    return setting(lambda v: v is None or isinstance(v, str), "null or a string", default)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,7 +115,7 @@ class PredictionSettings(WorldModelSettings):
         "a non-empty list of pooling factors that divide the frame side 64 (1: full resolution)",
         (1,),
     )
-    photo_worst: float = setting(lambda v: non_negative_number(v) and v <= 1, "a number in [0, 1]", 0.0)
+    photo_worst: float = _fraction(0.0)
     flow_smoothness: float = _weight(0.0)
     head_latents: str = setting(lambda v: v in HEAD_LATENTS, f"one of {list(HEAD_LATENTS)}", "predicted")
     dynamics_photo: float = _weight(0.0)
@@ -191,7 +191,7 @@ class RLSettings(Settings):
     test_episodes: int = _positive()
     test_seed: int = _count()
     env: dict | None = setting(lambda v: v is None or isinstance(v, Mapping), "null or a mapping", None)
-    env_id: str | None = setting(lambda v: v is None or isinstance(v, str), "null or a string", None)
+    env_id: str | None = _optional_str(None)
     eval_max_steps: int | None = setting(
         lambda v: v is None or positive_int(v),
         "null (the environment's own limit) or a positive integer",
